@@ -1,0 +1,369 @@
+"""Environments over the rules in ``game.py``: a fast vector env and a Gymnasium env.
+
+``VecEnv`` plays N games at once in the shape of Gymnasium's vector API, with
+automatic reset in the same step (``AutoresetMode.SAME_STEP``): when a game ends,
+``step`` returns the first board of the next game, and the finished game's last
+board and statistics are in ``info``.
+
+Observation: ``{"board": (N, 4, 4) uint8 exponents, "action_mask": (N, 4) bool}``,
+the mask in ``Action`` order.
+Action: (N,) ints in ``Action`` order.
+Reward: the shaped reward of ``RewardConfig`` (float32). The raw game score of the
+move (the original game's score) is always reported separately as
+``info["score_gain"]``.
+Termination: a game ends when no move is legal. Nothing truncates a game.
+
+Illegal actions (a move that would not change the board) are never applied
+silently. With ``illegal_action="raise"`` (the default) ``step`` raises
+``ValueError`` and changes nothing. With ``"penalize"`` the board is left as it
+is, no tile spawns, the move counts towards the game's length, the reward is
+``-RewardConfig.illegal_penalty``, and ``info["illegal"]`` marks the game.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
+from numba import njit
+
+from .game import (
+    FAST_LIMIT,
+    LEGAL_TABLE,
+    MOVE_TABLE,
+    legal_batch,
+    legal_one,
+    max_exponent,
+    move_one,
+    new_boards,
+    render,
+    spawn_one,
+    to_values,
+)
+
+__all__ = ["Game2048Env", "RewardConfig", "VecEnv"]
+
+MAX_GAME_EXPONENT = 17
+"""With 2 and 4 spawns on a 4x4 board no tile can exceed 2**17."""
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """Weights of the shaped reward of one move.
+
+    reward = score_weight * (sum of merged tiles' exponents if log_score else game score)
+           + survival_bonus                        (every legal move)
+           + merge_bonus * merges                  (each merge frees one cell)
+           - game_over_penalty                     (the move that ends the game)
+    and ``-illegal_penalty`` for an illegal move under ``illegal_action="penalize"``.
+
+    The default is the log-scaled merge score at 0.1 per exponent (merging two 2s
+    gives 0.2, two 1024s 1.1): the value of a merge grows with its tile without
+    the raw score's thousand-fold range, which keeps value targets well scaled.
+    """
+
+    score_weight: float = 0.1
+    log_score: bool = True
+    survival_bonus: float = 0.0
+    merge_bonus: float = 0.0
+    game_over_penalty: float = 0.0
+    illegal_penalty: float = 1.0
+
+    def as_array(self) -> np.ndarray:
+        """The weights as the (6,) float64 array the step kernel reads."""
+        return np.array(
+            [
+                self.score_weight,
+                float(self.log_score),
+                self.survival_bonus,
+                self.merge_bonus,
+                self.game_over_penalty,
+                self.illegal_penalty,
+            ]
+        )
+
+
+@njit(inline="always")
+def _reset_one(board, rng):
+    board[:] = 0
+    spawn_one(board, rng.random(), rng.random())
+    spawn_one(board, rng.random(), rng.random())
+
+
+@njit(nogil=True, cache=True)
+def _step_kernel(
+    boards, mask, actions, uniforms, rng, weights, raise_illegal, move_table, legal_table,
+    reward, score_gain, terminated, illegal,
+    score, length, max_exp,
+    final_board, final_score, final_length, final_max,
+):  # fmt: skip
+    """Advance every game by one move; see ``VecEnv.step``. Mutates the game state in place.
+
+    ``uniforms`` (N, 2) place each game's new tile; ``rng`` starts the next games.
+    Returns -1 - n if game n's action is out of range (or illegal and
+    ``raise_illegal``) before anything changed, else the number of finished games.
+    """
+    n_games = boards.shape[0]
+    for n in range(n_games):
+        a = actions[n]
+        if a < 0 or a > 3 or (raise_illegal and not mask[n, a]):
+            return -1 - n
+    score_weight, log_score, survival, merge_bonus, over_penalty, illegal_penalty = (
+        weights[0], weights[1], weights[2], weights[3], weights[4], weights[5],
+    )  # fmt: skip
+    finished = 0
+    for n in range(n_games):
+        a = actions[n]
+        length[n] += 1
+        terminated[n] = False
+        if not mask[n, a]:
+            illegal[n] = True
+            reward[n] = -illegal_penalty
+            score_gain[n] = 0
+            continue
+        illegal[n] = False
+        board = boards[n]
+        # tiles never shrink, so the game's largest exponent bounds this board's
+        gain, log_gain, merges = move_one(board, board, a, max_exp[n] < FAST_LIMIT, move_table)
+        spawn_one(board, uniforms[n, 0], uniforms[n, 1])
+        score[n] += gain
+        score_gain[n] = gain
+        r = score_weight * (log_gain if log_score else gain) + survival + merge_bonus * merges
+        top = max_exponent(board)
+        if top > max_exp[n]:
+            max_exp[n] = top
+        if legal_one(board, mask[n], max_exp[n] < FAST_LIMIT, legal_table) == 0:
+            terminated[n] = True
+            r -= over_penalty
+            finished += 1
+            final_board[n] = board
+            final_score[n] = score[n]
+            final_length[n] = length[n]
+            final_max[n] = max_exp[n]
+            _reset_one(board, rng)
+            legal_one(board, mask[n], True, legal_table)
+            score[n] = 0
+            length[n] = 0
+            max_exp[n] = max_exponent(board)
+        reward[n] = r
+    return finished
+
+
+class VecEnv(gymnasium.vector.VectorEnv):
+    """N games of 2048 stepped together; see the module docstring for the contract.
+
+    Args:
+        num_envs: number of games N.
+        seed: seed of the one random generator that spawns every tile; the same
+            seed and the same actions give the same games.
+        reward: weights of the shaped reward.
+        illegal_action: ``"raise"`` or ``"penalize"`` (see the module docstring).
+
+    ``info`` after ``step`` holds (N,) arrays: ``score`` (raw game score so far,
+    of the game now on the board), ``max_tile`` (value of the largest tile so
+    far), ``length`` (moves so far), ``score_gain`` (raw score of this move),
+    ``illegal``; and for games that just ended (``info["_episode"]``, the same as
+    ``terminated``) ``info["episode"]`` = dict of (N,) arrays ``score``,
+    ``max_tile``, ``length``, plus ``info["final_board"]`` (N, 4, 4).
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(
+        self,
+        num_envs: int,
+        seed: int | None = None,
+        reward: RewardConfig | None = None,
+        illegal_action: Literal["raise", "penalize"] = "raise",
+    ):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+        if illegal_action not in ("raise", "penalize"):
+            raise ValueError(
+                f"illegal_action must be 'raise' or 'penalize', got {illegal_action!r}"
+            )
+        self.num_envs = num_envs
+        self.reward_config = reward or RewardConfig()
+        self.illegal_action = illegal_action
+        self._weights = self.reward_config.as_array()
+        self.single_observation_space = spaces.Dict(
+            {
+                "board": spaces.Box(0, MAX_GAME_EXPONENT, (4, 4), np.uint8),
+                "action_mask": spaces.MultiBinary(4),
+            }
+        )
+        self.single_action_space = spaces.Discrete(4)
+        self.observation_space = spaces.Dict(
+            {
+                "board": spaces.Box(0, MAX_GAME_EXPONENT, (num_envs, 4, 4), np.uint8),
+                "action_mask": spaces.MultiBinary((num_envs, 4)),
+            }
+        )
+        self.action_space = spaces.MultiDiscrete(np.full(num_envs, 4))
+        self._rng = np.random.default_rng(seed)
+        self._boards = np.zeros((num_envs, 16), dtype=np.uint8)
+        self._mask = np.zeros((num_envs, 4), dtype=np.bool_)
+        self._score = np.zeros(num_envs, dtype=np.int64)
+        self._length = np.zeros(num_envs, dtype=np.int64)
+        self._max_exp = np.zeros(num_envs, dtype=np.uint8)
+        self._needs_reset = True
+
+    @property
+    def boards(self) -> np.ndarray:
+        """A copy of the current (N, 4, 4) uint8 boards."""
+        return self._boards.reshape(-1, 4, 4).copy()
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start N new games; a ``seed`` reseeds the generator. Returns ``(obs, info)``."""
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self._boards[:] = new_boards(self.num_envs, self._rng).reshape(-1, 16)
+        legal_batch(self._boards, self._mask, LEGAL_TABLE)
+        self._score[:] = 0
+        self._length[:] = 0
+        self._max_exp[:] = self._boards.max(axis=1)
+        self._needs_reset = False
+        return self._observation(), self._running_info()
+
+    def step(self, actions):
+        """Advance every game by one move: ``(obs, reward, terminated, truncated, info)``.
+
+        Args:
+            actions: (N,) ints in ``Action`` order (a NumPy array, list or CPU tensor).
+        Returns:
+            obs dict, (N,) float32 shaped reward, (N,) bool terminated, (N,) bool
+            truncated (always False), and ``info`` (see the class docstring).
+        """
+        if self._needs_reset:
+            raise RuntimeError("call reset() before step()")
+        acts = np.ascontiguousarray(actions, dtype=np.int64).reshape(-1)
+        n = self.num_envs
+        if acts.shape[0] != n:
+            raise ValueError(f"expected {n} actions, got {acts.shape[0]}")
+        reward = np.empty(n, dtype=np.float32)
+        score_gain = np.empty(n, dtype=np.int64)
+        terminated = np.empty(n, dtype=np.bool_)
+        illegal = np.zeros(n, dtype=np.bool_)
+        final_board = np.zeros((n, 16), dtype=np.uint8)
+        final_score = np.zeros(n, dtype=np.int64)
+        final_length = np.zeros(n, dtype=np.int64)
+        final_max = np.zeros(n, dtype=np.uint8)
+        status = _step_kernel(
+            self._boards, self._mask, acts, self._rng.random((n, 2)), self._rng, self._weights,
+            self.illegal_action == "raise", MOVE_TABLE, LEGAL_TABLE,
+            reward, score_gain, terminated, illegal,
+            self._score, self._length, self._max_exp,
+            final_board, final_score, final_length, final_max,
+        )  # fmt: skip
+        if status < 0:
+            self._raise_bad_action(-1 - status, acts)
+        info = self._running_info()
+        info["score_gain"] = score_gain
+        info["illegal"] = illegal
+        info["episode"] = {
+            "score": final_score,
+            "max_tile": to_values(final_max),
+            "length": final_length,
+        }
+        info["_episode"] = terminated.copy()
+        info["final_board"] = final_board.reshape(n, 4, 4)
+        truncated = np.zeros(n, dtype=np.bool_)
+        return self._observation(), reward, terminated, truncated, info
+
+    def _raise_bad_action(self, game: int, acts: np.ndarray):
+        a = int(acts[game])
+        if not 0 <= a <= 3:
+            raise ValueError(f"action {a} of game {game} is not in 0..3 (UP, RIGHT, DOWN, LEFT)")
+        legal = [name for name, ok in zip(("UP", "RIGHT", "DOWN", "LEFT"), self._mask[game]) if ok]
+        raise ValueError(
+            f"action {a} is illegal in game {game} (legal: {legal}); mask the policy with "
+            f"obs['action_mask'] or use VecEnv(..., illegal_action='penalize')\n"
+            + render(self._boards[game])
+        )
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        return {"board": self._boards.reshape(-1, 4, 4).copy(), "action_mask": self._mask.copy()}
+
+    def _running_info(self) -> dict[str, Any]:
+        return {
+            "score": self._score.copy(),
+            "max_tile": to_values(self._max_exp),
+            "length": self._length.copy(),
+        }
+
+
+class Game2048Env(gymnasium.Env):
+    """One game of 2048 for Gymnasium users, registered as ``g2048lab/Game2048-v0``.
+
+    Observation: (4, 4) uint8 exponents. Action: ``Discrete(4)`` in ``Action`` order.
+    The legal-action mask is ``env.action_masks()`` ((4,) bool, as sb3-contrib's
+    MaskablePPO expects) and ``info["action_mask"]``. An illegal action leaves the
+    board unchanged and gives ``-reward.illegal_penalty`` with ``info["illegal"]``
+    True. The raw game score is ``info["score"]`` (game so far) and
+    ``info["score_gain"]`` (this move). Render modes: "ansi" (text) and "human" (print).
+    """
+
+    metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}
+
+    def __init__(self, reward: RewardConfig | dict | None = None, render_mode: str | None = None):
+        if isinstance(reward, dict):
+            reward = RewardConfig(**reward)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}")
+        self.render_mode = render_mode
+        self.observation_space = spaces.Box(0, MAX_GAME_EXPONENT, (4, 4), np.uint8)
+        self.action_space = spaces.Discrete(4)
+        self._vec = VecEnv(1, reward=reward, illegal_action="penalize")
+        self._board = np.zeros((4, 4), dtype=np.uint8)
+        self._mask = np.zeros(4, dtype=np.bool_)
+        self._info: dict[str, Any] = {}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        # Gymnasium seeds self.np_random; the game's tiles come from the same generator.
+        self._vec._rng = self.np_random
+        obs, info = self._vec.reset()
+        return self._set(obs["board"][0], obs["action_mask"][0], info, 0)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self._vec.step(np.array([int(action)]))
+        if terminated[0]:  # the vector env already started the next game: show the last board
+            board = info["final_board"][0]
+            mask = np.zeros(4, dtype=np.bool_)
+            info = {**info, "score": info["episode"]["score"], "length": info["episode"]["length"],
+                    "max_tile": info["episode"]["max_tile"]}  # fmt: skip
+        else:
+            board, mask = obs["board"][0], obs["action_mask"][0]
+        out_obs, out_info = self._set(board, mask, info, int(info["score_gain"][0]))
+        out_info["illegal"] = bool(info["illegal"][0])
+        if self.render_mode == "human":
+            self.render()
+        return out_obs, float(reward[0]), bool(terminated[0]), False, out_info
+
+    def _set(self, board, mask, info, gain):
+        self._board = board.copy()
+        self._mask = mask.copy()
+        self._info = {
+            "action_mask": self._mask.copy(),
+            "score": int(info["score"][0]),
+            "score_gain": gain,
+            "max_tile": int(info["max_tile"][0]),
+            "length": int(info["length"][0]),
+        }
+        return self._board.copy(), dict(self._info)
+
+    def action_masks(self) -> np.ndarray:
+        """(4,) bool legal moves of the current board in ``Action`` order."""
+        return self._mask.copy()
+
+    def render(self) -> str | None:
+        """ "ansi": the board as text with the score; "human": print it."""
+        text = f"score {self._info.get('score', 0)}\n{render(self._board)}"
+        if self.render_mode == "human":
+            print(text, end="\n\n")
+            return None
+        return text if self.render_mode == "ansi" else None
