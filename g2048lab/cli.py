@@ -44,8 +44,9 @@ def summary_table(rows: dict[str, dict]):
         table.add_column(column, justify="right")
     for name, s in rows.items():
         shares = [f"{100 * s['tile_share'][t]:.1f}%" for t in TILE_THRESHOLDS]
-        table.add_row(name, str(s["games"]), f"{s['mean_score']:,.0f}",
-                      f"{s['median_score']:,.0f}", *shares)  # fmt: skip
+        table.add_row(
+            name, str(s["games"]), f"{s['mean_score']:,.0f}", f"{s['median_score']:,.0f}", *shares
+        )
     return table
 
 
@@ -68,8 +69,10 @@ def cmd_play(args: argparse.Namespace) -> int:
                 if terminated[0]:
                     break
                 time.sleep(args.delay)
-    rows = {name: evaluate(make(args.seed), args.games, seed=args.seed).summary()
-            for name, make in POLICIES.items()}  # fmt: skip
+    rows = {
+        name: evaluate(make(args.seed), args.games, seed=args.seed).summary()
+        for name, make in POLICIES.items()
+    }
     if args.json:
         print(json.dumps(rows))
     else:

@@ -96,11 +96,27 @@ def _reset_one(board, rng):
 
 @njit(nogil=True, cache=True)
 def _step_kernel(
-    boards, mask, actions, uniforms, rng, weights, raise_illegal, move_table, legal_table,
-    reward, score_gain, terminated, illegal,
-    score, length, max_exp,
-    final_board, final_score, final_length, final_max,
-):  # fmt: skip
+    boards,
+    mask,
+    actions,
+    uniforms,
+    rng,
+    weights,
+    raise_illegal,
+    move_table,
+    legal_table,
+    reward,
+    score_gain,
+    terminated,
+    illegal,
+    score,
+    length,
+    max_exp,
+    final_board,
+    final_score,
+    final_length,
+    final_max,
+):
     """Advance every game by one move; see ``VecEnv.step``. Mutates the game state in place.
 
     ``uniforms`` (N, 2) place each game's new tile; ``rng`` starts the next games.
@@ -113,8 +129,13 @@ def _step_kernel(
         if a < 0 or a > 3 or (raise_illegal and not mask[n, a]):
             return -1 - n
     score_weight, log_score, survival, merge_bonus, over_penalty, illegal_penalty = (
-        weights[0], weights[1], weights[2], weights[3], weights[4], weights[5],
-    )  # fmt: skip
+        weights[0],
+        weights[1],
+        weights[2],
+        weights[3],
+        weights[4],
+        weights[5],
+    )
     finished = 0
     for n in range(n_games):
         a = actions[n]
@@ -253,12 +274,27 @@ class VecEnv(gymnasium.vector.VectorEnv):
         final_length = np.zeros(n, dtype=np.int64)
         final_max = np.zeros(n, dtype=np.uint8)
         status = _step_kernel(
-            self._boards, self._mask, acts, self._rng.random((n, 2)), self._rng, self._weights,
-            self.illegal_action == "raise", MOVE_TABLE, LEGAL_TABLE,
-            reward, score_gain, terminated, illegal,
-            self._score, self._length, self._max_exp,
-            final_board, final_score, final_length, final_max,
-        )  # fmt: skip
+            self._boards,
+            self._mask,
+            acts,
+            self._rng.random((n, 2)),
+            self._rng,
+            self._weights,
+            self.illegal_action == "raise",
+            MOVE_TABLE,
+            LEGAL_TABLE,
+            reward,
+            score_gain,
+            terminated,
+            illegal,
+            self._score,
+            self._length,
+            self._max_exp,
+            final_board,
+            final_score,
+            final_length,
+            final_max,
+        )
         if status < 0:
             self._raise_bad_action(-1 - status, acts)
         info = self._running_info()
@@ -334,8 +370,12 @@ class Game2048Env(gymnasium.Env):
         if terminated[0]:  # the vector env already started the next game: show the last board
             board = info["final_board"][0]
             mask = np.zeros(4, dtype=np.bool_)
-            info = {**info, "score": info["episode"]["score"], "length": info["episode"]["length"],
-                    "max_tile": info["episode"]["max_tile"]}  # fmt: skip
+            info = {
+                **info,
+                "score": info["episode"]["score"],
+                "length": info["episode"]["length"],
+                "max_tile": info["episode"]["max_tile"],
+            }
         else:
             board, mask = obs["board"][0], obs["action_mask"][0]
         out_obs, out_info = self._set(board, mask, info, int(info["score_gain"][0]))

@@ -119,8 +119,13 @@ def test_penalize_mode_keeps_the_board_and_reports_the_illegal_move():
 
 
 def test_reward_shaping_weights():
-    weights = RewardConfig(score_weight=0.1, log_score=True, survival_bonus=0.01, merge_bonus=0.2,
-                           game_over_penalty=3.0)  # fmt: skip
+    weights = RewardConfig(
+        score_weight=0.1,
+        log_score=True,
+        survival_bonus=0.01,
+        merge_bonus=0.2,
+        game_over_penalty=3.0,
+    )
     env = VecEnv(32, seed=4, reward=weights)
     for before, actions, (_, reward, terminated, _, info) in play(env, 300):
         after, score, _ = slide(before["board"], actions)

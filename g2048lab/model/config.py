@@ -1,0 +1,79 @@
+"""The model's configuration dataclass and the table of named presets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines a ``GameTransformer``; every module takes this one object.
+
+    Widths are in features per token. With ``dense=True`` each block's feed-forward is a
+    plain MLP of hidden width ``top_k * d_expert``: the same parameters and compute per
+    token as the MoE's active experts, which makes it the baseline the MoE is timed against.
+    The defaults are the ``cpu`` preset.
+    """
+
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 1
+    n_experts: int = 4
+    top_k: int = 2
+    d_expert: int = 128  # hidden width of one expert's MLP
+    vocab_size: int = 32  # tile exponents 0..31 (0 is an empty cell)
+    dropout: float = 0.0
+    dense: bool = False
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        if not 1 <= self.top_k <= self.n_experts:
+            raise ValueError(f"top_k={self.top_k} must be between 1 and n_experts={self.n_experts}")
+        for name in ("d_model", "n_heads", "n_layers", "d_expert", "vocab_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> ModelConfig:
+        """The preset ``name`` from ``PRESETS``, with any fields replaced by ``overrides``.
+
+        ``ModelConfig.from_preset("cpu", n_layers=1)``. The name ``auto`` is not a size: the
+        device manager picks a preset from the device and its free memory.
+        """
+        if name == "auto":
+            raise ValueError(
+                "preset 'auto' depends on the device: resolve 'auto' with g2048lab.device "
+                "first, or pick one of " + ", ".join(PRESETS)
+            )
+        if name not in PRESETS:
+            raise ValueError(
+                f"unknown model preset {name!r}; known presets: {', '.join(PRESETS)} (or 'auto')"
+            )
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown ModelConfig field(s) {', '.join(unknown)}; fields: {', '.join(known)}"
+            )
+        return replace(PRESETS[name], **overrides)
+
+
+# One table, one source of truth. Experts are 2 * d_model wide, so the two active experts
+# of a token cost what a standard 4 * d_model feed-forward costs.
+PRESETS: dict[str, ModelConfig] = {
+    # Tests and CI: builds and trains in seconds.
+    "tiny": ModelConfig(d_model=32, n_heads=2, n_layers=1, n_experts=4, top_k=2, d_expert=64),
+    # The default on a CPU-only machine: the model that a throwaway PPO calibration on 2 cores
+    # saw learn within 15-25 minutes (STACK.md), where the update took 84% of the time. A
+    # second layer doubles that update (batch-1024 forward+backward on 1 thread: ~190 ms for
+    # one layer, ~385 ms for two; bench/model_throughput.py), so it would halve env steps/s
+    # (~2.3k -> ~1.1k with the calibration's recipe). The trainer's learning benchmark decides.
+    "cpu": ModelConfig(d_model=64, n_heads=4, n_layers=1, n_experts=4, top_k=2, d_expert=128),
+    # A GPU with little memory.
+    "small": ModelConfig(d_model=256, n_heads=8, n_layers=4, n_experts=8, top_k=2, d_expert=512),
+    # The design's architecture, for the target 8 GB card (RTX 3070 Ti).
+    "base": ModelConfig(d_model=512, n_heads=16, n_layers=8, n_experts=8, top_k=2, d_expert=1024),
+}

@@ -1,0 +1,405 @@
+"""Proximal Policy Optimisation, in paper order, as importable pieces.
+
+Storage (``RolloutBuffer``), generalised advantage estimation (``compute_gae``),
+advantage normalisation, the clipped policy loss, the (optionally clipped) value
+loss, the entropy bonus and the MoE balancing loss (``ppo_loss``), and the
+minibatch epochs with gradient clipping and a target-KL stop (``ppo_update``).
+Illegal actions are masked when sampling (``sample_actions``) and in the loss:
+the model gives them logits of -inf, so their probability is exactly 0 and they
+add nothing to the entropy.
+
+Shapes: T rollout steps, N games, B = T * N samples, M a minibatch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "LossParts",
+    "UpdateStats",
+    "PPOConfig",
+    "RolloutBuffer",
+    "RunningMeanStd",
+    "compute_gae",
+    "learning_rate_at",
+    "masked_entropy",
+    "normalize_advantages",
+    "ppo_loss",
+    "ppo_update",
+    "sample_actions",
+]
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO settings; the defaults are the ones tuned for 2048 on a 2-core CPU
+    with ``bench/learn.py`` (see the README for the measurements).
+
+    Many parallel games and several small minibatches per rollout: in the
+    calibration of ../shared/STACK.md too few optimiser steps per sample was the
+    main brake, and a learning rate of 1e-3 took off earlier than 3e-4.
+    """
+
+    num_envs: int = 256  # N, games played in parallel
+    rollout_steps: int = 64  # T, moves per game per rollout
+    epochs: int = 2  # passes over each rollout
+    minibatch_size: int = 1024  # M; halved automatically on out-of-memory
+    learning_rate: float = 1e-3
+    lr_schedule: str = "constant"  # constant | linear | cosine, over the run's budget
+    gamma: float = 0.99  # discount per move
+    gae_lambda: float = 0.95
+    clip_coef: float = 0.2  # policy ratio clip
+    value_clip: float | None = None  # clip of the value change per update, None: off
+    value_coef: float = 0.5
+    entropy_coef: float = 0.01
+    aux_loss_coef: float = 0.01  # MoE load balancing (Switch Transformer)
+    max_grad_norm: float = 0.5
+    target_kl: float | None = 0.03  # stop the epochs early past this approx. KL
+    normalize_advantages: bool = True
+    normalize_values: bool = True  # learn values in units of the returns' running std
+    adam_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for name in ("num_envs", "rollout_steps", "epochs", "minibatch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"PPOConfig.{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr_schedule not in ("constant", "linear", "cosine"):
+            raise ValueError(
+                f"lr_schedule must be constant, linear or cosine, got {self.lr_schedule!r}"
+            )
+        if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1):
+            raise ValueError("gamma must be in (0, 1] and gae_lambda in [0, 1]")
+
+
+@dataclass
+class RolloutBuffer:
+    """Preallocated storage of one rollout, (T, N) per field, on the training device."""
+
+    boards: Tensor  # (T, N, 4, 4) uint8 exponents
+    masks: Tensor  # (T, N, 4) bool legal actions
+    actions: Tensor  # (T, N) int64
+    logprobs: Tensor  # (T, N) float32, of the actions taken
+    values: Tensor  # (T, N) float32, in return units
+    rewards: Tensor  # (T, N) float32, shaped
+    dones: Tensor  # (T, N) float32, 1 where the move ended the game
+
+    @classmethod
+    def allocate(cls, steps: int, envs: int, device: torch.device) -> RolloutBuffer:
+        def zeros(*shape, dtype=torch.float32):
+            return torch.zeros(steps, envs, *shape, dtype=dtype, device=device)
+
+        return cls(
+            boards=zeros(4, 4, dtype=torch.uint8),
+            masks=zeros(4, dtype=torch.bool),
+            actions=zeros(dtype=torch.int64),
+            logprobs=zeros(),
+            values=zeros(),
+            rewards=zeros(),
+            dones=zeros(),
+        )
+
+
+@dataclass
+class RunningMeanStd:
+    """Running mean and variance of a stream of batches (Chan et al.'s parallel update)."""
+
+    mean: float = 0.0
+    var: float = 1.0
+    count: float = 1e-4
+
+    def update(self, x: Tensor) -> None:
+        batch_mean, batch_var, n = x.mean().item(), x.var(unbiased=False).item(), x.numel()
+        delta, total = batch_mean - self.mean, self.count + n
+        self.mean += delta * n / total
+        self.var = (
+            self.var * self.count + batch_var * n + delta**2 * self.count * n / total
+        ) / total
+        self.count = total
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.var) + 1e-8
+
+
+def sample_actions(
+    logits: Tensor, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Sample one action per row of (N, 4) masked logits by the Gumbel-max trick.
+
+    Returns ``(actions (N,) int64, logprobs (N,), probs (N, 4))``. Illegal
+    actions (logit -inf) are never drawn.
+    """
+    logp = F.log_softmax(logits.float(), dim=-1)  # (N, 4)
+    uniform = torch.rand(logp.shape, device=logp.device, generator=generator)
+    gumbel = -torch.log(-torch.log(uniform.clamp_(1e-20, 1.0)))
+    actions = torch.argmax(logp + gumbel, dim=-1)  # (N,)
+    return actions, logp.gather(1, actions[:, None]).squeeze(1), logp.exp()
+
+
+def masked_entropy(logits: Tensor) -> Tensor:
+    """(M, 4) logits with -inf for illegal actions -> (M,) entropy in nats (0 log 0 = 0)."""
+    logp = F.log_softmax(logits.float(), dim=-1)
+    # zero the -inf entries before multiplying: torch.where would still send 0 * inf = NaN
+    # into the gradient through the branch it did not take
+    finite_logp = logp.masked_fill(~torch.isfinite(logp), 0.0)
+    return -(logp.exp() * finite_logp).sum(-1)
+
+
+def compute_gae(
+    rewards: Tensor,
+    values: Tensor,
+    dones: Tensor,
+    last_values: Tensor,
+    gamma: float,
+    gae_lambda: float,
+) -> tuple[Tensor, Tensor]:
+    """Generalised advantage estimation (Schulman et al. 2016) over a (T, N) rollout.
+
+    ``dones[t]`` is 1 where the move at step t ended the game: then nothing is
+    bootstrapped past it (the next observation belongs to a new game, the
+    environment having reset in the same step). ``last_values`` (N,) is the value
+    of the observation after the last step. Returns ``(advantages, returns)``,
+    both (T, N), with returns = advantages + values.
+    """
+    steps = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros_like(last_values)
+    next_values = last_values
+    for t in reversed(range(steps)):
+        alive = 1.0 - dones[t]
+        delta = rewards[t] + gamma * next_values * alive - values[t]
+        running = delta + gamma * gae_lambda * alive * running
+        advantages[t] = running
+        next_values = values[t]
+    return advantages, advantages + values
+
+
+def normalize_advantages(advantages: Tensor) -> Tensor:
+    """Zero mean, unit standard deviation (a no-op shift for a single sample)."""
+    if advantages.numel() < 2:
+        return advantages - advantages.mean()
+    return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+
+@dataclass
+class LossParts:
+    """The PPO objective of one minibatch and its diagnostics (scalars)."""
+
+    total: Tensor
+    policy: Tensor
+    value: Tensor
+    entropy: Tensor
+    aux: Tensor
+    approx_kl: Tensor  # (ratio - 1) - log ratio, Schulman's low-variance estimator
+    clip_fraction: Tensor
+
+
+def ppo_loss(
+    logits: Tensor,
+    values: Tensor,
+    aux_loss: Tensor,
+    actions: Tensor,
+    old_logprobs: Tensor,
+    old_values: Tensor,
+    advantages: Tensor,
+    returns: Tensor,
+    config: PPOConfig,
+) -> LossParts:
+    """The clipped PPO loss of one minibatch.
+
+    Args:
+        logits: (M, 4) masked logits of the current policy.
+        values: (M,) current value predictions, in the same units as ``returns``.
+        aux_loss: scalar MoE balancing loss of the forward pass.
+        actions, old_logprobs, old_values, advantages, returns: (M,) from the rollout.
+    """
+    logp = F.log_softmax(logits.float(), dim=-1).gather(1, actions[:, None]).squeeze(1)
+    log_ratio = logp - old_logprobs
+    ratio = log_ratio.exp()
+    policy_loss = torch.max(
+        -advantages * ratio,
+        -advantages * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef),
+    ).mean()
+    values = values.float()
+    if config.value_clip is None:
+        value_loss = 0.5 * (values - returns).pow(2).mean()
+    else:
+        clipped = old_values + (values - old_values).clamp(-config.value_clip, config.value_clip)
+        value_loss = 0.5 * torch.max((values - returns).pow(2), (clipped - returns).pow(2)).mean()
+    entropy = masked_entropy(logits).mean()
+    total = (
+        policy_loss
+        + config.value_coef * value_loss
+        - config.entropy_coef * entropy
+        + config.aux_loss_coef * aux_loss
+    )
+    with torch.no_grad():
+        approx_kl = ((ratio - 1) - log_ratio).mean()
+        clip_fraction = ((ratio - 1).abs() > config.clip_coef).float().mean()
+    return LossParts(total, policy_loss, value_loss, entropy, aux_loss, approx_kl, clip_fraction)
+
+
+def learning_rate_at(config: PPOConfig, progress: float) -> float:
+    """The scheduled learning rate at ``progress`` in [0, 1] of the budget (0 if open-ended)."""
+    progress = min(max(progress, 0.0), 1.0)
+    if config.lr_schedule == "linear":
+        return config.learning_rate * (1.0 - 0.9 * progress)
+    if config.lr_schedule == "cosine":
+        return config.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    return config.learning_rate
+
+
+MIN_MINIBATCH = 16
+"""Below this an out-of-memory error is not a batch-size problem: the run fails."""
+
+
+@dataclass
+class UpdateStats:
+    """What one PPO update did: means over the minibatches that stepped the optimiser."""
+
+    loss: float = math.nan
+    policy_loss: float = math.nan
+    value_loss: float = math.nan
+    entropy: float = math.nan
+    aux_loss: float = math.nan
+    approx_kl: float = math.nan
+    clip_fraction: float = math.nan
+    minibatches: int = 0  # optimiser steps taken
+    skipped: int = 0  # minibatches skipped for a non-finite loss or gradient
+    minibatch_size: int = 0  # after any out-of-memory halving
+    stopped_early: bool = False  # the target KL ended the epochs
+    expert_usage: Tensor | None = None  # (layers, experts), mean over minibatches
+    events: list[str] = field(default_factory=list)
+
+
+def ppo_update(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: dict[str, Tensor],
+    config: PPOConfig,
+    minibatch_size: int,
+    on_minibatch: Callable[[], bool] | None = None,
+    autocast_dtype: torch.dtype | None = None,
+) -> UpdateStats:
+    """Run ``config.epochs`` epochs of minibatch PPO over a flattened rollout.
+
+    ``batch`` holds (B, ...) tensors: ``boards``, ``masks``, ``actions``,
+    ``logprobs``, ``values`` and ``returns`` (both in the units the value head
+    learns), and ``advantages``. Robust by construction:
+
+    - a minibatch whose loss or gradient is not finite is skipped (reported in
+      ``events``); the weights and the optimiser state are never touched by it;
+    - an out-of-memory error halves the minibatch and retries the samples not
+      yet learned from, down to ``MIN_MINIBATCH``;
+    - ``on_minibatch()`` runs after each minibatch and may return False to end
+      the update early (a stop request).
+    """
+    from .device import is_out_of_memory
+
+    stats = UpdateStats(minibatch_size=minibatch_size)
+    sums: dict[str, float] = {}
+    usage_sum = None
+    size = batch["actions"].shape[0]
+    device = batch["actions"].device
+    for _ in range(config.epochs):
+        queue = deque(torch.randperm(size, device=device).split(minibatch_size))
+        epoch_kl: list[float] = []
+        while queue:
+            index = queue.popleft()
+            try:
+                parts, usage = _minibatch_step(
+                    model, optimizer, batch, index, config, autocast_dtype
+                )
+            except Exception as error:
+                if not is_out_of_memory(error):
+                    raise
+                optimizer.zero_grad(set_to_none=True)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if len(index) // 2 < MIN_MINIBATCH:
+                    raise RuntimeError(
+                        f"out of memory even with a minibatch of {len(index)}: use a smaller "
+                        f"model preset or fewer parallel games"
+                    ) from error
+                minibatch_size = len(index) // 2
+                stats.events.append(
+                    f"out of memory with minibatch {len(index)}: halved to {minibatch_size}"
+                )
+                queue = deque(torch.cat([index, *queue]).split(minibatch_size))
+                continue
+            if parts is None:
+                stats.skipped += 1
+                stats.events.append("skipped a minibatch: non-finite loss or gradient")
+            else:
+                stats.minibatches += 1
+                epoch_kl.append(parts["approx_kl"])
+                for key, value in parts.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                usage_sum = usage if usage_sum is None else usage_sum + usage
+            if on_minibatch is not None and on_minibatch() is False:
+                queue.clear()
+                stats.stopped_early = True
+                break
+        if stats.stopped_early:
+            break
+        if (
+            config.target_kl is not None
+            and epoch_kl
+            and sum(epoch_kl) / len(epoch_kl) > config.target_kl
+        ):
+            stats.stopped_early = True
+            break
+    stats.minibatch_size = minibatch_size
+    for key, value in sums.items():
+        setattr(stats, key, value / stats.minibatches)
+    if usage_sum is not None:
+        stats.expert_usage = usage_sum / stats.minibatches
+    return stats
+
+
+def _minibatch_step(model, optimizer, batch, index, config, autocast_dtype):
+    """One optimiser step on ``batch[index]``; (None, None) if it was not finite."""
+    with torch.autocast(
+        device_type=index.device.type,
+        dtype=autocast_dtype or torch.bfloat16,
+        enabled=autocast_dtype is not None,
+    ):
+        out = model(batch["boards"][index], batch["masks"][index])
+    parts = ppo_loss(
+        out.logits,
+        out.value,
+        out.aux_loss,
+        batch["actions"][index],
+        batch["logprobs"][index],
+        batch["values"][index],
+        batch["advantages"][index],
+        batch["returns"][index],
+        config,
+    )
+    optimizer.zero_grad(set_to_none=True)
+    if not torch.isfinite(parts.total):
+        return None, None
+    parts.total.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+    if not torch.isfinite(grad_norm):
+        optimizer.zero_grad(set_to_none=True)
+        return None, None
+    optimizer.step()
+    values = {
+        "loss": parts.total.item(),
+        "policy_loss": parts.policy.item(),
+        "value_loss": parts.value.item(),
+        "entropy": parts.entropy.item(),
+        "aux_loss": float(parts.aux.detach()),
+        "approx_kl": parts.approx_kl.item(),
+        "clip_fraction": parts.clip_fraction.item(),
+    }
+    return values, out.expert_usage.detach().float()

@@ -1,0 +1,584 @@
+"""The training loop: PPO on the MoE transformer, blocking or in a background thread.
+
+``Trainer.run()`` blocks; ``start()`` runs the same loop in a daemon thread that
+``pause()``, ``resume()``, ``stop()`` and ``join()`` control from any thread.
+The trainer knows nothing of displays: it emits ``TrainingUpdate`` messages (at
+most about twice a second, at least every 2 s while running, also in the middle
+of a rollout) and per-iteration metrics to subscribers, in the style of
+Stable-Baselines3's callbacks but with a typed context.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .device import memory_stats, ppo_sizes_for, resolve_preset, select_device, set_cpu_threads
+from .env import RewardConfig, VecEnv
+from .game import to_values
+from .messages import TrainingUpdate
+from .model import GameTransformer, ModelConfig
+from .ppo import (
+    PPOConfig,
+    RolloutBuffer,
+    RunningMeanStd,
+    UpdateStats,
+    compute_gae,
+    learning_rate_at,
+    normalize_advantages,
+    ppo_update,
+    sample_actions,
+)
+from .recording import GameRecord, GameRecorder
+
+__all__ = ["Subscriber", "Trainer", "TrainerConfig", "TrainingContext", "UpdateQueue"]
+
+STATES = ("idle", "running", "paused", "stopping", "finished", "failed")
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """One run's settings. ``ppo=None`` sizes the batches from the device (device.py).
+
+    Budgets: ``total_env_steps`` and/or ``max_seconds`` (wall time spent running,
+    pauses excluded); with neither the run goes on until ``stop()``.
+    """
+
+    preset: str = "auto"  # a name in model.PRESETS, or auto (device manager)
+    model: ModelConfig | None = None  # overrides the preset when given
+    ppo: PPOConfig | None = None
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    device: str = "auto"  # auto | cpu | cuda[:N]
+    threads: int | None = None  # torch CPU threads; None: cores - 1
+    precision: str = "auto"  # auto | fp32 | bf16 (autocast); auto: bf16 on CUDA that has it
+    seed: int = 0
+    total_env_steps: int | None = None
+    max_seconds: float | None = None
+    run_id: str | None = None  # None: a fresh short id
+    update_interval_s: float = 1.0  # target spacing of TrainingUpdate messages
+    record_slots: int = 16  # env slots whose whole games are recorded for replay
+    keep_best_games: int = 5
+    keep_recent_games: int = 5
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+        for name in ("total_env_steps", "max_seconds"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive (or None for no limit), got {value}")
+        if not 0.05 <= self.update_interval_s <= 2.0:
+            raise ValueError("update_interval_s must be between 0.05 and 2 seconds")
+
+
+@dataclass
+class TrainingContext:
+    """What a subscriber may know of the run, besides the message itself."""
+
+    trainer: Trainer
+    run_id: str
+    iteration: int
+    env_steps: int
+    episodes: int
+    elapsed_s: float
+
+
+class Subscriber:
+    """Receives what the trainer emits. Return False from a method to stop training."""
+
+    def on_update(self, update: TrainingUpdate, context: TrainingContext) -> bool | None:
+        return None
+
+    def on_iteration(self, metrics: dict[str, float], context: TrainingContext) -> bool | None:
+        return None
+
+    def on_game(self, game: GameRecord, context: TrainingContext) -> bool | None:
+        return None
+
+    def on_end(self, context: TrainingContext) -> None:
+        return None
+
+
+class UpdateQueue(Subscriber):
+    """A bounded queue of messages that drops the oldest: the default subscriber for UIs."""
+
+    def __init__(self, maxlen: int = 64):
+        self._items: deque[TrainingUpdate] = deque(maxlen=maxlen)
+        self._lock = threading.Lock()
+        self.dropped = 0
+
+    def on_update(self, update: TrainingUpdate, context: TrainingContext) -> None:
+        with self._lock:
+            if len(self._items) == self._items.maxlen:
+                self.dropped += 1
+            self._items.append(update)
+
+    def drain(self) -> list[TrainingUpdate]:
+        """All queued messages, oldest first; empties the queue."""
+        with self._lock:
+            items = list(self._items)
+            self._items.clear()
+        return items
+
+    def latest(self) -> TrainingUpdate | None:
+        with self._lock:
+            return self._items[-1] if self._items else None
+
+
+class Trainer:
+    """PPO training of a ``GameTransformer`` on ``VecEnv`` games; see the module docstring."""
+
+    def __init__(self, config: TrainerConfig | None = None):
+        self.config = config = config or TrainerConfig()
+        self.run_id = config.run_id or uuid.uuid4().hex[:8]
+        self.device = select_device(config.device)
+        self.threads = set_cpu_threads(config.threads) if self.device.type == "cpu" else None
+        self.preset = resolve_preset(config.preset, self.device) if config.model is None else None
+        self.model_config = config.model or ModelConfig.from_preset(self.preset)
+        self.ppo = config.ppo or PPOConfig(**ppo_sizes_for(self.preset or "custom", self.device))
+        self.autocast_dtype = self._autocast_dtype(config.precision)
+        torch.manual_seed(config.seed)
+        self.model = GameTransformer(self.model_config).to(self.device)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=self.ppo.learning_rate, eps=self.ppo.adam_eps
+        )
+        self.env = VecEnv(self.ppo.num_envs, seed=config.seed, reward=config.reward)
+        self.buffer = RolloutBuffer.allocate(self.ppo.rollout_steps, self.ppo.num_envs, self.device)
+        self.return_stats = RunningMeanStd()
+        slots = min(config.record_slots, self.ppo.num_envs)
+        self.recorder = GameRecorder(slots, config.keep_best_games, config.keep_recent_games)
+        self.updates = UpdateQueue()
+        self.subscribers: list[Subscriber] = [self.updates]
+        self.metrics: list[dict[str, float]] = []  # one row per iteration
+        # counters (a checkpoint restores these)
+        self.iteration = 0
+        self.env_steps = 0
+        self.episodes = 0
+        self.best_score = 0
+        self.max_tile = 0
+        self.elapsed_s = 0.0
+        self.minibatch_size = self.ppo.minibatch_size
+        self.recent_scores: deque[int] = deque(maxlen=100)
+        # thread control
+        self._state = "idle"
+        self._lock = threading.Lock()
+        self._resumed = threading.Condition(self._lock)
+        self._stop_requested = False
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.error_traceback: str | None = None
+        # live view
+        self._obs: dict[str, np.ndarray] | None = None
+        self._shown_probs = np.full(4, 0.25, dtype=np.float32)
+        self._shown_value: float | None = None
+        self._last_usage: torch.Tensor | None = None
+        self._last_stats: UpdateStats | None = None
+        self._events: list[str] = []
+        self._last_emit = 0.0
+        self.emit_seconds = 0.0  # wall time spent building and sending messages
+        self._rate_window: deque[tuple[float, int]] = deque(maxlen=64)
+        self._active_since: float | None = None
+
+    # --- control, from any thread -----------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """idle, running, paused, stopping, finished or failed."""
+        return self._state
+
+    def subscribe(self, subscriber: Subscriber) -> Subscriber:
+        """Add a subscriber (before or during a run); returns it."""
+        self.subscribers.append(subscriber)
+        return subscriber
+
+    def start(self) -> Trainer:
+        """Run the training loop in a daemon thread; returns at once."""
+        with self._lock:
+            if self._state != "idle" or self._thread is not None:
+                raise RuntimeError(f"this trainer has already run (state {self._state})")
+            self._thread = threading.Thread(
+                target=self._run_guarded, name="g2048lab-trainer", daemon=True
+            )
+        self._thread.start()
+        return self
+
+    def pause(self) -> None:
+        """Pause after the current env step or minibatch; env steps stop advancing."""
+        with self._lock:
+            if self._state == "running":
+                self._set_state("paused")
+
+    def resume(self) -> None:
+        with self._lock:
+            if self._state == "paused":
+                self._set_state("running")
+                self._resumed.notify_all()
+
+    def stop(self) -> None:
+        """Finish the current step and end the run cleanly (also when paused)."""
+        with self._lock:
+            self._stop_requested = True
+            if self._state in ("running", "paused"):
+                self._set_state("stopping")
+            self._resumed.notify_all()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread; re-raise its exception if the run failed."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise TimeoutError(f"the trainer is still {self._state} after {timeout} s")
+        if self.error is not None:
+            raise self.error
+
+    def run(self) -> Trainer:
+        """Train until the budget is spent or ``stop()``; blocks; raises what the loop raised."""
+        with self._lock:
+            if self._state != "idle":
+                raise RuntimeError(f"this trainer has already run (state {self._state})")
+        self._run_guarded()
+        if self.error is not None:
+            raise self.error
+        return self
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def _run_guarded(self) -> None:
+        with self._lock:
+            if not self._stop_requested:
+                self._set_state("running")
+        try:
+            self._loop()
+            with self._lock:
+                self._set_state("finished")
+        except BaseException as error:  # kept for join(); the thread must not die silently
+            self.error = error
+            self.error_traceback = traceback.format_exc()
+            with self._lock:
+                self._set_state("failed")
+        finally:
+            self._accumulate_time()
+            self._emit(force=True)
+            for subscriber in self.subscribers:
+                subscriber.on_end(self._context())
+
+    def _loop(self) -> None:
+        self._active_since = time.perf_counter()
+        if self._obs is None:
+            self._obs, _ = self.env.reset()
+        while not self._budget_spent() and self._tick():
+            rollout_start = time.perf_counter()
+            if not self._rollout():
+                break
+            update_start = time.perf_counter()
+            stats = self._update()
+            self.iteration += 1
+            self._record_iteration(
+                stats, update_start - rollout_start, time.perf_counter() - update_start
+            )
+
+    def _tick(self) -> bool:
+        """Between steps: honour pause and stop, emit a message when due. False: stop."""
+        if self._state == "paused":
+            self._accumulate_time()
+            self._emit(force=True)
+            with self._lock:
+                while self._state == "paused":
+                    self._resumed.wait(timeout=1.0)
+            self._active_since = time.perf_counter()
+        if self._stop_requested:
+            return False
+        self._emit()
+        return True
+
+    def _rollout(self) -> bool:
+        """Play ``rollout_steps`` moves in every game into the buffer. False if stopped."""
+        buf, ppo, device = self.buffer, self.ppo, self.device
+        slots = self.recorder.slots
+        rec = {
+            "boards": np.empty((ppo.rollout_steps, slots, 4, 4), np.uint8),
+            "actions": np.empty((ppo.rollout_steps, slots), np.int64),
+            "probs": np.empty((ppo.rollout_steps, slots, 4), np.float32),
+            "values": np.empty((ppo.rollout_steps, slots), np.float32),
+            "rewards": np.empty((ppo.rollout_steps, slots), np.float32),
+            "score_gains": np.empty((ppo.rollout_steps, slots), np.int64),
+            "dones": np.zeros((ppo.rollout_steps, slots), np.bool_),
+        }
+        final_boards: dict[tuple[int, int], np.ndarray] = {}
+        obs = self._obs
+        self.model.eval()
+        for t in range(ppo.rollout_steps):
+            if not self._tick():
+                return False
+            boards = torch.from_numpy(obs["board"]).to(device)
+            masks = torch.from_numpy(obs["action_mask"]).to(device)
+            with torch.inference_mode(), self._autocast():
+                out = self.model(boards, masks)
+                actions, logprobs, probs = sample_actions(out.logits)
+                values = out.value.float() * self.return_stats.std + self.return_stats.mean
+            actions_np = actions.cpu().numpy()
+            next_obs, rewards, terminated, _, info = self.env.step(actions_np)
+            buf.boards[t] = boards
+            buf.masks[t] = masks
+            buf.actions[t] = actions
+            buf.logprobs[t] = logprobs
+            buf.values[t] = values
+            buf.rewards[t] = torch.from_numpy(rewards).to(device)
+            buf.dones[t] = torch.from_numpy(terminated).to(device)
+            probs_np = probs[:slots].float().cpu().numpy()
+            rec["boards"][t] = obs["board"][:slots]
+            rec["actions"][t] = actions_np[:slots]
+            rec["probs"][t] = probs_np
+            rec["values"][t] = values[:slots].cpu().numpy()
+            rec["rewards"][t] = rewards[:slots]
+            rec["score_gains"][t] = info["score_gain"][:slots]
+            rec["dones"][t] = terminated[:slots]
+            for slot in np.flatnonzero(terminated[:slots]):
+                final_boards[(t, int(slot))] = info["final_board"][slot]
+            self._count_games(terminated, info)
+            self.env_steps += ppo.num_envs
+            self._shown_probs = probs_np[0]
+            self._shown_value = float(values[0])
+            self._last_usage = out.expert_usage
+            obs = next_obs
+            self._obs = obs
+        for game in self.recorder.add_rollout(
+            rec["boards"],
+            rec["actions"],
+            rec["probs"],
+            rec["values"],
+            rec["rewards"],
+            rec["score_gains"],
+            rec["dones"],
+            final_boards,
+            self.env_steps,
+            self.iteration,
+        ):
+            self._notify("on_game", game)
+        return True
+
+    def _count_games(self, terminated: np.ndarray, info: dict[str, Any]) -> None:
+        if not terminated.any():
+            return
+        scores = info["episode"]["score"][terminated]
+        self.episodes += int(terminated.sum())
+        self.recent_scores.extend(int(s) for s in scores)
+        self.best_score = max(self.best_score, int(scores.max()))
+        self.max_tile = max(self.max_tile, int(info["episode"]["max_tile"][terminated].max()))
+
+    def _update(self) -> UpdateStats:
+        """GAE over the rollout, then the PPO epochs."""
+        buf, ppo = self.buffer, self.ppo
+        progress = self._progress()
+        lr = learning_rate_at(ppo, progress)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with torch.inference_mode():
+            boards = torch.from_numpy(self._obs["board"]).to(self.device)
+            masks = torch.from_numpy(self._obs["action_mask"]).to(self.device)
+            with self._autocast():
+                last = self.model(boards, masks).value.float()
+            last_values = last * self.return_stats.std + self.return_stats.mean
+            advantages, returns = compute_gae(
+                buf.rewards, buf.values, buf.dones, last_values, ppo.gamma, ppo.gae_lambda
+            )
+        if ppo.normalize_values:
+            self.return_stats.update(returns)
+            scale, shift = self.return_stats.std, self.return_stats.mean
+        else:
+            scale, shift = 1.0, 0.0
+        flat_adv = advantages.reshape(-1)
+        batch = {
+            "boards": buf.boards.reshape(-1, 4, 4),
+            "masks": buf.masks.reshape(-1, 4),
+            "actions": buf.actions.reshape(-1),
+            "logprobs": buf.logprobs.reshape(-1),
+            "values": ((buf.values - shift) / scale).reshape(-1),
+            "returns": ((returns - shift) / scale).reshape(-1),
+            "advantages": normalize_advantages(flat_adv) if ppo.normalize_advantages else flat_adv,
+        }
+        batch = {k: v.clone() for k, v in batch.items()}  # leave inference mode's tensors
+        self.model.train()
+        stats = ppo_update(
+            self.model,
+            self.optimizer,
+            batch,
+            ppo,
+            self.minibatch_size,
+            on_minibatch=self._tick,
+            autocast_dtype=self.autocast_dtype,
+        )
+        self.model.eval()
+        self.minibatch_size = stats.minibatch_size
+        self._events.extend(stats.events)
+        self._last_stats = stats
+        return stats
+
+    # --- budget, time, messages --------------------------------------------------------
+
+    def _budget_spent(self) -> bool:
+        c = self.config
+        if c.total_env_steps is not None and self.env_steps >= c.total_env_steps:
+            return True
+        return c.max_seconds is not None and self._elapsed() >= c.max_seconds
+
+    def _progress(self) -> float:
+        c = self.config
+        parts = [0.0]
+        if c.total_env_steps:
+            parts.append(self.env_steps / c.total_env_steps)
+        if c.max_seconds:
+            parts.append(self._elapsed() / c.max_seconds)
+        return max(parts)
+
+    def _elapsed(self) -> float:
+        running = time.perf_counter() - self._active_since if self._active_since else 0.0
+        return self.elapsed_s + running
+
+    def _accumulate_time(self) -> None:
+        if self._active_since is not None:
+            self.elapsed_s += time.perf_counter() - self._active_since
+            self._active_since = None
+
+    def _steps_per_second(self) -> float:
+        now = self._elapsed()
+        self._rate_window.append((now, self.env_steps))
+        while len(self._rate_window) > 2 and now - self._rate_window[0][0] > 10.0:
+            self._rate_window.popleft()
+        (t0, s0), (t1, s1) = self._rate_window[0], self._rate_window[-1]
+        return (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
+
+    def _record_iteration(self, stats: UpdateStats, rollout_s: float, update_s: float) -> None:
+        memory = memory_stats(self.device)
+        row = {
+            "iteration": self.iteration,
+            "env_steps": self.env_steps,
+            "episodes": self.episodes,
+            "time/elapsed_s": self._elapsed(),
+            "time/steps_per_s": self._steps_per_second(),
+            "time/rollout_s": rollout_s,
+            "time/update_s": update_s,
+            "rollout/score_mean": float(np.mean(self.recent_scores))
+            if self.recent_scores
+            else None,
+            "rollout/best_score": self.best_score,
+            "rollout/max_tile": self.max_tile,
+            "train/loss": stats.loss,
+            "train/policy_loss": stats.policy_loss,
+            "train/value_loss": stats.value_loss,
+            "train/entropy": stats.entropy,
+            "train/aux_loss": stats.aux_loss,
+            "train/approx_kl": stats.approx_kl,
+            "train/clip_fraction": stats.clip_fraction,
+            "train/learning_rate": self.optimizer.param_groups[0]["lr"],
+            "train/minibatch_size": stats.minibatch_size,
+            "train/skipped_minibatches": stats.skipped,
+            "memory/gpu_gb": memory.cuda_allocated,
+            "memory/rss_gb": memory.process_rss,
+        }
+        self.metrics.append(row)
+        self._notify("on_iteration", row)
+
+    def _emit(self, force: bool = False) -> None:
+        """Send a TrainingUpdate if one is due (``update_interval_s``) or forced."""
+        now = time.perf_counter()
+        if not force and now - self._last_emit < self.config.update_interval_s:
+            return
+        self._last_emit = now
+        self._notify("on_update", self.snapshot())
+        self.emit_seconds += time.perf_counter() - now
+
+    def snapshot(self) -> TrainingUpdate:
+        """The run's state as a TrainingUpdate (what subscribers get)."""
+        stats = self._last_stats
+        obs = self._obs
+        board = obs["board"][0] if obs is not None else np.zeros((4, 4), np.uint8)
+        attention = None
+        if obs is not None:
+            was_training = self.model.training  # messages are also sent between minibatches
+            self.model.eval()
+            with torch.inference_mode():
+                out = self.model(
+                    torch.from_numpy(board[None]).to(self.device),
+                    torch.from_numpy(obs["action_mask"][:1]).to(self.device),
+                    return_attention=True,
+                )
+            self.model.train(was_training)
+            attention = out.attention[-1, 0].float().cpu().numpy().round(4).tolist()
+        usage = (
+            self._last_usage if stats is None or stats.expert_usage is None else stats.expert_usage
+        )
+        memory = memory_stats(self.device)
+        events, self._events = self._events, []
+
+        def maybe(value: float | None) -> float | None:
+            return None if stats is None or stats.minibatches == 0 else float(value)
+
+        return TrainingUpdate(
+            run_id=self.run_id,
+            iteration=self.iteration,
+            episode=self.episodes,
+            env_steps=self.env_steps,
+            score=float(np.mean(self.recent_scores)) if self.recent_scores else None,
+            max_tile=self.max_tile,
+            loss=maybe(stats and stats.loss),
+            policy_loss=maybe(stats and stats.policy_loss),
+            value_loss=maybe(stats and stats.value_loss),
+            entropy=maybe(stats and stats.entropy),
+            learning_rate=float(self.optimizer.param_groups[0]["lr"]),
+            actions=[float(p) for p in self._shown_probs],
+            board_state=to_values(board).tolist(),
+            attention_weights=attention,
+            expert_usage=usage.float().cpu().numpy().round(4).tolist() if usage is not None else [],
+            gpu_memory=memory.cuda_allocated,
+            model_params=self.model.num_params().total / 1e6,
+            steps_per_second=self._steps_per_second(),
+            timestamp=time.time(),
+            status=self._state,
+            value=self._shown_value,
+            aux_loss=maybe(stats and stats.aux_loss),
+            best_score=self.best_score,
+            elapsed_s=self._elapsed(),
+            process_memory=memory.process_rss,
+            minibatch_size=self.minibatch_size,
+            events=events,
+        )
+
+    def _notify(self, method: str, payload: Any) -> None:
+        context = self._context()
+        for subscriber in list(self.subscribers):
+            if getattr(subscriber, method)(payload, context) is False:
+                self.stop()
+
+    def _context(self) -> TrainingContext:
+        return TrainingContext(
+            self, self.run_id, self.iteration, self.env_steps, self.episodes, self._elapsed()
+        )
+
+    def _set_state(self, state: str) -> None:
+        assert state in STATES
+        self._state = state
+
+    # --- precision ---------------------------------------------------------------------
+
+    def _autocast_dtype(self, precision: str) -> torch.dtype | None:
+        if precision == "bf16":
+            return torch.bfloat16
+        if precision == "auto" and self.device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return None
+
+    def _autocast(self):
+        return torch.autocast(
+            self.device.type,
+            dtype=self.autocast_dtype or torch.bfloat16,
+            enabled=self.autocast_dtype is not None,
+        )

@@ -1,0 +1,180 @@
+"""The trainer: thread control, cadence, failures, budgets, and what it emits."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from g2048lab.messages import TrainingUpdate
+from g2048lab.ppo import PPOConfig
+from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
+
+
+def tiny(**changes) -> TrainerConfig:
+    ppo = changes.pop("ppo", PPOConfig(num_envs=32, rollout_steps=16, minibatch_size=256, epochs=1))
+    return TrainerConfig(preset="tiny", device="cpu", threads=1, ppo=ppo, record_slots=4, **changes)
+
+
+def wait_for(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def test_a_run_ends_at_its_step_budget_with_metrics_and_games():
+    trainer = Trainer(tiny(total_env_steps=32 * 16 * 3)).run()
+    assert trainer.state == "finished" and trainer.iteration == 3
+    assert trainer.env_steps == 32 * 16 * 3
+    assert [row["iteration"] for row in trainer.metrics] == [1, 2, 3]  # updates done
+    assert np.isfinite(trainer.metrics[-1]["train/loss"])
+    assert trainer.updates.latest().status == "finished"
+
+
+def test_pause_stops_env_steps_resume_continues_stop_ends_cleanly():
+    trainer = Trainer(tiny()).start()
+    wait_for(lambda: trainer.env_steps > 0)
+    trainer.pause()
+    wait_for(lambda: trainer.state == "paused")
+    time.sleep(0.3)  # the step in flight finishes
+    steps = trainer.env_steps
+    time.sleep(1.0)
+    assert trainer.env_steps == steps
+    trainer.resume()
+    wait_for(lambda: trainer.env_steps > steps)
+    trainer.stop()
+    trainer.join(timeout=30)
+    assert trainer.state == "finished" and trainer.error is None
+
+
+def test_stop_while_paused_ends_the_run():
+    trainer = Trainer(tiny()).start()
+    wait_for(lambda: trainer.env_steps > 0)
+    trainer.pause()
+    wait_for(lambda: trainer.state == "paused")
+    trainer.stop()
+    trainer.join(timeout=30)
+    assert trainer.state == "finished"
+
+
+class Explode(Subscriber):
+    def on_iteration(self, metrics, context):
+        raise ValueError("boom in a subscriber")
+
+
+def test_an_exception_in_the_thread_surfaces_through_join():
+    trainer = Trainer(tiny())
+    trainer.subscribe(Explode())
+    trainer.start()
+    with pytest.raises(ValueError, match="boom in a subscriber"):
+        trainer.join(timeout=60)
+    assert trainer.state == "failed"
+    assert "boom in a subscriber" in trainer.error_traceback
+    assert trainer.updates.latest().status == "failed"
+
+
+class StopAfter(Subscriber):
+    def __init__(self, iterations):
+        self.iterations = iterations
+
+    def on_iteration(self, metrics, context):
+        return context.iteration < self.iterations
+
+
+def test_a_subscriber_can_stop_training():
+    trainer = Trainer(tiny())
+    trainer.subscribe(StopAfter(2))
+    trainer.run()
+    assert trainer.state == "finished" and trainer.iteration == 2
+
+
+def test_updates_arrive_during_a_long_rollout_and_are_rate_limited():
+    # one rollout of 32 games x 4000 moves takes several seconds on the CPU
+    ppo = PPOConfig(num_envs=32, rollout_steps=4000, minibatch_size=4096, epochs=1)
+    trainer = Trainer(tiny(ppo=ppo, update_interval_s=0.5)).start()
+    wait_for(lambda: trainer.env_steps >= 32 * 1500, timeout=60)
+    trainer.stop()
+    trainer.join(timeout=60)
+    during = [u for u in trainer.updates.drain() if u.iteration == 0 and u.status == "running"]
+    assert len(during) >= 3
+    assert len({json.dumps(u.board_state) for u in during}) >= 3  # the shown game moves
+    gaps = np.diff([u.timestamp for u in during])
+    assert gaps.max() <= 2.0 and gaps.min() >= 0.45
+
+
+def test_the_message_carries_the_live_game_and_model_insight():
+    trainer = Trainer(tiny(total_env_steps=32 * 16))
+    trainer.run()
+    update = trainer.snapshot()
+    again = TrainingUpdate.from_json(update.to_json())
+    assert again == update
+    assert len(update.actions) == 4 and abs(sum(update.actions) - 1) < 1e-4
+    assert np.array(update.board_state).shape == (4, 4)
+    heads = trainer.model_config.n_heads
+    assert np.array(update.attention_weights).shape == (heads, 16, 16)
+    assert np.allclose(np.array(update.attention_weights).sum(-1), 1, atol=1e-3)
+    usage = np.array(update.expert_usage)
+    assert usage.shape == (trainer.model_config.n_layers, trainer.model_config.n_experts)
+    assert np.allclose(usage.sum(-1), 1, atol=1e-3)
+    assert update.gpu_memory is None and update.model_params > 0
+    assert update.loss is not None and update.process_memory > 0
+
+
+def test_whole_games_are_recorded_for_replay():
+    trainer = Trainer(tiny(total_env_steps=32 * 16 * 40)).run()
+    games = list(trainer.recorder.recent) + trainer.recorder.best
+    assert games, "random-ish play ends games within 640 moves"
+    best = trainer.recorder.best
+    assert [g.score for g in best] == sorted((g.score for g in best), reverse=True)
+    for game in games:
+        assert len(game.boards) == game.length + 1
+        assert game.score == int(game.score_gains.sum())
+        assert game.max_tile == 2 ** int(game.boards.max())
+        assert np.allclose(game.probs.sum(-1), 1, atol=1e-4)
+        # the actions taken were legal: each move changes the board
+        from g2048lab.game import slide
+
+        after, _, moved = slide(game.boards[:-1], game.actions)
+        assert moved.all()
+
+
+def test_injected_out_of_memory_halves_the_minibatch_and_says_so():
+    trainer = Trainer(tiny(total_env_steps=32 * 16 * 2))
+
+    def fail_big(module, args):
+        if module.training and args[0].shape[0] > 64:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    trainer.model.register_forward_pre_hook(fail_big)
+    trainer.run()
+    events = [e for u in trainer.updates.drain() for e in u.events]
+    assert "out of memory with minibatch 256: halved to 128" in events
+    assert trainer.minibatch_size == 64
+    assert trainer.metrics[-1]["train/minibatch_size"] == 64
+
+
+def test_an_injected_nan_is_skipped_and_the_weights_stay_finite():
+    trainer = Trainer(tiny(total_env_steps=32 * 16 * 2))
+    calls = {"n": 0}
+
+    def poison_first_training_pass(module, args, output):
+        if module.training and calls["n"] == 0:
+            calls["n"] += 1
+            output.logits = output.logits * float("nan")
+        return output
+
+    trainer.model.register_forward_hook(poison_first_training_pass)
+    trainer.run()
+    assert trainer.metrics[0]["train/skipped_minibatches"] == 1
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    events = [e for u in trainer.updates.drain() for e in u.events]
+    assert any("non-finite" in e for e in events)
+
+
+def test_a_trainer_runs_once():
+    trainer = Trainer(tiny(total_env_steps=32 * 16)).run()
+    with pytest.raises(RuntimeError, match="already run"):
+        trainer.run()
