@@ -310,6 +310,32 @@ class VecEnv(gymnasium.vector.VectorEnv):
         truncated = np.zeros(n, dtype=np.bool_)
         return self._observation(), reward, terminated, truncated, info
 
+    def state_dict(self) -> dict[str, Any]:
+        """Every game in play and the generator's state, as NumPy arrays and plain ints."""
+        return {
+            "boards": self._boards.reshape(-1, 4, 4).copy(),
+            "action_mask": self._mask.copy(),
+            "score": self._score.copy(),
+            "length": self._length.copy(),
+            "max_exponent": self._max_exp.copy(),
+            "rng": self._rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the games of ``state_dict()``; the next step is the one the saved env
+        would have played."""
+        boards = np.asarray(state["boards"], dtype=np.uint8).reshape(-1, 16)
+        if boards.shape[0] != self.num_envs:
+            raise ValueError(f"saved state has {boards.shape[0]} games, this env {self.num_envs}")
+        self._boards[:] = boards
+        self._mask[:] = np.asarray(state["action_mask"], dtype=np.bool_)
+        self._score[:] = np.asarray(state["score"])
+        self._length[:] = np.asarray(state["length"])
+        self._max_exp[:] = np.asarray(state["max_exponent"])
+        self._rng = np.random.default_rng()
+        self._rng.bit_generator.state = state["rng"]
+        self._needs_reset = False
+
     def _raise_bad_action(self, game: int, acts: np.ndarray):
         a = int(acts[game])
         if not 0 <= a <= 3:

@@ -15,7 +15,7 @@ import time
 import traceback
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -289,10 +289,13 @@ class Trainer:
         """Between steps: honour pause and stop, emit a message when due. False: stop."""
         if self._state == "paused":
             self._accumulate_time()
-            self._emit(force=True)
-            with self._lock:
-                while self._state == "paused":
-                    self._resumed.wait(timeout=1.0)
+            # a heartbeat every second while paused: viewers see the run is alive, and
+            # subscribers (the run store's control requests) get the chance to resume it
+            while self._state == "paused":
+                self._emit(force=True)
+                with self._lock:
+                    if self._state == "paused":
+                        self._resumed.wait(timeout=1.0)
             self._active_since = time.perf_counter()
         if self._stop_requested:
             return False
@@ -567,6 +570,113 @@ class Trainer:
         assert state in STATES
         self._state = state
 
+    # --- checkpoints --------------------------------------------------------------------
+
+    def note(self, event: str) -> None:
+        """Add a line to the ``events`` of the next message (e.g. "checkpoint saved")."""
+        self._events.append(event)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs to continue as this one would: configs, weights,
+        optimiser, counters, RNG states and the games in play (tensors and plain containers,
+        loadable with ``torch.load(weights_only=True)``)."""
+        from . import __version__
+
+        env = self.env.state_dict()
+        rng = {"torch": torch.get_rng_state(), "env": env.pop("rng")}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "g2048lab_version": __version__,
+            "torch_version": str(torch.__version__),
+            "device": str(self.device),
+            "saved_at": time.time(),
+            "run_id": self.run_id,
+            "preset": self.preset,
+            "seed": self.config.seed,
+            "model_config": asdict(self.model_config),
+            "ppo_config": asdict(self.ppo),
+            "reward_config": asdict(self.config.reward),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "iteration": self.iteration,
+            "counters": {
+                "env_steps": self.env_steps,
+                "episodes": self.episodes,
+                "best_score": self.best_score,
+                "max_tile": self.max_tile,
+                "elapsed_s": self._elapsed(),
+                "minibatch_size": self.minibatch_size,
+            },
+            "recent_scores": list(self.recent_scores),
+            "return_stats": asdict(self.return_stats),
+            "rng": rng,
+            "env": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in env.items()},
+            "obs": {k: torch.from_numpy(v.copy()) for k, v in self._obs.items()}
+            if self._obs
+            else None,
+            "metrics": list(self.metrics),
+            "metric_summary": self.metrics[-1] if self.metrics else {},
+        }
+
+    def load_state_dict(self, payload: dict[str, Any]) -> None:
+        """Continue from ``state_dict()``'s output (a loaded checkpoint)."""
+        from .checkpoint import CheckpointError
+
+        try:
+            self.model.load_state_dict(payload["model"])
+        except RuntimeError:
+            raise CheckpointError(
+                f"the checkpoint's model ({_describe(payload['model_config'])}) does not fit this "
+                f"trainer's ({_describe(asdict(self.model_config))}); resume with "
+                "Trainer.from_checkpoint, which builds the saved architecture"
+            ) from None
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.run_id = payload["run_id"]
+        self.iteration = payload["iteration"]
+        counters = payload["counters"]
+        self.env_steps = counters["env_steps"]
+        self.episodes = counters["episodes"]
+        self.best_score = counters["best_score"]
+        self.max_tile = counters["max_tile"]
+        self.elapsed_s = counters["elapsed_s"]
+        self.minibatch_size = counters["minibatch_size"]
+        self.recent_scores.extend(payload["recent_scores"])
+        self.return_stats = RunningMeanStd(**payload["return_stats"])
+        torch.set_rng_state(payload["rng"]["torch"])
+        if "cuda" in payload["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(payload["rng"]["cuda"], self.device)
+        env = {k: v.numpy() for k, v in payload["env"].items()}
+        self.env.load_state_dict({**env, "rng": payload["rng"]["env"]})
+        if payload["obs"] is not None:
+            self._obs = {k: v.numpy().copy() for k, v in payload["obs"].items()}
+        self.metrics = list(payload["metrics"])
+
+    @classmethod
+    def from_checkpoint(cls, path, **overrides) -> Trainer:
+        """A trainer that continues the run saved at ``path`` (a file, or a run folder for its
+        latest file). ``overrides`` replace TrainerConfig fields: a new budget, device, threads.
+        """
+        from .checkpoint import CheckpointError, load_checkpoint
+
+        payload = load_checkpoint(path)
+        try:
+            config = TrainerConfig(
+                preset=payload["preset"] or "auto",
+                model=ModelConfig(**payload["model_config"]),
+                ppo=PPOConfig(**payload["ppo_config"]),
+                reward=RewardConfig(**payload["reward_config"]),
+                seed=payload["seed"],
+                run_id=payload["run_id"],
+            )
+        except (TypeError, ValueError, KeyError) as error:
+            raise CheckpointError(
+                f"{path} holds a config this g2048lab cannot read: {error}"
+            ) from None
+        trainer = cls(replace(config, **overrides))
+        trainer.load_state_dict(payload)
+        return trainer
+
     # --- precision ---------------------------------------------------------------------
 
     def _autocast_dtype(self, precision: str) -> torch.dtype | None:
@@ -582,3 +692,8 @@ class Trainer:
             dtype=self.autocast_dtype or torch.bfloat16,
             enabled=self.autocast_dtype is not None,
         )
+
+
+def _describe(model_config: dict) -> str:
+    keys = ("d_model", "n_heads", "n_layers", "n_experts", "top_k", "d_expert")
+    return ", ".join(f"{k}={model_config.get(k)}" for k in keys)
