@@ -14,10 +14,11 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 from g2048lab.device import ppo_sizes_for, select_device
 from g2048lab.evaluation import evaluate, model_policy
+from g2048lab.model import ModelConfig
 from g2048lab.ppo import PPOConfig
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 
@@ -66,6 +67,13 @@ def main() -> None:
         ("schedule", str),
     ]:
         parser.add_argument(f"--{name}", type=kind, default=None)
+    parser.add_argument(
+        "--model",
+        nargs="*",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="ModelConfig overrides of the preset, e.g. n_experts=8",
+    )
     args = parser.parse_args()
 
     device = select_device(args.device)
@@ -81,7 +89,12 @@ def main() -> None:
         "lr_schedule": args.schedule,
     }
     ppo = replace(ppo, **{k: v for k, v in overrides.items() if v is not None})
+    model = None
+    if args.model:
+        fields = dict(item.split("=", 1) for item in args.model)
+        model = ModelConfig.from_preset(args.preset, **{k: int(v) for k, v in fields.items()})
     config = TrainerConfig(
+        model=model,
         preset=args.preset,
         device=args.device,
         threads=args.threads,
@@ -97,7 +110,8 @@ def main() -> None:
     greedy = evaluate(model_policy(trainer.model, greedy=True), args.eval_games, seed=10_000)
     sampled = evaluate(model_policy(trainer.model, greedy=False), args.eval_games, seed=10_000)
     result = {
-        "preset": trainer.preset,
+        "preset": args.preset,
+        "model": asdict(trainer.model_config),
         "minutes": args.minutes,
         "seed": args.seed,
         "threads": trainer.threads,

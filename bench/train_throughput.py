@@ -1,14 +1,21 @@
-"""PPO training throughput per preset: env steps/s, split into rollout and update time,
-and the cost of emitting TrainingUpdate messages.
+"""PPO training throughput per preset, and what messages, the run store and checkpoints cost.
 
     python bench/train_throughput.py [--presets tiny cpu] [--iterations 4] [--repeats 3]
         [--threads 1] [--device cpu] [--precision fp32 bf16]
 
-Each (preset, precision) row trains ``--iterations`` PPO iterations from scratch
-``--repeats`` times (after one warm-up iteration) and reports medians. The message
-cost is measured two ways in the same run: the share of wall time spent building
-and sending messages (at the fastest cadence, 0.5 s), and the throughput at a 0.5 s
-cadence against a 2 s cadence side by side.
+For each (preset, precision), three set-ups train ``--iterations`` PPO iterations
+from scratch after one warm-up iteration, interleaved ``--repeats`` times so that
+machine noise hits them alike; medians are printed:
+
+- ``quiet``: no subscriber but the trainer's own queue, a message every 2 s;
+- ``msgs``: the same with a message every 0.5 s (the fastest cadence allowed);
+- ``store``: what ``g2048lab train`` runs: a message every 1 s, the run store
+  (``RunRecorder``), the JSON-lines log and the checkpointer (every 5 minutes).
+
+Throughput is env steps over wall time between the first and the last measured
+iteration, so subscriber work at iteration ends is included. Also printed: the
+rollout/update split, the share of wall time spent building and sending messages,
+and the time of one checkpoint save (its share at one save per 5 minutes).
 """
 
 from __future__ import annotations
@@ -16,50 +23,64 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
+import time
+from pathlib import Path
 
+from g2048lab.checkpoint import Checkpointer, CheckpointManager
 from g2048lab.device import ppo_sizes_for, select_device
+from g2048lab.logs import JsonLinesLog
 from g2048lab.ppo import PPOConfig
+from g2048lab.runs import RunRecorder, RunStore
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 
+SETUPS = {"quiet": 2.0, "msgs": 0.5, "store": 1.0}  # name: seconds between messages
 
-class Timer(Subscriber):
-    def __init__(self):
-        self.rows = []
+
+class Rows(Subscriber):
+    def __init__(self, iterations: int):
+        self.iterations = iterations
+        self.rows: list[dict] = []
 
     def on_iteration(self, metrics, context):
         self.rows.append(metrics)
+        return context.iteration < self.iterations + 1  # +1: the first is a warm-up
 
 
-def measure(
-    preset: str, iterations: int, threads: int | None, device: str, precision: str, interval: float
-) -> dict:
-    ppo = PPOConfig(**ppo_sizes_for(preset, select_device(device)))
+def measure(setup: str, preset: str, args, precision: str, folder: Path) -> dict:
+    ppo = PPOConfig(**ppo_sizes_for(preset, select_device(args.device)))
     config = TrainerConfig(
         preset=preset,
-        device=device,
-        threads=threads,
+        device=args.device,
+        threads=args.threads,
         ppo=ppo,
         precision=precision,
-        update_interval_s=interval,
+        update_interval_s=SETUPS[setup],
     )
     trainer = Trainer(config)
-    timer = trainer.subscribe(Timer())
-
-    class StopAfter(Subscriber):
-        def on_iteration(self, metrics, context):
-            return context.iteration < iterations + 1  # +1: the first is a warm-up
-
-    trainer.subscribe(StopAfter())
+    checkpoint_s = None
+    if setup == "store":
+        store = RunStore(folder)
+        name = store.create_run(config={}, device=args.device).name
+        checkpointer = Checkpointer(CheckpointManager(store.run_dir(name)), every_minutes=5)
+        trainer.subscribe(checkpointer)
+        trainer.subscribe(RunRecorder(store, name, checkpoint=checkpointer.request))
+        trainer.subscribe(JsonLinesLog(store.run_dir(name) / "log.jsonl"))
+    rows = trainer.subscribe(Rows(args.iterations))
     trainer.run()
-    rows = timer.rows[1:]
-    rollout = sum(r["time/rollout_s"] for r in rows)
-    update = sum(r["time/update_s"] for r in rows)
-    steps = ppo.num_envs * ppo.rollout_steps * len(rows)
+    if setup == "store":
+        start = time.perf_counter()
+        checkpointer.manager.save(trainer.state_dict())
+        checkpoint_s = time.perf_counter() - start
+    first, last = rows.rows[0], rows.rows[-1]
+    measured = rows.rows[1:]
     return {
-        "steps_per_s": steps / (rollout + update),
-        "rollout_s": rollout / len(rows),
-        "update_s": update / len(rows),
+        "steps_per_s": (last["env_steps"] - first["env_steps"])
+        / (last["time/elapsed_s"] - first["time/elapsed_s"]),
+        "rollout_s": statistics.mean(r["time/rollout_s"] for r in measured),
+        "update_s": statistics.mean(r["time/update_s"] for r in measured),
         "emit_share": trainer.emit_seconds / trainer.elapsed_s,
+        "checkpoint_s": checkpoint_s,
     }
 
 
@@ -73,31 +94,34 @@ def main() -> None:
     parser.add_argument("--precision", nargs="+", default=["fp32"])
     args = parser.parse_args()
     print(
-        f"{'preset':>7} {'prec':>5} {'steps/s':>9} {'rollout s':>10} {'update s':>9} "
-        f"{'emit %':>7} {'steps/s @2s':>12} {'cadence cost %':>15}"
+        f"{'preset':>6} {'prec':>5} {'setup':>6} {'steps/s':>8} {'vs quiet':>9} "
+        f"{'rollout s':>10} {'update s':>9} {'msg time %':>11} {'ckpt s':>7}"
     )
     results = []
-    for preset in args.presets:
-        for precision in args.precision:
-            fast, slow = [], []
-            for _ in range(args.repeats):  # interleaved: both cadences see the same noise
-                fast.append(
-                    measure(preset, args.iterations, args.threads, args.device, precision, 0.5)
-                )
-                slow.append(
-                    measure(preset, args.iterations, args.threads, args.device, precision, 2.0)
-                )
-            med = {k: statistics.median(r[k] for r in fast) for k in fast[0]}
-            slow_sps = statistics.median(r["steps_per_s"] for r in slow)
-            cost = 100 * (1 - med["steps_per_s"] / slow_sps)
-            print(
-                f"{preset:>7} {precision:>5} {med['steps_per_s']:>9.0f} {med['rollout_s']:>10.2f} "
-                f"{med['update_s']:>9.2f} {100 * med['emit_share']:>7.2f} {slow_sps:>12.0f} "
-                f"{cost:>15.1f}"
-            )
-            results.append(
-                {"preset": preset, "precision": precision, **med, "steps_per_s_at_2s": slow_sps}
-            )
+    with tempfile.TemporaryDirectory() as tmp:
+        for preset in args.presets:
+            for precision in args.precision:
+                runs = {setup: [] for setup in SETUPS}
+                for _ in range(args.repeats):
+                    for setup in SETUPS:
+                        runs[setup].append(measure(setup, preset, args, precision, Path(tmp)))
+                quiet = statistics.median(r["steps_per_s"] for r in runs["quiet"])
+                for setup, found in runs.items():
+                    med = {
+                        k: statistics.median(r[k] for r in found if r[k] is not None)
+                        for k in found[0]
+                        if any(r[k] is not None for r in found)
+                    }
+                    ckpt = f"{med['checkpoint_s']:.3f}" if "checkpoint_s" in med else "-"
+                    print(
+                        f"{preset:>6} {precision:>5} {setup:>6} {med['steps_per_s']:>8.0f} "
+                        f"{100 * (med['steps_per_s'] / quiet - 1):>+8.1f}% "
+                        f"{med['rollout_s']:>10.2f} {med['update_s']:>9.2f} "
+                        f"{100 * med['emit_share']:>11.2f} {ckpt:>7}"
+                    )
+                    results.append(
+                        {"preset": preset, "precision": precision, "setup": setup, **med}
+                    )
     print(json.dumps(results))
 
 

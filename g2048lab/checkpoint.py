@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .trainer import Subscriber, TrainingContext
+from .subscribers import Subscriber, TrainingContext
 
 __all__ = [
     "CheckpointError",

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -14,6 +17,8 @@ from .env import VecEnv
 from .evaluation import TILE_THRESHOLDS, corner_policy, evaluate, random_policy
 from .game import to_values
 from .palette import tile_colors
+
+DEFAULT_RUNS_DIR = "checkpoints"
 
 POLICIES = {"random": lambda seed: random_policy(seed), "corner": lambda seed: corner_policy}
 
@@ -80,6 +85,248 @@ def cmd_play(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train in a background thread; the main thread shows progress and handles Ctrl-C."""
+    from .checkpoint import Checkpointer, CheckpointManager
+    from .logs import JsonLinesLog
+    from .runs import RunRecorder, RunStore
+    from .trainer import Trainer, TrainerConfig
+
+    store = RunStore(args.runs_dir)
+    budget = {}
+    if args.steps is not None:
+        budget["total_env_steps"] = args.steps
+    if args.minutes is not None:
+        budget["max_seconds"] = args.minutes * 60
+    if args.resume:
+        checkpoint, name = _resume_target(store, args.resume)
+        trainer = Trainer.from_checkpoint(
+            checkpoint, device=args.device, threads=args.threads, **budget
+        )
+        if name is None or not _run_exists(store, name):
+            name = trainer.run_id if not _run_exists(store, trainer.run_id) else None
+            run = store.create_run(name, config=_run_config(trainer), device=str(trainer.device))
+            name = run.name
+    else:
+        if args.preset is not None:
+            from .model import PRESETS
+
+            if args.preset not in (*PRESETS, "auto"):
+                raise ValueError(
+                    f"unknown preset {args.preset!r}; choose one of {', '.join([*PRESETS, 'auto'])}"
+                )
+        name = args.run_name or time.strftime("run-%Y%m%d-%H%M%S")
+        if _run_exists(store, name):
+            raise ValueError(
+                f"run {name!r} exists in {args.runs_dir}: pick another --run-name, "
+                f"or continue it with --resume {name}"
+            )
+        config = TrainerConfig(
+            preset=args.preset or "auto",
+            device=args.device,
+            threads=args.threads,
+            seed=args.seed,
+            run_id=name,
+            **budget,
+        )
+        trainer = Trainer(config)
+        store.create_run(name, config=_run_config(trainer), device=str(trainer.device))
+    folder = store.run_dir(name)
+    checkpointer = Checkpointer(
+        CheckpointManager(folder),
+        every_episodes=args.checkpoint_games,
+        every_minutes=args.checkpoint_minutes,
+    )
+    trainer.subscribe(checkpointer)
+    trainer.subscribe(RunRecorder(store, name, checkpoint=checkpointer.request))
+    trainer.subscribe(JsonLinesLog(folder / "log.jsonl"))
+    params = trainer.model.num_params()
+    print(
+        f"run {name}: preset {trainer.preset or 'custom'} ({params.total / 1e6:.2f} M "
+        f"parameters) on {trainer.device}, {trainer.ppo.num_envs} games; folder {folder}",
+        file=sys.stderr,
+    )
+    interrupted = _train_with_progress(trainer, quiet=args.quiet)
+    if trainer.state == "failed":
+        print(f"g2048lab train: error: run {name} failed: {trainer.error!r}", file=sys.stderr)
+        return 1
+    how = "stopped" if interrupted else "finished"
+    saved = f"; checkpoint {checkpointer.last_path}" if checkpointer.last_path else ""
+    print(f"run {name} {how} after {trainer.env_steps:,} env steps{saved}", file=sys.stderr)
+    return 0
+
+
+def _run_exists(store, name: str) -> bool:
+    from .runs import RunNotFound
+
+    try:
+        store.get_run(name)
+    except RunNotFound:
+        return False
+    return True
+
+
+def _resume_target(store, target: str) -> tuple[Path, str | None]:
+    """A checkpoint file or folder, or a run name in the store -> (path, run name or None)."""
+    path = Path(target)
+    if path.exists():
+        return path, None
+    run = store.get_run(target)  # raises RunNotFound with the known names
+    return store.run_dir(run.name), run.name
+
+
+def _run_config(trainer) -> dict:
+    from dataclasses import asdict
+
+    return {
+        "preset": trainer.preset,
+        "model": asdict(trainer.model_config),
+        "ppo": asdict(trainer.ppo),
+        "reward": asdict(trainer.config.reward),
+        "seed": trainer.config.seed,
+        "total_env_steps": trainer.config.total_env_steps,
+        "max_seconds": trainer.config.max_seconds,
+    }
+
+
+def _train_with_progress(trainer, quiet: bool) -> bool:
+    """Run ``trainer`` in its thread; show a live bar; Ctrl-C stops it cleanly. Returns whether
+    the run was interrupted."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    interrupted = False
+
+    def on_sigterm(signum, frame):  # a polite kill: stop as Ctrl-C does
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    budget = trainer.config.total_env_steps or (trainer.config.max_seconds or 0)
+    by_steps = trainer.config.total_env_steps is not None
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=quiet,
+    )
+    trainer.start()
+    with progress:
+        task = progress.add_task(trainer.run_id, total=budget or None, stats="starting")
+        while trainer.state in ("idle", "running", "paused", "stopping"):
+            try:
+                time.sleep(0.5)
+                update = trainer.updates.latest()
+                if update is None:
+                    continue
+                done = update.env_steps if by_steps else update.elapsed_s
+                score = f"{update.score:,.0f}" if update.score is not None else "-"
+                loss = f"{update.loss:.3f}" if update.loss is not None else "-"
+                stats = (
+                    f"{update.status} | {update.env_steps:,} steps | "
+                    f"{update.steps_per_second:,.0f}/s | score {score} | "
+                    f"best tile {update.max_tile} | loss {loss}"
+                )
+                progress.update(task, completed=done, stats=stats)
+            except KeyboardInterrupt:
+                interrupted = True
+                progress.console.print("stopping: finishing the current step and saving")
+                trainer.stop()
+    with contextlib.suppress(BaseException):  # the caller reports trainer.state and .error
+        trainer.join()
+    return interrupted
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+    from .device import select_device
+    from .evaluation import model_policy
+    from .model import GameTransformer, ModelConfig
+
+    payload = load_checkpoint(args.checkpoint)
+    device = select_device(args.device)
+    model = GameTransformer(ModelConfig(**payload["model_config"])).to(device)
+    model.load_state_dict(payload["model"])
+    model.eval()
+    policy = model_policy(model, greedy=not args.sampled, seed=args.seed)
+    summary = evaluate(policy, args.games, seed=args.seed).summary()
+    summary["checkpoint"] = str(args.checkpoint)
+    summary["env_steps"] = payload["counters"]["env_steps"]
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        from rich.console import Console
+
+        label = f"{'sampled' if args.sampled else 'greedy'} @ {summary['env_steps']:,} steps"
+        Console().print(summary_table({label: summary}))
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from .runs import RunStore
+
+    runs = RunStore(args.runs_dir).list_runs()
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": r.name,
+                        "status": r.status,
+                        "env_steps": r.env_steps,
+                        "iteration": r.iteration,
+                        "best_score": r.best_score,
+                        "max_tile": r.max_tile,
+                        "device": r.device,
+                        "created_at": r.created_at,
+                        "updated_at": r.updated_at,
+                        "error": r.error,
+                    }
+                    for r in runs
+                ]
+            )
+        )
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"runs in {args.runs_dir}")
+    for column in (
+        "run",
+        "status",
+        "env steps",
+        "best score",
+        "best tile",
+        "device",
+        "last update",
+    ):
+        table.add_column(column, justify="left" if column in ("run", "status") else "right")
+    now = time.time()
+    for r in runs:
+        status = r.status
+        if status in ("running", "paused") and now - r.updated_at > 120:
+            status += " (no news: killed?)"
+        table.add_row(
+            r.name,
+            status,
+            f"{r.env_steps:,}",
+            f"{r.best_score:,}",
+            str(r.max_tile),
+            r.device,
+            _ago(now - r.updated_at),
+        )
+    Console().print(table)
+    return 0
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{seconds:.0f} s ago"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="g2048lab", description=__doc__)
     parser.add_argument("--version", action="version", version=f"g2048lab {__version__}")
@@ -92,6 +339,36 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--no-watch", dest="watch", action="store_false", help="skip the live game")
     play.add_argument("--json", action="store_true", help="print the summary as JSON")
     play.set_defaults(run=cmd_play)
+
+    train = commands.add_parser("train", help="train an agent (Ctrl-C stops with a checkpoint)")
+    train.add_argument("--preset", default=None, help="tiny, cpu, small, base or auto (default)")
+    budget = train.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=positive_int, help="env steps for the whole run")
+    budget.add_argument("--minutes", type=positive_float, help="training minutes for the whole run")
+    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    train.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    train.add_argument("--run-name", default=None, help="default: run-<date>-<time>")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--threads", type=positive_int, default=None, help="CPU threads")
+    train.add_argument("--resume", metavar="RUN_NAME_OR_CHECKPOINT", default=None)
+    train.add_argument("--checkpoint-minutes", type=positive_float, default=5.0)
+    train.add_argument("--checkpoint-games", type=positive_int, default=None)
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(run=cmd_train)
+
+    evaluate_ = commands.add_parser("eval", help="play whole games greedily with a checkpoint")
+    evaluate_.add_argument("checkpoint", help="a checkpoint file or a run folder")
+    evaluate_.add_argument("--games", type=positive_int, default=200)
+    evaluate_.add_argument("--seed", type=int, default=10_000)
+    evaluate_.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    evaluate_.add_argument("--sampled", action="store_true", help="sample moves, not argmax")
+    evaluate_.add_argument("--json", action="store_true")
+    evaluate_.set_defaults(run=cmd_eval)
+
+    runs = commands.add_parser("runs", help="list the runs in a runs folder")
+    runs.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    runs.add_argument("--json", action="store_true")
+    runs.set_defaults(run=cmd_runs)
     return parser
 
 
@@ -102,9 +379,24 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    from .checkpoint import CheckpointError
+    from .runs import StoreError
+
+    try:
+        return args.run(args)
+    except (CheckpointError, StoreError, ValueError, OSError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"g2048lab {args.command}: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -51,6 +51,10 @@ class TrainingUpdate:
     process_memory: float | None = None  # GB resident (RSS) of the training process
     minibatch_size: int | None = None  # current, after any out-of-memory halving
     events: list[str] = field(default_factory=list)  # since the last message: OOM, NaN, ...
+    # [score, max tile] of games finished since the last message (an even sample if many)
+    finished_games: list[list[int]] = field(default_factory=list)
+    # (layers, heads, 16, 16) for the shown board when small enough, else None
+    attention_layers: list[list[list[list[float]]]] | None = None
     type: str = "training_update"
     schema_version: int = SCHEMA_VERSION
 

@@ -37,9 +37,13 @@ from .ppo import (
     ppo_update,
     sample_actions,
 )
-from .recording import GameRecord, GameRecorder
+from .recording import GameRecorder
+from .subscribers import Subscriber, TrainingContext, UpdateQueue
 
 __all__ = ["Subscriber", "Trainer", "TrainerConfig", "TrainingContext", "UpdateQueue"]
+
+MAX_ATTENTION_FLOATS = 16384  # every layer's attention in messages up to this size
+MAX_FINISHED_GAMES = 256  # finished games listed in one message
 
 STATES = ("idle", "running", "paused", "stopping", "finished", "failed")
 
@@ -77,60 +81,6 @@ class TrainerConfig:
                 raise ValueError(f"{name} must be positive (or None for no limit), got {value}")
         if not 0.05 <= self.update_interval_s <= 2.0:
             raise ValueError("update_interval_s must be between 0.05 and 2 seconds")
-
-
-@dataclass
-class TrainingContext:
-    """What a subscriber may know of the run, besides the message itself."""
-
-    trainer: Trainer
-    run_id: str
-    iteration: int
-    env_steps: int
-    episodes: int
-    elapsed_s: float
-
-
-class Subscriber:
-    """Receives what the trainer emits. Return False from a method to stop training."""
-
-    def on_update(self, update: TrainingUpdate, context: TrainingContext) -> bool | None:
-        return None
-
-    def on_iteration(self, metrics: dict[str, float], context: TrainingContext) -> bool | None:
-        return None
-
-    def on_game(self, game: GameRecord, context: TrainingContext) -> bool | None:
-        return None
-
-    def on_end(self, context: TrainingContext) -> None:
-        return None
-
-
-class UpdateQueue(Subscriber):
-    """A bounded queue of messages that drops the oldest: the default subscriber for UIs."""
-
-    def __init__(self, maxlen: int = 64):
-        self._items: deque[TrainingUpdate] = deque(maxlen=maxlen)
-        self._lock = threading.Lock()
-        self.dropped = 0
-
-    def on_update(self, update: TrainingUpdate, context: TrainingContext) -> None:
-        with self._lock:
-            if len(self._items) == self._items.maxlen:
-                self.dropped += 1
-            self._items.append(update)
-
-    def drain(self) -> list[TrainingUpdate]:
-        """All queued messages, oldest first; empties the queue."""
-        with self._lock:
-            items = list(self._items)
-            self._items.clear()
-        return items
-
-    def latest(self) -> TrainingUpdate | None:
-        with self._lock:
-            return self._items[-1] if self._items else None
 
 
 class Trainer:
@@ -182,6 +132,7 @@ class Trainer:
         self._last_usage: torch.Tensor | None = None
         self._last_stats: UpdateStats | None = None
         self._events: list[str] = []
+        self._finished: list[tuple[int, int]] = []  # (score, max tile) since the last message
         self._last_emit = 0.0
         self.emit_seconds = 0.0  # wall time spent building and sending messages
         self._rate_window: deque[tuple[float, int]] = deque(maxlen=64)
@@ -372,6 +323,8 @@ class Trainer:
         if not terminated.any():
             return
         scores = info["episode"]["score"][terminated]
+        tiles = info["episode"]["max_tile"][terminated]
+        self._finished.extend(zip(scores.tolist(), tiles.tolist()))
         self.episodes += int(terminated.sum())
         self.recent_scores.extend(int(s) for s in scores)
         self.best_score = max(self.best_score, int(scores.max()))
@@ -504,7 +457,7 @@ class Trainer:
         stats = self._last_stats
         obs = self._obs
         board = obs["board"][0] if obs is not None else np.zeros((4, 4), np.uint8)
-        attention = None
+        attention = attention_layers = None
         if obs is not None:
             was_training = self.model.training  # messages are also sent between minibatches
             self.model.eval()
@@ -515,12 +468,19 @@ class Trainer:
                     return_attention=True,
                 )
             self.model.train(was_training)
-            attention = out.attention[-1, 0].float().cpu().numpy().round(4).tolist()
+            layers = out.attention[:, 0].float().cpu().numpy().round(4)  # (L, heads, 16, 16)
+            attention = layers[-1].tolist()
+            if layers.size <= MAX_ATTENTION_FLOATS:
+                attention_layers = layers.tolist()
         usage = (
             self._last_usage if stats is None or stats.expert_usage is None else stats.expert_usage
         )
         memory = memory_stats(self.device)
         events, self._events = self._events, []
+        finished, self._finished = self._finished, []
+        if len(finished) > MAX_FINISHED_GAMES:  # an even sample keeps the message small
+            step = len(finished) / MAX_FINISHED_GAMES
+            finished = [finished[int(i * step)] for i in range(MAX_FINISHED_GAMES)]
 
         def maybe(value: float | None) -> float | None:
             return None if stats is None or stats.minibatches == 0 else float(value)
@@ -553,6 +513,8 @@ class Trainer:
             process_memory=memory.process_rss,
             minibatch_size=self.minibatch_size,
             events=events,
+            finished_games=[list(game) for game in finished],
+            attention_layers=attention_layers,
         )
 
     def _notify(self, method: str, payload: Any) -> None:
@@ -594,6 +556,10 @@ class Trainer:
             "run_id": self.run_id,
             "preset": self.preset,
             "seed": self.config.seed,
+            "budget": {
+                "total_env_steps": self.config.total_env_steps,
+                "max_seconds": self.config.max_seconds,
+            },
             "model_config": asdict(self.model_config),
             "ppo_config": asdict(self.ppo),
             "reward_config": asdict(self.config.reward),
@@ -655,7 +621,9 @@ class Trainer:
     @classmethod
     def from_checkpoint(cls, path, **overrides) -> Trainer:
         """A trainer that continues the run saved at ``path`` (a file, or a run folder for its
-        latest file). ``overrides`` replace TrainerConfig fields: a new budget, device, threads.
+        latest file) toward the saved budget. ``overrides`` replace TrainerConfig fields: a new
+        budget (for the whole run: ``max_seconds`` counts the time already spent), device,
+        threads.
         """
         from .checkpoint import CheckpointError, load_checkpoint
 
@@ -668,6 +636,7 @@ class Trainer:
                 reward=RewardConfig(**payload["reward_config"]),
                 seed=payload["seed"],
                 run_id=payload["run_id"],
+                **payload.get("budget", {}),
             )
         except (TypeError, ValueError, KeyError) as error:
             raise CheckpointError(

@@ -5,15 +5,14 @@ import pickle
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
 from g2048lab.checkpoint import (
+    Checkpointer,
     CheckpointError,
     CheckpointManager,
-    Checkpointer,
     load_checkpoint,
     save_checkpoint,
 )

@@ -116,6 +116,9 @@ def test_the_message_carries_the_live_game_and_model_insight():
     heads = trainer.model_config.n_heads
     assert np.array(update.attention_weights).shape == (heads, 16, 16)
     assert np.allclose(np.array(update.attention_weights).sum(-1), 1, atol=1e-3)
+    layers = np.array(update.attention_layers)
+    assert layers.shape == (trainer.model_config.n_layers, heads, 16, 16)
+    assert np.allclose(layers[-1], update.attention_weights)
     usage = np.array(update.expert_usage)
     assert usage.shape == (trainer.model_config.n_layers, trainer.model_config.n_experts)
     assert np.allclose(usage.sum(-1), 1, atol=1e-3)
@@ -123,8 +126,22 @@ def test_the_message_carries_the_live_game_and_model_insight():
     assert update.loss is not None and update.process_memory > 0
 
 
+class Collect(Subscriber):
+    def __init__(self):
+        self.updates = []
+
+    def on_update(self, update, context):
+        self.updates.append(update)
+
+
 def test_whole_games_are_recorded_for_replay():
-    trainer = Trainer(tiny(total_env_steps=32 * 16 * 40)).run()
+    trainer = Trainer(tiny(total_env_steps=32 * 16 * 40))
+    collect = trainer.subscribe(Collect())
+    trainer.run()
+    finished = [game for u in collect.updates for game in u.finished_games]
+    assert len(finished) == trainer.episodes > 0  # every finished game reaches a message
+    assert max(score for score, _ in finished) == trainer.best_score
+    assert max(tile for _, tile in finished) == trainer.max_tile
     games = list(trainer.recorder.recent) + trainer.recorder.best
     assert games, "random-ish play ends games within 640 moves"
     best = trainer.recorder.best

@@ -1,0 +1,679 @@
+"""The run store: every run in one SQLite database, written by a trainer, read by many viewers.
+
+``RunStore(root)`` keeps ``root/runs.sqlite`` and, beside it, one folder of
+checkpoint files per run (``root/<run name>/``). The database holds, per run:
+
+- the run: name, status, config, device, times (Unix s), error, progress counters;
+- metrics: one row per PPO iteration (the trainer's ``on_iteration`` rows);
+- training updates: the latest in full, and a thinned history (``put_update``);
+- recorded games: the best and the most recent few, for replay;
+- control requests (pause, resume, stop, checkpoint) that viewers leave and the
+  training process serves and acknowledges.
+
+The database runs in WAL mode: one writer and any number of readers, in any
+processes, go on at once; readers never wait for the writer, nor it for them, and
+writers queue for up to ``BUSY_TIMEOUT_S`` instead of failing with "database is
+locked". Each write is one short transaction; with ``synchronous=NORMAL`` a commit
+does not fsync (a power cut may lose the last commits, never the database). WAL
+needs a local disk: keep the runs folder off network file systems.
+
+The trainer knows nothing of the store: ``RunRecorder`` is the subscriber that
+writes a run into it and serves the run's control requests.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .messages import TrainingUpdate
+from .recording import GameRecord, GameRecorder
+from .subscribers import Subscriber, TrainingContext
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
+
+__all__ = [
+    "ACTIONS",
+    "ControlRequest",
+    "GameSummary",
+    "RunInfo",
+    "RunNotFound",
+    "RunRecorder",
+    "RunStore",
+    "GAME_KINDS",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "StoreError",
+]
+
+SCHEMA_VERSION = 1
+DATABASE_NAME = "runs.sqlite"
+BUSY_TIMEOUT_S = 10.0  # how long a writer waits for another writer before giving up
+HISTORY_INTERVAL_S = 10.0  # at most one history message per this many seconds of a run
+HISTORY_LIMIT = 1000  # history messages kept per run, before thinning
+STATUSES = ("idle", "running", "paused", "stopping", "finished", "failed", "killed")
+ACTIONS = ("pause", "resume", "stop", "checkpoint")
+GAME_KINDS = ("best", "recent")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+# _MIGRATIONS[v] takes a store from schema v to v + 1 (v = 0: an empty file).
+_MIGRATIONS = (
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL,
+        config TEXT NOT NULL,  -- JSON
+        device TEXT NOT NULL,
+        created_at REAL NOT NULL,  -- Unix s
+        updated_at REAL NOT NULL,  -- Unix s, the last write about the run
+        error TEXT,
+        iteration INTEGER NOT NULL DEFAULT 0,
+        env_steps INTEGER NOT NULL DEFAULT 0,
+        episodes INTEGER NOT NULL DEFAULT 0,
+        best_score INTEGER NOT NULL DEFAULT 0,
+        max_tile INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE metrics (
+        run_id INTEGER NOT NULL REFERENCES runs (id),
+        iteration INTEGER NOT NULL,
+        row TEXT NOT NULL,  -- JSON
+        PRIMARY KEY (run_id, iteration)
+    );
+    CREATE TABLE latest_updates (
+        run_id INTEGER PRIMARY KEY REFERENCES runs (id),
+        message TEXT NOT NULL  -- TrainingUpdate.to_json()
+    );
+    CREATE TABLE update_history (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs (id),
+        timestamp REAL NOT NULL,  -- the message's, Unix s
+        status TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX update_history_by_run ON update_history (run_id, timestamp);
+    CREATE TABLE games (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs (id),
+        best INTEGER NOT NULL,  -- 1 while among the run's best games
+        recent INTEGER NOT NULL,  -- 1 while among its most recent
+        score INTEGER NOT NULL,
+        max_tile INTEGER NOT NULL,
+        length INTEGER NOT NULL,  -- moves
+        env_steps INTEGER NOT NULL,
+        iteration INTEGER NOT NULL,
+        timestamp REAL NOT NULL,
+        arrays BLOB NOT NULL  -- .npz of the GameRecord arrays
+    );
+    CREATE INDEX games_by_run ON games (run_id, score);
+    CREATE TABLE requests (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs (id),
+        action TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        acknowledged_at REAL,
+        result TEXT
+    );
+    CREATE INDEX requests_by_run ON requests (run_id, acknowledged_at)
+    """,
+)
+assert len(_MIGRATIONS) == SCHEMA_VERSION
+
+_RUN_COLUMNS = (
+    "id, name, status, config, device, created_at, updated_at, error, "
+    "iteration, env_steps, episodes, best_score, max_tile"
+)
+_GAME_COLUMNS = "id, score, max_tile, length, best, recent, timestamp, env_steps"
+_SELECT_REQUESTS = (
+    "SELECT requests.id, runs.name, action, requests.created_at, acknowledged_at, result"
+    " FROM requests JOIN runs ON runs.id = requests.run_id"
+)
+
+
+class StoreError(ValueError):
+    """A run store that cannot be used as asked; the message says why and what to do."""
+
+
+class RunNotFound(StoreError):
+    """No run of that name in the store; the message names some that exist."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run as the store knows it. Times are Unix seconds."""
+
+    id: int
+    name: str
+    status: str  # one of STATUSES
+    config: dict
+    device: str
+    created_at: float
+    updated_at: float  # the last write about the run: a live run's is seconds old
+    error: str | None  # why a failed run failed
+    iteration: int  # PPO updates done
+    env_steps: int  # moves played, all envs
+    episodes: int  # games finished
+    best_score: int
+    max_tile: int
+
+
+@dataclass(frozen=True)
+class GameSummary:
+    """A recorded game without its moves (``RunStore.load_game(id)`` has them)."""
+
+    id: int
+    score: int
+    max_tile: int
+    length: int  # moves
+    kinds: frozenset[str]  # "best", "recent" or both
+    timestamp: float  # Unix s when the game ended
+    env_steps: int  # training env steps when the game ended
+
+
+@dataclass(frozen=True)
+class ControlRequest:
+    """A viewer's request to a run, and what the training process made of it."""
+
+    id: int
+    run: str  # run name
+    action: str  # one of ACTIONS
+    created_at: float  # Unix s
+    acknowledged_at: float | None  # None while pending
+    result: str | None  # "done", "ignored: ..." or "error: ..."; for checkpoint, its answer
+
+
+class RunStore:
+    """The runs folder: ``runs.sqlite`` and one checkpoint folder per run; see the module doc.
+
+    Safe to use from several threads (each gets its own connection) and processes.
+    """
+
+    def __init__(self, root: str | Path = "checkpoints"):
+        self.root = Path(root)
+        self.path = self.root / DATABASE_NAME
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(
+                f"cannot create the runs folder {self.root}: {error.strerror}; "
+                "choose a folder you can write to"
+            ) from None
+        self._local = threading.local()
+        self._run_ids: dict[str, int] = {}  # names are never reused, so ids can be cached
+        self._migrate()
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.root)!r})"
+
+    # --- runs ----------------------------------------------------------------------------
+
+    def create_run(self, name: str | None = None, *, config: dict, device: str) -> RunInfo:
+        """Add a run with status idle. ``name``: letters, digits, - and _; None picks a fresh
+        one from the time (``run-20261124-031500``, then ``-2``, ``-3``... if taken)."""
+        if name is not None and not _NAME.fullmatch(name):
+            raise StoreError(
+                f"run name {name!r} is not allowed: use up to 64 letters, digits, - and _, "
+                "starting with a letter or digit"
+            )
+        now = time.time()
+        base = time.strftime("run-%Y%m%d-%H%M%S", time.localtime(now))
+        candidate, attempt = name or base, 1
+        while True:
+            try:
+                with self._write() as db:
+                    db.execute(
+                        "INSERT INTO runs (name, status, config, device, created_at, updated_at)"
+                        " VALUES (?, 'idle', ?, ?, ?, ?)",
+                        (candidate, json.dumps(config), device, now, now),
+                    )
+                return self.get_run(candidate)
+            except sqlite3.IntegrityError:
+                if name is not None:
+                    raise StoreError(
+                        f"a run named {name!r} exists in {self.path}: choose another name"
+                    ) from None
+                attempt += 1
+                candidate = f"{base}-{attempt}"
+
+    def get_run(self, name: str) -> RunInfo:
+        row = self._db().execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE name = ?", (name,))
+        row = row.fetchone()
+        if row is None:
+            raise self._not_found(name)
+        return _run_info(row)
+
+    def list_runs(self) -> list[RunInfo]:
+        """All runs, newest (by creation) first."""
+        rows = self._db().execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created_at DESC, id DESC"
+        )
+        return [_run_info(row) for row in rows]
+
+    def latest_run(self) -> RunInfo | None:
+        """The run written to most recently (the one most likely live), or None."""
+        rows = self._db().execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY updated_at DESC, id DESC LIMIT 1"
+        )
+        row = rows.fetchone()
+        return None if row is None else _run_info(row)
+
+    def set_status(self, name: str, status: str, error: str | None = None) -> None:
+        """Set a run's status (one of STATUSES) and error text (None clears it)."""
+        run_id = self._run_id(name)
+        _check_choice("status", status, STATUSES)
+        with self._write() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, error = ?, updated_at = ? WHERE id = ?",
+                (status, error, time.time(), run_id),
+            )
+
+    def run_dir(self, name: str) -> Path:
+        """The run's folder for checkpoint files, ``root/<name>``; created if missing."""
+        self._run_id(name)
+        folder = self.root / name
+        try:
+            folder.mkdir(exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"cannot create the run folder {folder}: {error.strerror}") from None
+        return folder
+
+    # --- metrics -------------------------------------------------------------------------
+
+    def add_metrics(self, name: str, row: dict) -> None:
+        """Store one iteration's metrics row (it must hold ``iteration``). A row for an
+        iteration already stored replaces it, so a run resumed from a checkpoint rewrites
+        the iterations it repeats."""
+        run_id = self._run_id(name)
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO metrics (run_id, iteration, row) VALUES (?, ?, ?)",
+                (run_id, int(row["iteration"]), json.dumps(row)),
+            )
+
+    def metrics(self, name: str, since_iteration: int = -1) -> list[dict]:
+        """Rows of iterations after ``since_iteration``, in iteration order."""
+        rows = self._db().execute(
+            "SELECT row FROM metrics WHERE run_id = ? AND iteration > ? ORDER BY iteration",
+            (self._run_id(name), since_iteration),
+        )
+        return [json.loads(row) for (row,) in rows]
+
+    # --- training updates ----------------------------------------------------------------
+
+    def put_update(self, name: str, update: TrainingUpdate) -> None:
+        """Store ``update`` as the run's latest message and copy its status and counters onto
+        the run.
+
+        The history gets a copy when the message is at least ``HISTORY_INTERVAL_S`` newer
+        (by its own timestamp) than the last copy, or its status differs. Past
+        ``HISTORY_LIMIT`` copies, every second one of the older half is dropped: the history
+        spans the whole run, densest near the present, in bounded space.
+        """
+        run_id = self._run_id(name)
+        _check_choice("status", update.status, STATUSES)
+        message = update.to_json()
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO latest_updates (run_id, message) VALUES (?, ?)",
+                (run_id, message),
+            )
+            db.execute(
+                "UPDATE runs SET status = ?, updated_at = ?, iteration = ?, env_steps = ?,"
+                " episodes = ?, best_score = ?, max_tile = ? WHERE id = ?",
+                (
+                    update.status,
+                    time.time(),
+                    update.iteration,
+                    update.env_steps,
+                    update.episode,
+                    update.best_score,
+                    update.max_tile,
+                    run_id,
+                ),
+            )
+            last = db.execute(
+                "SELECT timestamp, status FROM update_history WHERE run_id = ?"
+                " ORDER BY timestamp DESC LIMIT 1",
+                (run_id,),
+            ).fetchone()
+            if (
+                last is None
+                or update.timestamp - last[0] >= HISTORY_INTERVAL_S
+                or update.status != last[1]
+            ):
+                db.execute(
+                    "INSERT INTO update_history (run_id, timestamp, status, message)"
+                    " VALUES (?, ?, ?, ?)",
+                    (run_id, update.timestamp, update.status, message),
+                )
+                _thin_history(db, run_id)
+
+    def latest_update(self, name: str) -> TrainingUpdate | None:
+        """The run's last message, or None before its first."""
+        row = self._db().execute(
+            "SELECT message FROM latest_updates WHERE run_id = ?", (self._run_id(name),)
+        )
+        row = row.fetchone()
+        return None if row is None else TrainingUpdate.from_json(row[0])
+
+    def update_history(self, name: str, since_timestamp: float = 0.0) -> list[TrainingUpdate]:
+        """History messages newer than ``since_timestamp`` (Unix s), oldest first."""
+        rows = self._db().execute(
+            "SELECT message FROM update_history WHERE run_id = ? AND timestamp > ?"
+            " ORDER BY timestamp",
+            (self._run_id(name), since_timestamp),
+        )
+        return [TrainingUpdate.from_json(message) for (message,) in rows]
+
+    # --- games ---------------------------------------------------------------------------
+
+    def add_game(
+        self,
+        name: str,
+        game: GameRecord,
+        kinds: Iterable[str] = GAME_KINDS,
+        keep_best: int = 5,
+        keep_recent: int = 5,
+    ) -> int:
+        """Store a finished game as one or more ``kinds`` ("best", "recent"); return its id.
+
+        The run then keeps its ``keep_best`` highest-scoring "best" games (the earlier wins a
+        tie) and its ``keep_recent`` latest "recent" ones; a game in neither list is deleted.
+        """
+        run_id = self._run_id(name)
+        kinds = set(kinds)
+        for kind in kinds:
+            _check_choice("game kind", kind, GAME_KINDS)
+        arrays = io.BytesIO()
+        np.savez(arrays, **{field: getattr(game, field) for field in GameRecorder.FIELDS})
+        with self._write() as db:
+            game_id = db.execute(
+                "INSERT INTO games (run_id, best, recent, score, max_tile, length, env_steps,"
+                " iteration, timestamp, arrays) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    "best" in kinds,
+                    "recent" in kinds,
+                    game.score,
+                    game.max_tile,
+                    game.length,
+                    game.env_steps,
+                    game.iteration,
+                    game.timestamp,
+                    arrays.getvalue(),
+                ),
+            ).lastrowid
+            db.execute(
+                "UPDATE games SET best = 0 WHERE run_id = ? AND best AND id NOT IN"
+                " (SELECT id FROM games WHERE run_id = ? AND best"
+                " ORDER BY score DESC, id LIMIT ?)",
+                (run_id, run_id, keep_best),
+            )
+            db.execute(
+                "UPDATE games SET recent = 0 WHERE run_id = ? AND recent AND id NOT IN"
+                " (SELECT id FROM games WHERE run_id = ? AND recent ORDER BY id DESC LIMIT ?)",
+                (run_id, run_id, keep_recent),
+            )
+            db.execute("DELETE FROM games WHERE run_id = ? AND NOT best AND NOT recent", (run_id,))
+        return game_id
+
+    def games(self, name: str) -> list[GameSummary]:
+        """The run's kept games, best first (the earlier first among equal scores)."""
+        rows = self._db().execute(
+            f"SELECT {_GAME_COLUMNS} FROM games WHERE run_id = ? ORDER BY score DESC, id",
+            (self._run_id(name),),
+        )
+        return [
+            GameSummary(
+                id=game_id,
+                score=score,
+                max_tile=max_tile,
+                length=length,
+                kinds=frozenset(kind for kind, on in zip(GAME_KINDS, (best, recent)) if on),
+                timestamp=timestamp,
+                env_steps=env_steps,
+            )
+            for game_id, score, max_tile, length, best, recent, timestamp, env_steps in rows
+        ]
+
+    def load_game(self, game_id: int) -> GameRecord:
+        """The whole game (ids from ``games()``); StoreError if it has been pruned since."""
+        row = (
+            self._db()
+            .execute(
+                "SELECT arrays, score, max_tile, env_steps, iteration, timestamp FROM games"
+                " WHERE id = ?",
+                (game_id,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            raise StoreError(f"no game {game_id} in {self.path}: it may have been pruned")
+        arrays, score, max_tile, env_steps, iteration, timestamp = row
+        with np.load(io.BytesIO(arrays), allow_pickle=False) as stored:
+            fields = {field: stored[field] for field in GameRecorder.FIELDS}
+        return GameRecord(
+            **fields,
+            score=score,
+            max_tile=max_tile,
+            env_steps=env_steps,
+            iteration=iteration,
+            timestamp=timestamp,
+        )
+
+    # --- control requests ----------------------------------------------------------------
+
+    def request(self, name: str, action: str) -> int:
+        """Ask the run's training process to pause, resume, stop or checkpoint; returns the
+        request's id (``request_state`` tells when it was served and how)."""
+        run_id = self._run_id(name)
+        _check_choice("action", action, ACTIONS)
+        with self._write() as db:
+            return db.execute(
+                "INSERT INTO requests (run_id, action, created_at) VALUES (?, ?, ?)",
+                (run_id, action, time.time()),
+            ).lastrowid
+
+    def pending_requests(self, name: str) -> list[ControlRequest]:
+        """The run's unacknowledged requests, oldest first."""
+        rows = self._db().execute(
+            f"{_SELECT_REQUESTS} WHERE requests.run_id = ? AND acknowledged_at IS NULL"
+            " ORDER BY requests.id",
+            (self._run_id(name),),
+        )
+        return [ControlRequest(*row) for row in rows]
+
+    def acknowledge(self, request_id: int, result: str = "done") -> None:
+        """Mark a request served, with what came of it. A second acknowledgement is ignored."""
+        with self._write() as db:
+            served = db.execute(
+                "UPDATE requests SET acknowledged_at = ?, result = ?"
+                " WHERE id = ? AND acknowledged_at IS NULL",
+                (time.time(), result, request_id),
+            ).rowcount
+        if not served:
+            self.request_state(request_id)  # raises for an unknown id
+
+    def request_state(self, request_id: int) -> ControlRequest:
+        row = self._db().execute(f"{_SELECT_REQUESTS} WHERE requests.id = ?", (request_id,))
+        row = row.fetchone()
+        if row is None:
+            raise StoreError(f"no control request {request_id} in {self.path}")
+        return ControlRequest(*row)
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection (sqlite3 connections must not cross threads or forks)."""
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            local.db, local.pid = self._connect(), os.getpid()
+        return local.db
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            # isolation_level=None: no implicit transactions; _write() opens its own
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as error:
+            raise StoreError(
+                f"{self.path} is not a usable run store ({error}): "
+                "move it away or choose another runs folder"
+            ) from None
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. IMMEDIATE takes the write lock at BEGIN, where a busy store
+        is waited for; a read that turned into a write later would fail at once instead."""
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        """Create the tables of an empty store, or bring an older one up to SCHEMA_VERSION."""
+        if self._schema_version(self._db()) == SCHEMA_VERSION:
+            return
+        with self._write() as db:
+            version = self._schema_version(db)  # another process may have migrated meanwhile
+            for script in _MIGRATIONS[version:]:
+                for statement in script.split(";"):
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _schema_version(self, db: sqlite3.Connection) -> int:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer g2048lab (store schema {version}, this "
+                f"one reads up to {SCHEMA_VERSION}): upgrade g2048lab"
+            )
+        return version
+
+    def _run_id(self, name: str) -> int:
+        run_id = self._run_ids.get(name)
+        if run_id is None:
+            row = self._db().execute("SELECT id FROM runs WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise self._not_found(name)
+            run_id = self._run_ids[name] = row[0]
+        return run_id
+
+    def _not_found(self, name: str) -> RunNotFound:
+        names = [n for (n,) in self._db().execute("SELECT name FROM runs ORDER BY id DESC")]
+        if not names:
+            return RunNotFound(f"no run {name!r} in {self.path}: the store holds no runs yet")
+        known = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        return RunNotFound(f"no run {name!r} in {self.path}; runs there: {known}")
+
+
+def _run_info(row: tuple) -> RunInfo:
+    values = list(row)
+    values[3] = json.loads(values[3])  # config
+    return RunInfo(*values)
+
+
+def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise StoreError(f"unknown {what} {value!r}: choose one of {', '.join(choices)}")
+
+
+def _thin_history(db: sqlite3.Connection, run_id: int) -> None:
+    """Past HISTORY_LIMIT messages, drop every second one of the older half (never the first)."""
+    (count,) = db.execute(
+        "SELECT count(*) FROM update_history WHERE run_id = ?", (run_id,)
+    ).fetchone()
+    if count > HISTORY_LIMIT:
+        db.execute(
+            "DELETE FROM update_history WHERE id IN (SELECT id FROM"
+            " (SELECT id, row_number() OVER (ORDER BY timestamp) AS n"
+            "  FROM update_history WHERE run_id = ?) WHERE n % 2 = 0 AND n <= ?)",
+            (run_id, count // 2),
+        )
+
+
+class RunRecorder(Subscriber):
+    """Writes a training run into a RunStore and serves the control requests left there.
+
+    Every message goes to ``put_update`` (so the run's status and counters follow the
+    trainer), every iteration's metrics to ``add_metrics``, every recorded game to
+    ``add_game``. With each message, at most every ``POLL_INTERVAL_S``, it serves the run's
+    pending requests: pause, resume and stop go to the trainer; checkpoint calls
+    ``checkpoint()``, whose returned text (a path, or what will happen) becomes the
+    request's result. The trainer sends a message at least every 2 s, also while paused,
+    so a request is served within about 2 s.
+
+    Requests left pending from before the recorder was made (say, by a process that was
+    killed) are acknowledged as ignored, so a resumed run does not obey stale ones.
+    """
+
+    POLL_INTERVAL_S = 0.5
+
+    def __init__(self, store: RunStore, run_name: str, checkpoint: Callable[[], str] | None = None):
+        self.store = store
+        self.run_name = run_name
+        self.checkpoint = checkpoint
+        self._last_poll = float("-inf")  # time.monotonic() s
+        for stale in store.pending_requests(run_name):  # also: RunNotFound before training
+            store.acknowledge(stale.id, "ignored: made before the run's current process")
+
+    def on_update(self, update: TrainingUpdate, context: TrainingContext) -> None:
+        self.store.put_update(self.run_name, update)
+        now = time.monotonic()
+        if now - self._last_poll >= self.POLL_INTERVAL_S:
+            self._last_poll = now
+            for request in self.store.pending_requests(self.run_name):
+                self.store.acknowledge(request.id, self._serve(request.action, context.trainer))
+
+    def on_iteration(self, metrics: dict[str, float], context: TrainingContext) -> None:
+        self.store.add_metrics(self.run_name, metrics)
+
+    def on_game(self, game: GameRecord, context: TrainingContext) -> None:
+        config = context.trainer.config
+        self.store.add_game(
+            self.run_name,
+            game,
+            keep_best=config.keep_best_games,
+            keep_recent=config.keep_recent_games,
+        )
+
+    def on_end(self, context: TrainingContext) -> None:
+        trainer = context.trainer
+        error = (
+            None if trainer.error is None else f"{type(trainer.error).__name__}: {trainer.error}"
+        )
+        self.store.set_status(self.run_name, trainer.state, error)
+        for request in self.store.pending_requests(self.run_name):
+            self.store.acknowledge(request.id, "ignored: the run has ended")
+
+    def _serve(self, action: str, trainer: Trainer) -> str:
+        """Carry out one request; returns the result to acknowledge it with."""
+        if action == "checkpoint":
+            if self.checkpoint is None:
+                return "error: this run was started without checkpoints"
+            try:
+                return self.checkpoint()
+            except Exception as error:  # the requester hears of it; training goes on
+                return f"error: {error}"
+        getattr(trainer, action)()
+        wanted = {"pause": "paused", "resume": "running", "stop": "stopping"}[action]
+        return "done" if trainer.state == wanted else f"ignored: the run is {trainer.state}"
