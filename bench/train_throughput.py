@@ -15,7 +15,9 @@ machine noise hits them alike; medians are printed:
 Throughput is env steps over wall time between the first and the last measured
 iteration, so subscriber work at iteration ends is included. Also printed: the
 rollout/update split, the share of wall time spent building and sending messages,
-and the time of one checkpoint save (its share at one save per 5 minutes).
+the share spent in the store, log and checkpointer subscribers (timed directly: the
+side-by-side throughput is noisier than these shares on a shared machine), and the
+time of one checkpoint save.
 """
 
 from __future__ import annotations
@@ -35,6 +37,33 @@ from g2048lab.runs import RunRecorder, RunStore
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 
 SETUPS = {"quiet": 2.0, "msgs": 0.5, "store": 1.0}  # name: seconds between messages
+
+
+class Timed(Subscriber):
+    """Forwards to ``inner`` and adds up the wall time it takes."""
+
+    def __init__(self, inner: Subscriber):
+        self.inner = inner
+        self.seconds = 0.0
+
+    def _timed(self, method: str, *args):
+        start = time.perf_counter()
+        try:
+            return getattr(self.inner, method)(*args)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def on_update(self, update, context):
+        return self._timed("on_update", update, context)
+
+    def on_iteration(self, metrics, context):
+        return self._timed("on_iteration", metrics, context)
+
+    def on_game(self, game, context):
+        return self._timed("on_game", game, context)
+
+    def on_end(self, context):
+        return self._timed("on_end", context)
 
 
 class Rows(Subscriber):
@@ -63,12 +92,14 @@ def measure(setup: str, preset: str, args, precision: str, folder: Path) -> dict
         store = RunStore(folder)
         name = store.create_run(config={}, device=args.device).name
         checkpointer = Checkpointer(CheckpointManager(store.run_dir(name)), every_minutes=5)
-        trainer.subscribe(checkpointer)
-        trainer.subscribe(RunRecorder(store, name, checkpoint=checkpointer.request))
-        trainer.subscribe(JsonLinesLog(store.run_dir(name) / "log.jsonl"))
+        recorder = RunRecorder(store, name, checkpoint=checkpointer.request)
+        log = JsonLinesLog(store.run_dir(name) / "log.jsonl")
+        timed = [trainer.subscribe(Timed(s)) for s in (checkpointer, recorder, log)]
     rows = trainer.subscribe(Rows(args.iterations))
     trainer.run()
+    store_share = None
     if setup == "store":
+        store_share = sum(t.seconds for t in timed) / trainer.elapsed_s
         start = time.perf_counter()
         checkpointer.manager.save(trainer.state_dict())
         checkpoint_s = time.perf_counter() - start
@@ -81,6 +112,7 @@ def measure(setup: str, preset: str, args, precision: str, folder: Path) -> dict
         "update_s": statistics.mean(r["time/update_s"] for r in measured),
         "emit_share": trainer.emit_seconds / trainer.elapsed_s,
         "checkpoint_s": checkpoint_s,
+        "store_share": store_share,
     }
 
 
@@ -95,7 +127,7 @@ def main() -> None:
     args = parser.parse_args()
     print(
         f"{'preset':>6} {'prec':>5} {'setup':>6} {'steps/s':>8} {'vs quiet':>9} "
-        f"{'rollout s':>10} {'update s':>9} {'msg time %':>11} {'ckpt s':>7}"
+        f"{'rollout s':>10} {'update s':>9} {'msg time %':>11} {'store time %':>13} {'ckpt s':>7}"
     )
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,11 +145,12 @@ def main() -> None:
                         if any(r[k] is not None for r in found)
                     }
                     ckpt = f"{med['checkpoint_s']:.3f}" if "checkpoint_s" in med else "-"
+                    share = f"{100 * med['store_share']:.2f}" if "store_share" in med else "-"
                     print(
                         f"{preset:>6} {precision:>5} {setup:>6} {med['steps_per_s']:>8.0f} "
                         f"{100 * (med['steps_per_s'] / quiet - 1):>+8.1f}% "
                         f"{med['rollout_s']:>10.2f} {med['update_s']:>9.2f} "
-                        f"{100 * med['emit_share']:>11.2f} {ckpt:>7}"
+                        f"{100 * med['emit_share']:>11.2f} {share:>13} {ckpt:>7}"
                     )
                     results.append(
                         {"preset": preset, "precision": precision, "setup": setup, **med}

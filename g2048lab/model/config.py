@@ -15,12 +15,12 @@ class ModelConfig:
     The defaults are the ``cpu`` preset.
     """
 
-    d_model: int = 64
-    n_heads: int = 4
+    d_model: int = 32
+    n_heads: int = 2
     n_layers: int = 1
-    n_experts: int = 4
+    n_experts: int = 8
     top_k: int = 2
-    d_expert: int = 128  # hidden width of one expert's MLP
+    d_expert: int = 64  # hidden width of one expert's MLP
     vocab_size: int = 32  # tile exponents 0..31 (0 is an empty cell)
     dropout: float = 0.0
     dense: bool = False
@@ -66,12 +66,13 @@ class ModelConfig:
 PRESETS: dict[str, ModelConfig] = {
     # Tests and CI: builds and trains in seconds.
     "tiny": ModelConfig(d_model=32, n_heads=2, n_layers=1, n_experts=4, top_k=2, d_expert=64),
-    # The default on a CPU-only machine: the model that a throwaway PPO calibration on 2 cores
-    # saw learn within 15-25 minutes (STACK.md), where the update took 84% of the time. A
-    # second layer doubles that update (batch-1024 forward+backward on 1 thread: ~190 ms for
-    # one layer, ~385 ms for two; bench/model_throughput.py), so it would halve env steps/s
-    # (~2.3k -> ~1.1k with the calibration's recipe). The trainer's learning benchmark decides.
-    "cpu": ModelConfig(d_model=64, n_heads=4, n_layers=1, n_experts=4, top_k=2, d_expert=128),
+    # The default on a CPU-only machine, chosen with bench/learn.py on 2 cores: on a CPU the
+    # update dominates, so env steps per second decide how far PPO gets in minutes. Side by
+    # side for 30 minutes (1 thread each, linear lr), this model (41k parameters, ~4-5k env
+    # steps/s) reached a greedy mean score of 8,920 with the 1024 tile in 33% of 200 games;
+    # d_model 64 with 4 experts of 128 (90k, ~2k steps/s) reached 8,542 and 27%. Eight
+    # experts instead of tiny's four add capacity at the same cost per token.
+    "cpu": ModelConfig(d_model=32, n_heads=2, n_layers=1, n_experts=8, top_k=2, d_expert=64),
     # A GPU with little memory.
     "small": ModelConfig(d_model=256, n_heads=8, n_layers=4, n_experts=8, top_k=2, d_expert=512),
     # The design's architecture, for the target 8 GB card (RTX 3070 Ti).

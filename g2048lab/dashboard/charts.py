@@ -1,0 +1,171 @@
+"""Plotly ``FigureWidget`` builders for the dashboard, and ``LiveFigure`` to update them.
+
+Three figures with stacked subplots rather than one figure per chart: every
+``FigureWidget`` ships plotly.js (about 5 MB) to the browser in its own widget state, which
+a phone on a mobile network feels. Each figure has ``autosize=True``, a fixed height and no
+width (it takes its container's), and a constant ``uirevision`` so that zoom and pan survive
+updates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+__all__ = [
+    "LOSSES",
+    "LiveFigure",
+    "TILE_TICKS",
+    "games_figure",
+    "model_figure",
+    "token_labels",
+    "training_figure",
+]
+
+LOSSES = {  # trace name -> metric key
+    "loss": "train/loss",
+    "policy loss": "train/policy_loss",
+    "value loss": "train/value_loss",
+    "entropy": "train/entropy",
+    "MoE balancing": "train/aux_loss",
+}
+TILE_TICKS = [2**k for k in range(1, 18)]
+_MARGIN = {"l": 48, "r": 12, "t": 36, "b": 36}
+_LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0}
+
+
+def _layout(figure: go.Figure, height: int) -> None:
+    figure.update_layout(
+        autosize=True,
+        height=height,
+        margin=_MARGIN,
+        uirevision="g2048lab",
+        legend=_LEGEND,
+        template="plotly_white",
+        hovermode="closest",
+    )
+    figure.update_annotations(font_size=13)  # subplot titles
+
+
+def token_labels() -> list[str]:
+    """The 16 tile tokens as row/column names, token i = cell (i // 4, i % 4)."""
+    return [f"r{i // 4 + 1}c{i % 4 + 1}" for i in range(16)]
+
+
+def games_figure() -> go.FigureWidget:
+    """Score per finished game (points, moving average, smoothed) and max tile per game."""
+    figure = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.1,
+        row_heights=[0.6, 0.4],
+        subplot_titles=("score per game", "max tile per game"),
+    )
+    marker = {"size": 4, "opacity": 0.4}
+    figure.add_trace(go.Scatter(name="score", mode="markers", marker=marker), row=1, col=1)
+    figure.add_trace(go.Scatter(name="moving average", mode="lines"), row=1, col=1)
+    figure.add_trace(go.Scatter(name="smoothed", mode="lines", visible=False), row=1, col=1)
+    figure.add_trace(
+        go.Scatter(name="max tile", mode="markers", marker=marker, showlegend=False), row=2, col=1
+    )
+    figure.add_trace(
+        go.Scatter(name="best tile", mode="lines", line_shape="hv", showlegend=False), row=2, col=1
+    )
+    figure.update_yaxes(
+        type="log", tickvals=TILE_TICKS, ticktext=[str(t) for t in TILE_TICKS], row=2, col=1
+    )
+    figure.update_xaxes(title_text="game", row=2, col=1)
+    _layout(figure, 520)
+    return go.FigureWidget(figure)
+
+
+def training_figure(memory_title: str = "memory (GB)") -> go.FigureWidget:
+    """Losses, learning rate, env steps per second and memory against env steps."""
+    figure = make_subplots(
+        rows=4,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.06,
+        row_heights=[0.4, 0.2, 0.2, 0.2],
+        subplot_titles=("losses", "learning rate", "env steps per second", memory_title),
+    )
+    for name in LOSSES:
+        figure.add_trace(go.Scatter(name=name, mode="lines"), row=1, col=1)
+    for row, name in ((2, "learning rate"), (3, "steps/s"), (4, "memory")):
+        figure.add_trace(go.Scatter(name=name, mode="lines", showlegend=False), row=row, col=1)
+    figure.update_xaxes(title_text="env steps", row=4, col=1)
+    _layout(figure, 760)
+    return go.FigureWidget(figure)
+
+
+def model_figure() -> go.FigureWidget:
+    """Attention of one head (16 x 16 tiles), expert usage now and expert usage over time."""
+    figure = make_subplots(
+        rows=3,
+        cols=1,
+        vertical_spacing=0.09,
+        row_heights=[0.5, 0.2, 0.3],
+        subplot_titles=(
+            "attention (row: query tile, column: key tile)",
+            "expert usage now",
+            "expert usage over time",
+        ),
+    )
+    labels = token_labels()
+    figure.add_trace(
+        go.Heatmap(
+            name="attention",
+            x=labels,
+            y=labels,
+            colorscale="YlOrBr",
+            showscale=False,
+            hovertemplate="query %{y} → key %{x}: %{z:.3f}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    figure.add_trace(
+        go.Bar(name="expert usage", marker_color="#f59563", showlegend=False), row=2, col=1
+    )
+    figure.add_trace(
+        go.Heatmap(
+            name="expert usage over time",
+            colorscale="YlOrBr",
+            showscale=False,
+            hovertemplate="%{y} at %{x:,} env steps: %{z:.3f}<extra></extra>",
+        ),
+        row=3,
+        col=1,
+    )
+    figure.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain", row=1, col=1)
+    figure.update_xaxes(constrain="domain", tickangle=-90, row=1, col=1)
+    figure.update_yaxes(title_text="share", rangemode="tozero", row=2, col=1)
+    figure.update_yaxes(autorange="reversed", row=3, col=1)
+    figure.update_xaxes(title_text="env steps", row=3, col=1)
+    _layout(figure, 860)
+    return go.FigureWidget(figure)
+
+
+class LiveFigure:
+    """A FigureWidget's traces by name. ``set`` rebuilds and sends a trace's data only when
+    its key changed, so an idle refresh costs nothing (assigning ``trace.y`` resends the
+    whole array)."""
+
+    def __init__(self, figure: go.FigureWidget):
+        self.figure = figure
+        self.traces = {trace.name: trace for trace in figure.data}
+        self.sent = 0  # trace updates made, for tests and benchmarks of idle refreshes
+        self._keys: dict[str, object] = {}
+
+    def set(self, name: str, key: object, properties: Callable[[], dict]) -> bool:
+        """Update trace ``name`` with ``properties()`` unless it was last set with an equal
+        ``key``; returns whether it was updated."""
+        if name in self._keys and self._keys[name] == key:
+            return False
+        self.traces[name].update(**properties())
+        self._keys[name] = key
+        self.sent += 1
+        return True

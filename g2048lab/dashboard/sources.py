@@ -1,0 +1,286 @@
+"""Where a dashboard's data comes from, and where its buttons go.
+
+Two sources with one small API (``Source``):
+
+- ``TrainerSource(trainer)``: a ``Trainer`` in this kernel. It subscribes its own
+  ``UpdateQueue``, reads ``trainer.metrics`` incrementally and calls the trainer's
+  methods; "checkpoint" asks the trainer's ``Checkpointer`` subscriber, if it has one.
+- ``StoreSource(store, run_name)``: a run in a ``RunStore``, trained by this or another
+  process, live or finished. Each poll reads the run, its new metric rows and its new
+  messages; controls leave requests in the store, which the training process serves.
+
+Neither touches a widget: ``poll()`` returns a ``Snapshot`` and the dashboard draws it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from ..messages import TrainingUpdate
+from ..runs import RunStore, StoreError
+from ..subscribers import TrainingContext, UpdateQueue
+
+if TYPE_CHECKING:
+    from ..trainer import Trainer
+
+__all__ = [
+    "ACTIONS",
+    "Budget",
+    "Snapshot",
+    "Source",
+    "StoreSource",
+    "TrainerSource",
+    "ENDED",
+]
+
+ACTIONS = ("start", "pause", "resume", "stop", "checkpoint")
+ENDED = ("finished", "failed", "killed")  # statuses after which nothing more will come
+LIVE = ("running", "paused", "stopping")
+SILENT_AFTER_S = 10.0  # a live run sends a message at least every 2 s
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A run's limits, None where it has none."""
+
+    total_env_steps: int | None = None
+    max_seconds: float | None = None  # wall time spent running, pauses excluded
+
+    def remaining_s(self, env_steps: int, elapsed_s: float, steps_per_s: float) -> float | None:
+        """Seconds until the first limit is reached at the current speed; None if unknown."""
+        left = []
+        if self.max_seconds is not None:
+            left.append(self.max_seconds - elapsed_s)
+        if self.total_env_steps is not None and steps_per_s > 0:
+            left.append((self.total_env_steps - env_steps) / steps_per_s)
+        return max(0.0, min(left)) if left else None
+
+
+@dataclass
+class Snapshot:
+    """What changed since the previous ``poll()``."""
+
+    updates: list[TrainingUpdate]  # new messages, oldest first
+    metrics: list[dict]  # new per-iteration rows, in iteration order
+    status: str  # idle | running | paused | stopping | finished | failed | killed
+    error: str | None = None  # why a failed run failed
+    final: bool = False  # the run has ended and this snapshot holds the last of its data
+    notes: list[str] = field(default_factory=list)  # outcomes of controls, run events
+    silent_s: float | None = None  # seconds since a live run last wrote (store only)
+
+
+class Source(Protocol):
+    """What a dashboard reads and controls; see the module docstring."""
+
+    name: str  # run name
+    device: str
+    budget: Budget
+    params_m: float | None  # parameters, millions; None until known
+
+    def poll(self) -> Snapshot: ...
+
+    def can(self, action: str) -> bool:
+        """Whether ``action`` (one of ACTIONS) makes sense now and is not already pending."""
+        ...
+
+    def control(self, action: str) -> str:
+        """Carry out or request ``action``; returns a line saying what happened."""
+        ...
+
+    def all_metrics(self) -> list[dict]:
+        """Every metric row of the run (for the CSV download)."""
+        ...
+
+    def close(self) -> None:
+        """Stop receiving from the run (a trainer source unsubscribes)."""
+        ...
+
+
+class _EndingQueue(UpdateQueue):
+    """An UpdateQueue that also notes when the run has ended (after its last message)."""
+
+    def __init__(self, maxlen: int):
+        super().__init__(maxlen)
+        self.ended = threading.Event()
+
+    def on_end(self, context: TrainingContext) -> None:
+        self.ended.set()
+
+
+class TrainerSource:
+    """A ``Trainer`` in this kernel (see the module docstring)."""
+
+    def __init__(self, trainer: Trainer, queue_size: int = 256):
+        from ..checkpoint import Checkpointer  # imports torch, as the trainer already did
+
+        self.trainer = trainer
+        self.name = trainer.run_id
+        self.device = str(trainer.device)
+        self.budget = Budget(trainer.config.total_env_steps, trainer.config.max_seconds)
+        self.params_m = trainer.model.num_params().total / 1e6
+        self.checkpointer = next(
+            (s for s in trainer.subscribers if isinstance(s, Checkpointer)), None
+        )
+        self._queue = _EndingQueue(queue_size)
+        if trainer.state in ENDED:  # it will send nothing more: start from its last message
+            self._queue.ended.set()
+        trainer.subscribe(self._queue)
+        self._seed = trainer.updates.latest()  # what it sent before we subscribed
+        self._metrics_read = 0
+        self._pending: dict[str, str] = {}  # action -> the trainer's state when asked
+        self._lock = threading.Lock()
+
+    def poll(self) -> Snapshot:
+        trainer = self.trainer
+        ended = self._queue.ended.is_set()  # before reading, so nothing sent after is missed
+        state = trainer.state
+        updates = self._queue.drain()
+        if self._seed is not None:
+            if not updates:
+                updates = [self._seed]
+            self._seed = None
+        metrics = trainer.metrics
+        if len(metrics) < self._metrics_read:  # replaced by load_state_dict
+            self._metrics_read = 0
+        rows = list(metrics[self._metrics_read :])
+        self._metrics_read += len(rows)
+        notes = [event for update in updates for event in update.events]
+        with self._lock:
+            for action, before in list(self._pending.items()):
+                if action == "checkpoint":
+                    done = any(n.startswith("checkpoint saved") for n in notes) or state in ENDED
+                else:
+                    done = state != before
+                if done:
+                    del self._pending[action]
+                    if action != "checkpoint":
+                        notes.append(f"{action}: done, the run is {state}")
+        error = None
+        if trainer.error is not None:
+            error = f"{type(trainer.error).__name__}: {trainer.error}"
+        return Snapshot(updates, rows, state, error, final=ended and state in ENDED, notes=notes)
+
+    def can(self, action: str) -> bool:
+        _check_action(action)
+        state = self.trainer.state
+        with self._lock:
+            if action in self._pending:
+                return False
+        if action == "checkpoint":
+            return self.checkpointer is not None and state in ("running", "paused")
+        return state in _ALLOWED[action]
+
+    def control(self, action: str) -> str:
+        if not self.can(action):
+            return f"{action}: not possible now (the run is {self.trainer.state})"
+        with self._lock:
+            self._pending[action] = self.trainer.state
+        try:
+            if action == "checkpoint":
+                return f"checkpoint: {self.checkpointer.request()}"
+            getattr(self.trainer, action)()
+        except Exception as error:  # e.g. start() racing another start(): say so, carry on
+            with self._lock:
+                self._pending.pop(action, None)
+            return f"{action} failed: {error}"
+        return f"{action} requested…"
+
+    def all_metrics(self) -> list[dict]:
+        return list(self.trainer.metrics)
+
+    def close(self) -> None:
+        if self._queue in self.trainer.subscribers:
+            self.trainer.subscribers.remove(self._queue)
+
+
+class StoreSource:
+    """A run in a ``RunStore``; ``run_name=None`` follows the run written most recently
+    (chosen once, when the source is made). See the module docstring."""
+
+    def __init__(self, store: RunStore | str, run_name: str | None = None):
+        self.store = store if isinstance(store, RunStore) else RunStore(store)
+        if run_name is None:
+            latest = self.store.latest_run()
+            if latest is None:
+                raise StoreError(
+                    f"no runs in {self.store.path} yet: start one (g2048lab train, or a "
+                    "Trainer with a RunRecorder) and attach again"
+                )
+            run_name = latest.name
+        run = self.store.get_run(run_name)  # RunNotFound names the runs there
+        self.name = run.name
+        self.device = run.device
+        self.budget = Budget(run.config.get("total_env_steps"), run.config.get("max_seconds"))
+        self.params_m: float | None = None
+        self._status = run.status
+        self._last_iteration = -1
+        self._last_timestamp: float | None = None  # of the newest message read
+        self._pending: dict[str, int] = {}  # action -> request id
+        self._lock = threading.Lock()
+
+    def poll(self) -> Snapshot:
+        store, name = self.store, self.name
+        run = store.get_run(name)  # first: rows and messages read after it are at least as new
+        rows = store.metrics(name, self._last_iteration)
+        if rows:
+            self._last_iteration = int(rows[-1]["iteration"])
+        since = self._last_timestamp if self._last_timestamp is not None else 0.0
+        updates = store.update_history(name, since)
+        latest = store.latest_update(name)
+        newest = updates[-1].timestamp if updates else since
+        if latest is not None and latest.timestamp > newest:
+            updates.append(latest)
+        if updates:
+            self._last_timestamp = updates[-1].timestamp
+            self.params_m = updates[-1].model_params
+        self._status = run.status
+        notes = [event for update in updates for event in update.events]
+        with self._lock:
+            for action, request_id in list(self._pending.items()):
+                request = store.request_state(request_id)
+                if request.acknowledged_at is not None:
+                    del self._pending[action]
+                    notes.append(f"{action}: {request.result}")
+        silent = time.time() - run.updated_at if run.status in LIVE else None
+        return Snapshot(updates, rows, run.status, run.error, run.status in ENDED, notes, silent)
+
+    def can(self, action: str) -> bool:
+        _check_action(action)
+        with self._lock:
+            if action in self._pending:
+                return False
+        if action == "start":  # a run in a store is started by its own process
+            return False
+        if action == "checkpoint":
+            return self._status in ("running", "paused")
+        return self._status in _ALLOWED[action]
+
+    def control(self, action: str) -> str:
+        if not self.can(action):
+            return f"{action}: not possible now (the run is {self._status})"
+        request_id = self.store.request(self.name, action)
+        with self._lock:
+            self._pending[action] = request_id
+        return f"{action} requested… (the training process answers within about 2 s)"
+
+    def all_metrics(self) -> list[dict]:
+        return self.store.metrics(self.name)
+
+    def close(self) -> None:
+        return None  # nothing held: each read opens what it needs
+
+
+_ALLOWED = {
+    "start": ("idle",),
+    "pause": ("running",),
+    "resume": ("paused",),
+    "stop": ("running", "paused"),
+}
+
+
+def _check_action(action: str) -> None:
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}: choose one of {', '.join(ACTIONS)}")
