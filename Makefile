@@ -19,9 +19,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/g2048lab play
 
+# The notebooks run under nbval in quick mode (tiny budgets), sharing one temporary runs folder.
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	G2048LAB_QUICK=1 G2048LAB_RUNS_DIR=$$(mktemp -d) $(BIN)/python -m pytest tests notebooks --nbval-lax
 
 lint format: $(STAMP)
 	$(BIN)/ruff format .

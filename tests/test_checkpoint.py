@@ -17,9 +17,17 @@ from g2048lab.checkpoint import (
     save_checkpoint,
 )
 from g2048lab.ppo import PPOConfig
-from g2048lab.trainer import Trainer, TrainerConfig
+from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 
 ITERATION_STEPS = 32 * 16
+
+
+class StopAfter(Subscriber):
+    def __init__(self, iterations: int):
+        self.iterations = iterations
+
+    def on_iteration(self, metrics, context):
+        return context.iteration < self.iterations
 
 
 def tiny(**changes) -> TrainerConfig:
@@ -29,9 +37,11 @@ def tiny(**changes) -> TrainerConfig:
 
 def test_a_resumed_run_continues_as_the_uninterrupted_run(tmp_path):
     straight = Trainer(tiny(total_env_steps=4 * ITERATION_STEPS)).run()
-    first = Trainer(tiny(total_env_steps=2 * ITERATION_STEPS)).run()
+    first = Trainer(tiny(total_env_steps=4 * ITERATION_STEPS))
+    first.subscribe(StopAfter(2))  # interrupted halfway through the same budget
+    first.run()
     path = save_checkpoint(first.state_dict(), tmp_path / "half.pt")
-    resumed = Trainer.from_checkpoint(path, total_env_steps=4 * ITERATION_STEPS, threads=1)
+    resumed = Trainer.from_checkpoint(path, threads=1)  # toward the saved budget
     assert resumed.iteration == 2 and resumed.run_id == first.run_id
     resumed.run()
     assert resumed.iteration == 4 and resumed.env_steps == straight.env_steps

@@ -121,7 +121,7 @@ def test_learning_rate_schedules():
     )
     cosine = PPOConfig(learning_rate=1.0, lr_schedule="cosine")
     assert learning_rate_at(cosine, 0.5) == pytest.approx(0.55)
-    assert learning_rate_at(PPOConfig(learning_rate=0.5), 0.7) == 0.5
+    assert learning_rate_at(PPOConfig(learning_rate=0.5, lr_schedule="constant"), 0.7) == 0.5
     with pytest.raises(ValueError, match="lr_schedule"):
         PPOConfig(lr_schedule="step")
 
@@ -159,8 +159,10 @@ def test_ppo_learns_a_board_dependent_task():
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
     model = GameTransformer(TINY)
+    # an entropy bonus keeps exploring: without it (or with lr 2e-3) some seeds lock onto
+    # half of the mapping; with it four seeds out of four reach 100%
     config = PPOConfig(
-        epochs=4, minibatch_size=256, learning_rate=3e-3, entropy_coef=0.0, target_kl=None
+        epochs=4, minibatch_size=256, learning_rate=1e-3, entropy_coef=0.01, target_kl=None
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     for _ in range(40):
