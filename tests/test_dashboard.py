@@ -590,3 +590,17 @@ def test_the_replay_viewer_reads_a_trainers_recorder_and_an_empty_store(tmp_path
     store.create_run("empty", config={}, device="cpu")
     empty = ReplayViewer(store)
     assert empty.picker.options == () and "no recorded games" in empty.view.caption.value
+
+
+def test_displaying_puts_the_current_data_into_the_figures_synced_state():
+    """Voila renders widgets from their synced state once the notebook has run: data sent
+    earlier as deltas must be in that state, or a finished run's page shows empty charts."""
+    source = FakeSource()
+    source.feed([make_update(i) for i in (1, 2, 3)], [make_row(i) for i in (1, 2, 3)])
+    dashboard = Dashboard(source)
+    figure = dashboard.training_chart.figure
+    assert not any(len(trace.get("x", ())) for trace in figure._widget_data)  # only deltas so far
+    dashboard._repr_mimebundle_()
+    dashboard.close()
+    synced = {trace["name"]: list(trace.get("x", ())) for trace in figure._widget_data}
+    assert synced["loss"] == [512, 1024, 1536]

@@ -34,8 +34,8 @@ __all__ = ["Dashboard"]
 
 _LABELS = {
     "start": "▶ start",
-    "pause": "⏸ pause",
-    "resume": "⏵ resume",
+    "pause": "❙❙ pause",
+    "resume": "▶ resume",
     "stop": "■ stop",
     "checkpoint": "save checkpoint",
 }
@@ -172,6 +172,12 @@ class Dashboard:
     def _repr_mimebundle_(self, **kwargs):
         """Display the widgets (``display(dashboard)``, or a cell's last expression) and start
         refreshing them. The text form is constant, so nbval has nothing live to compare."""
+        for chart in (self.games_chart, self.training_chart, self.model_chart):
+            # A FigureWidget sends later changes as deltas, which a page that connects after
+            # they were sent (Voila renders once the notebook has run) never sees; displaying
+            # a figure copies its data into its synced state, but nested in our layout it is
+            # not displayed itself, so ask it to do the same here.
+            chart.figure._repr_mimebundle_()
         self.start_refreshing()
         return {**self.root._repr_mimebundle_(**kwargs), "text/plain": "g2048lab Dashboard"}
 
