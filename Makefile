@@ -16,8 +16,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	touch $(STAMP)
 
+# The main job: a 10-minute CPU training run in the background and the live dashboard (Voila,
+# installable on a phone) attached to it. Ctrl-C stops the dashboard, then the run (cleanly,
+# with a checkpoint); `g2048lab train --resume NAME` continues it.
 run: $(STAMP)
-	$(BIN)/g2048lab play
+	@name=demo-$$(date +%Y%m%d-%H%M%S); \
+	$(BIN)/g2048lab train --preset cpu --minutes 10 --run-name $$name --quiet & train=$$!; \
+	trap 'kill $$train 2>/dev/null; wait $$train' EXIT INT TERM; \
+	until $(BIN)/g2048lab runs --json | grep -q "\"$$name\""; do sleep 1; done; \
+	$(BIN)/g2048lab dashboard --run $$name
 
 # The notebooks run under nbval in quick mode (tiny budgets), sharing one temporary runs folder.
 test: $(STAMP)

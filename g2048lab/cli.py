@@ -86,6 +86,49 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train; with ``--distributed`` (under torchrun) rank 0 does what a single process does
+    and the other ranks only train."""
+    if not args.distributed:
+        return _train_main(args, None)
+    from .distributed import init_distributed
+
+    dist = init_distributed(args.device, args.dist_timeout)
+    try:
+        return _train_main(args, dist) if dist.is_main else _train_worker(args, dist)
+    finally:
+        dist.close()
+
+
+def _budget(args: argparse.Namespace) -> dict:
+    budget = {}
+    if args.steps is not None:
+        budget["total_env_steps"] = args.steps
+    if args.minutes is not None:
+        budget["max_seconds"] = args.minutes * 60
+    return budget
+
+
+def _train_worker(args: argparse.Namespace, dist) -> int:
+    """A rank other than 0: train in step with the others; no store, logs or checkpoints."""
+    from .trainer import Trainer, TrainerConfig
+
+    if args.resume:
+        path = Path(args.resume)
+        path = path if path.exists() else Path(args.runs_dir) / args.resume
+        trainer = Trainer.from_checkpoint(path, dist=dist, threads=args.threads, **_budget(args))
+    else:
+        config = TrainerConfig(preset=args.preset or "auto", threads=args.threads,
+                               seed=args.seed, **_budget(args))  # fmt: skip
+        trainer = Trainer(config, dist=dist)
+    try:
+        trainer.run()
+    except Exception as error:
+        print(f"g2048lab train: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _train_main(args: argparse.Namespace, dist) -> int:
     """Train in a background thread; the main thread shows progress and handles Ctrl-C."""
     from .checkpoint import Checkpointer, CheckpointManager
     from .logs import JsonLinesLog
@@ -93,15 +136,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .trainer import Trainer, TrainerConfig
 
     store = RunStore(args.runs_dir)
-    budget = {}
-    if args.steps is not None:
-        budget["total_env_steps"] = args.steps
-    if args.minutes is not None:
-        budget["max_seconds"] = args.minutes * 60
+    budget = _budget(args)
     if args.resume:
         checkpoint, name = _resume_target(store, args.resume)
         trainer = Trainer.from_checkpoint(
-            checkpoint, device=args.device, threads=args.threads, **budget
+            checkpoint, dist=dist, device=args.device, threads=args.threads, **budget
         )
         if name is None or not _run_exists(store, name):
             name = trainer.run_id if not _run_exists(store, trainer.run_id) else None
@@ -129,7 +168,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             run_id=name,
             **budget,
         )
-        trainer = Trainer(config)
+        trainer = Trainer(config, dist=dist)
         store.create_run(name, config=_run_config(trainer), device=str(trainer.device))
     folder = store.run_dir(name)
     checkpointer = Checkpointer(
@@ -320,6 +359,146 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Serve the dashboard notebook with Voila and the phone-app template; Ctrl-C stops it."""
+    import os
+    import secrets
+    import socket
+    import subprocess
+    import webbrowser
+
+    from .phone import JUPYTER_DIR, NOTEBOOK, TEMPLATE
+    from .runs import RunStore
+
+    runs_dir = Path(args.runs_dir).expanduser().resolve()
+    store = RunStore(runs_dir)
+    if args.run_name is not None:
+        store.get_run(args.run_name)  # raises RunNotFound with the known names
+    host = "0.0.0.0" if args.lan else "127.0.0.1"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, args.port))
+        except OSError as error:
+            raise ValueError(
+                f"port {args.port} is busy ({error.strerror}): pick another with --port"
+            ) from None
+    token = args.token
+    hashed_password = None
+    if args.password:
+        hashed_password = _ask_password()
+    elif args.lan and not token:
+        token = secrets.token_urlsafe(24)
+    command = [
+        sys.executable,
+        "-m",
+        "g2048lab.phone.app",
+        str(NOTEBOOK),
+        "--no-browser",
+        f"--port={args.port}",
+        "--Voila.port_retries=0",
+        f"--Voila.ip={host}",
+        f"--template={TEMPLATE}",
+        # the kernel of a closed page idles once its dashboard stops refreshing: cull it
+        f"--MappingKernelManager.cull_idle_timeout={args.cull_idle_s}",
+        "--MappingKernelManager.cull_interval=60",
+        "--MappingKernelManager.cull_connected=False",
+    ]
+    if token:
+        command.append(f"--Voila.token={token}")
+    if hashed_password:
+        command.append(f"--PasswordIdentityProvider.hashed_password={hashed_password}")
+    env = dict(os.environ)
+    env["JUPYTER_PATH"] = os.pathsep.join(
+        [str(JUPYTER_DIR), *filter(None, [os.environ.get("JUPYTER_PATH")])]
+    )
+    env["G2048LAB_RUNS_DIR"] = str(runs_dir)
+    if args.run_name is not None:
+        env["G2048LAB_RUN"] = args.run_name
+    else:
+        env.pop("G2048LAB_RUN", None)
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    # its own session: Ctrl-C reaches us only, and we stop Voila without its y/n prompt
+    server = subprocess.Popen(command, env=env, cwd=str(NOTEBOOK.parent), start_new_session=True)
+    try:
+        if not _wait_for_port("127.0.0.1", args.port, server, timeout=60):
+            print("g2048lab dashboard: error: Voila did not start", file=sys.stderr)
+            return 1
+        query = f"?token={token}" if token else ""
+        local = f"http://127.0.0.1:{args.port}/{query}"
+        what = args.run_name or "the latest run"
+        print(f"dashboard of {what} in {runs_dir}: {local}", flush=True)
+        if args.lan:
+            lan = f"http://{_lan_address()}:{args.port}/{query}"
+            print(f"on the LAN (phone): {lan}", flush=True)
+            _print_qr(lan)
+        print("Ctrl-C stops the dashboard (never the training run)", flush=True)
+        if not args.no_browser:
+            webbrowser.open(local)
+        return server.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def _ask_password() -> str:
+    import getpass
+
+    from jupyter_server.auth.security import passwd
+
+    first = getpass.getpass("dashboard password: ")
+    if not first or getpass.getpass("again: ") != first:
+        raise ValueError("the passwords are empty or differ")
+    return passwd(first)
+
+
+def _wait_for_port(host: str, port: int, server, timeout: float) -> bool:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            return False
+        with socket.socket() as probe:
+            probe.settimeout(0.5)
+            if probe.connect_ex((host, port)) == 0:
+                return True
+        time.sleep(0.2)
+    return False
+
+
+def _lan_address() -> str:
+    """This machine's address on the default route (a UDP connect sends nothing)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))
+            return probe.getsockname()[0]
+        except OSError:
+            return socket.gethostbyname(socket.gethostname())
+
+
+def _print_qr(text: str) -> None:
+    try:
+        import qrcode
+    except ImportError:
+        return
+    code = qrcode.QRCode(border=1)
+    code.add_data(text)
+    code.print_ascii(out=sys.stdout, invert=True)
+    sys.stdout.flush()
+
+
 def _ago(seconds: float) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
@@ -354,6 +533,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-minutes", type=positive_float, default=5.0)
     train.add_argument("--checkpoint-games", type=positive_int, default=None)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel under torchrun (NCCL on GPUs, gloo on CPUs)",
+    )
+    train.add_argument(
+        "--dist-timeout",
+        type=positive_float,
+        default=60.0,
+        help="seconds before a collective gives up on a silent rank",
+    )
     train.set_defaults(run=cmd_train)
 
     evaluate_ = commands.add_parser("eval", help="play whole games greedily with a checkpoint")
@@ -369,6 +559,26 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
     runs.add_argument("--json", action="store_true")
     runs.set_defaults(run=cmd_runs)
+
+    dashboard = commands.add_parser(
+        "dashboard", help="serve the live dashboard (the phone app) with Voila"
+    )
+    dashboard.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    dashboard.add_argument(
+        "--run", dest="run_name", default=None, help="run name (default: the latest run)"
+    )
+    dashboard.add_argument("--port", type=positive_int, default=8866)
+    dashboard.add_argument(
+        "--lan", action="store_true", help="listen on all interfaces (needs a token or password)"
+    )
+    secret = dashboard.add_mutually_exclusive_group()
+    secret.add_argument("--token", default=None, help="default with --lan: a random one")
+    secret.add_argument("--password", action="store_true", help="ask for a login password")
+    dashboard.add_argument("--no-browser", action="store_true", help="only print the URL")
+    dashboard.add_argument(
+        "--cull-idle-s", type=positive_int, default=300, help="stop idle viewer kernels after this"
+    )
+    dashboard.set_defaults(run=cmd_dashboard)
     return parser
 
 

@@ -118,7 +118,10 @@ class RunningMeanStd:
     count: float = 1e-4
 
     def update(self, x: Tensor) -> None:
-        batch_mean, batch_var, n = x.mean().item(), x.var(unbiased=False).item(), x.numel()
+        self.update_moments(x.mean().item(), x.var(unbiased=False).item(), x.numel())
+
+    def update_moments(self, batch_mean: float, batch_var: float, n: float) -> None:
+        """Fold in a batch given by its mean, (population) variance and size."""
         delta, total = batch_mean - self.mean, self.count + n
         self.mean += delta * n / total
         self.var = (
@@ -290,6 +293,7 @@ def ppo_update(
     minibatch_size: int,
     on_minibatch: Callable[[], bool] | None = None,
     autocast_dtype: torch.dtype | None = None,
+    reduce: Callable[[list[float], str], list[float]] | None = None,
 ) -> UpdateStats:
     """Run ``config.epochs`` epochs of minibatch PPO over a flattened rollout.
 
@@ -303,6 +307,11 @@ def ppo_update(
       yet learned from, down to ``MIN_MINIBATCH``;
     - ``on_minibatch()`` runs after each minibatch and may return False to end
       the update early (a stop request).
+
+    ``reduce(values, op)`` (``DistContext.reduce``) makes the decisions collective when
+    ``model`` is DistributedDataParallel: all ranks skip a minibatch if any rank's loss
+    is not finite, stop on the mean KL, and report the mean losses. Out-of-memory is
+    then an error: the ranks could not halve their minibatches in step.
     """
     from .device import is_out_of_memory
 
@@ -318,11 +327,16 @@ def ppo_update(
             index = queue.popleft()
             try:
                 parts, usage = _minibatch_step(
-                    model, optimizer, batch, index, config, autocast_dtype
+                    model, optimizer, batch, index, config, autocast_dtype, reduce
                 )
             except Exception as error:
                 if not is_out_of_memory(error):
                     raise
+                if reduce is not None:
+                    raise RuntimeError(
+                        f"out of memory with minibatch {len(index)} in a distributed update: "
+                        "use a smaller model preset or fewer parallel games"
+                    ) from error
                 optimizer.zero_grad(set_to_none=True)
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
@@ -352,22 +366,24 @@ def ppo_update(
                 break
         if stats.stopped_early:
             break
-        if (
-            config.target_kl is not None
-            and epoch_kl
-            and sum(epoch_kl) / len(epoch_kl) > config.target_kl
-        ):
+        mean_kl = sum(epoch_kl) / len(epoch_kl) if epoch_kl else 0.0
+        if reduce is not None:
+            mean_kl = reduce([mean_kl], "mean")[0]
+        if config.target_kl is not None and mean_kl > config.target_kl:
             stats.stopped_early = True
             break
     stats.minibatch_size = minibatch_size
-    for key, value in sums.items():
-        setattr(stats, key, value / stats.minibatches)
+    means = {key: value / stats.minibatches for key, value in sums.items()}
+    if reduce is not None and means:
+        means = dict(zip(means, reduce(list(means.values()), "mean")))
+    for key, value in means.items():
+        setattr(stats, key, value)
     if usage_sum is not None:
         stats.expert_usage = usage_sum / stats.minibatches
     return stats
 
 
-def _minibatch_step(model, optimizer, batch, index, config, autocast_dtype):
+def _minibatch_step(model, optimizer, batch, index, config, autocast_dtype, reduce=None):
     """One optimiser step on ``batch[index]``; (None, None) if it was not finite."""
     with torch.autocast(
         device_type=index.device.type,
@@ -387,7 +403,10 @@ def _minibatch_step(model, optimizer, batch, index, config, autocast_dtype):
         config,
     )
     optimizer.zero_grad(set_to_none=True)
-    if not torch.isfinite(parts.total):
+    finite = bool(torch.isfinite(parts.total))
+    if reduce is not None:  # every rank must skip, or DDP's backward would wait forever
+        finite = reduce([float(finite)], "min")[0] > 0.5
+    if not finite:
         return None, None
     parts.total.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)

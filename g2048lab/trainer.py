@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from .device import memory_stats, ppo_sizes_for, resolve_preset, select_device, set_cpu_threads
+from .distributed import DistContext
 from .env import RewardConfig, VecEnv
 from .game import to_values
 from .messages import TrainingUpdate
@@ -86,10 +88,13 @@ class TrainerConfig:
 class Trainer:
     """PPO training of a ``GameTransformer`` on ``VecEnv`` games; see the module docstring."""
 
-    def __init__(self, config: TrainerConfig | None = None):
+    def __init__(self, config: TrainerConfig | None = None, dist: DistContext | None = None):
+        """``dist``: this process's place in a torchrun group (``distributed.init_distributed``);
+        None for a single process."""
         self.config = config = config or TrainerConfig()
+        self.dist = dist
         self.run_id = config.run_id or uuid.uuid4().hex[:8]
-        self.device = select_device(config.device)
+        self.device = dist.device if dist else select_device(config.device)
         self.threads = set_cpu_threads(config.threads) if self.device.type == "cpu" else None
         self.preset = resolve_preset(config.preset, self.device) if config.model is None else None
         self.model_config = config.model or ModelConfig.from_preset(self.preset)
@@ -97,10 +102,17 @@ class Trainer:
         self.autocast_dtype = self._autocast_dtype(config.precision)
         torch.manual_seed(config.seed)
         self.model = GameTransformer(self.model_config).to(self.device)
+        # the module the update trains through: DDP averages gradients across ranks
+        self.train_model: torch.nn.Module = self.model
+        if dist:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.model, device_ids=ids)
+            torch.manual_seed(config.seed + 7919 * dist.rank)  # each rank samples its own moves
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=self.ppo.learning_rate, eps=self.ppo.adam_eps
         )
-        self.env = VecEnv(self.ppo.num_envs, seed=config.seed, reward=config.reward)
+        env_seed = config.seed + (1_000_003 * dist.rank if dist else 0)  # each rank its own games
+        self.env = VecEnv(self.ppo.num_envs, seed=env_seed, reward=config.reward)
         self.buffer = RolloutBuffer.allocate(self.ppo.rollout_steps, self.ppo.num_envs, self.device)
         self.return_stats = RunningMeanStd()
         slots = min(config.record_slots, self.ppo.num_envs)
@@ -112,6 +124,7 @@ class Trainer:
         self.iteration = 0
         self.env_steps = 0
         self.episodes = 0
+        self._episodes_counted = 0  # all ranks' games, at the last iteration's end
         self.best_score = 0
         self.max_tile = 0
         self.elapsed_s = 0.0
@@ -211,6 +224,14 @@ class Trainer:
             with self._lock:
                 self._set_state("finished")
         except BaseException as error:  # kept for join(); the thread must not die silently
+            if self.dist is not None and isinstance(error, RuntimeError):
+                # most often a collective that failed because another rank died or hung
+                wrapped = RuntimeError(
+                    f"rank {self.dist.rank} of {self.dist.world_size} stopped: {error}; when one "
+                    "rank fails, the others stop at their next collective"
+                )
+                wrapped.__cause__ = error
+                error = wrapped
             self.error = error
             self.error_traceback = traceback.format_exc()
             with self._lock:
@@ -225,19 +246,49 @@ class Trainer:
         self._active_since = time.perf_counter()
         if self._obs is None:
             self._obs, _ = self.env.reset()
-        while not self._budget_spent() and self._tick():
+        while self._next_iteration():
             rollout_start = time.perf_counter()
             if not self._rollout():
                 break
             update_start = time.perf_counter()
             stats = self._update()
             self.iteration += 1
+            if self.dist:
+                self._reduce_counters()
             self._record_iteration(
                 stats, update_start - rollout_start, time.perf_counter() - update_start
             )
 
+    def _next_iteration(self) -> bool:
+        """Whether to run another iteration. Distributed: rank 0 decides for every rank, and
+        pause and stop take effect here, between iterations (ranks must stay in step)."""
+        if self.dist is None:
+            return not self._budget_spent() and self._tick()
+        while True:
+            decision = "run"
+            if self.dist.is_main:
+                if self._budget_spent() or self._stop_requested:
+                    decision = "stop"
+                elif self._state == "paused":
+                    decision = "pause"
+            decision = self.dist.broadcast(decision)
+            if decision != "pause":
+                return decision == "run"
+            if self.dist.is_main:  # a short wait, so the next broadcast is well inside the timeout
+                self._accumulate_time()
+                self._emit(force=True)
+                with self._lock:
+                    if self._state == "paused":
+                        self._resumed.wait(timeout=1.0)
+                if self._state != "paused":
+                    self._active_since = time.perf_counter()
+
     def _tick(self) -> bool:
         """Between steps: honour pause and stop, emit a message when due. False: stop."""
+        if self.dist is not None:  # pause and stop wait for the iteration's end
+            if self.dist.is_main:
+                self._emit()
+            return True
         if self._state == "paused":
             self._accumulate_time()
             # a heartbeat every second while paused: viewers see the run is alive, and
@@ -298,7 +349,7 @@ class Trainer:
             for slot in np.flatnonzero(terminated[:slots]):
                 final_boards[(t, int(slot))] = info["final_board"][slot]
             self._count_games(terminated, info)
-            self.env_steps += ppo.num_envs
+            self.env_steps += ppo.num_envs * (self.dist.world_size if self.dist else 1)
             self._shown_probs = probs_np[0]
             self._shown_value = float(values[0])
             self._last_usage = out.expert_usage
@@ -330,6 +381,14 @@ class Trainer:
         self.best_score = max(self.best_score, int(scores.max()))
         self.max_tile = max(self.max_tile, int(info["episode"]["max_tile"][terminated].max()))
 
+    def _reduce_counters(self) -> None:
+        """Games finished on every rank this iteration; best score and tile of any rank."""
+        (new_games,) = self.dist.reduce([float(self.episodes - self._episodes_counted)], "sum")
+        self.episodes = self._episodes_counted + int(new_games)
+        self._episodes_counted = self.episodes
+        best, tile = self.dist.reduce([float(self.best_score), float(self.max_tile)], "max")
+        self.best_score, self.max_tile = int(best), int(tile)
+
     def _update(self) -> UpdateStats:
         """GAE over the rollout, then the PPO epochs."""
         buf, ppo = self.buffer, self.ppo
@@ -347,7 +406,15 @@ class Trainer:
                 buf.rewards, buf.values, buf.dones, last_values, ppo.gamma, ppo.gae_lambda
             )
         if ppo.normalize_values:
-            self.return_stats.update(returns)
+            if self.dist:
+                n = returns.numel()
+                total, squares, count = self.dist.reduce(
+                    [returns.sum().item(), returns.pow(2).sum().item(), float(n)]
+                )
+                mean = total / count
+                self.return_stats.update_moments(mean, squares / count - mean**2, count)
+            else:
+                self.return_stats.update(returns)
             scale, shift = self.return_stats.std, self.return_stats.mean
         else:
             scale, shift = 1.0, 0.0
@@ -364,13 +431,14 @@ class Trainer:
         batch = {k: v.clone() for k, v in batch.items()}  # leave inference mode's tensors
         self.model.train()
         stats = ppo_update(
-            self.model,
+            self.train_model,
             self.optimizer,
             batch,
             ppo,
             self.minibatch_size,
             on_minibatch=self._tick,
             autocast_dtype=self.autocast_dtype,
+            reduce=self.dist.reduce if self.dist else None,
         )
         self.model.eval()
         self.minibatch_size = stats.minibatch_size
@@ -552,6 +620,7 @@ class Trainer:
             "g2048lab_version": __version__,
             "torch_version": str(torch.__version__),
             "device": str(self.device),
+            "world_size": self.dist.world_size if self.dist else 1,
             "saved_at": time.time(),
             "run_id": self.run_id,
             "preset": self.preset,
@@ -602,13 +671,18 @@ class Trainer:
         self.iteration = payload["iteration"]
         counters = payload["counters"]
         self.env_steps = counters["env_steps"]
-        self.episodes = counters["episodes"]
+        self.episodes = self._episodes_counted = counters["episodes"]
         self.best_score = counters["best_score"]
         self.max_tile = counters["max_tile"]
         self.elapsed_s = counters["elapsed_s"]
         self.minibatch_size = counters["minibatch_size"]
         self.recent_scores.extend(payload["recent_scores"])
         self.return_stats = RunningMeanStd(**payload["return_stats"])
+        self.metrics = list(payload["metrics"])
+        if self.dist is not None and not self.dist.is_main:
+            # the file holds one process's games and RNG: other ranks play their own
+            torch.manual_seed(self.config.seed + 7919 * self.dist.rank + self.iteration)
+            return
         torch.set_rng_state(payload["rng"]["torch"])
         if "cuda" in payload["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(payload["rng"]["cuda"], self.device)
@@ -616,10 +690,9 @@ class Trainer:
         self.env.load_state_dict({**env, "rng": payload["rng"]["env"]})
         if payload["obs"] is not None:
             self._obs = {k: v.numpy().copy() for k, v in payload["obs"].items()}
-        self.metrics = list(payload["metrics"])
 
     @classmethod
-    def from_checkpoint(cls, path, **overrides) -> Trainer:
+    def from_checkpoint(cls, path, dist: DistContext | None = None, **overrides) -> Trainer:
         """A trainer that continues the run saved at ``path`` (a file, or a run folder for its
         latest file) toward the saved budget. ``overrides`` replace TrainerConfig fields: a new
         budget (for the whole run: ``max_seconds`` counts the time already spent), device,
@@ -642,7 +715,7 @@ class Trainer:
             raise CheckpointError(
                 f"{path} holds a config this g2048lab cannot read: {error}"
             ) from None
-        trainer = cls(replace(config, **overrides))
+        trainer = cls(replace(config, **overrides), dist=dist)
         trainer.load_state_dict(payload)
         return trainer
 

@@ -24,6 +24,8 @@ from g2048lab.recording import GameRecord
 from g2048lab.runs import RunStore, StoreError
 from g2048lab.trainer import Trainer, TrainerConfig
 
+from .factories import training_update
+
 REPO = Path(__file__).resolve().parents[1]
 LOSS_KEYS = ("train/loss", "train/policy_loss", "train/value_loss", "train/entropy")
 
@@ -94,25 +96,17 @@ def test_only_the_dashboard_imports_ipywidgets_and_plotly():
 def make_update(i: int, status: str = "running", games: int = 3, heads: int = 4) -> TrainingUpdate:
     rng = np.random.default_rng(i)
     layers = rng.random((2, heads, 16, 16)).round(4)
-    return TrainingUpdate(
+    return training_update(
         run_id="fake",
         iteration=i,
         episode=games * i,
         env_steps=512 * i,
         score=1000.0 + i,
-        max_tile=256,
-        loss=0.5,
-        policy_loss=0.1,
-        value_loss=0.8,
-        entropy=1.2,
-        learning_rate=3e-4,
         actions=[0.1, 0.2, 0.6, 0.1],
         board_state=[[2, 4, 8, 16], [0, 0, 2, 1024], [0, 0, 0, 2], [0, 0, 0, 0]],
         attention_weights=layers[-1].tolist(),
         expert_usage=[[0.1, 0.2, 0.3, 0.4], [0.25, 0.25, 0.25, 0.25]],
-        gpu_memory=None,
         model_params=0.25,
-        steps_per_second=2000.0,
         timestamp=1000.0 + i,
         status=status,
         value=12.5,
@@ -604,3 +598,23 @@ def test_displaying_puts_the_current_data_into_the_figures_synced_state():
     dashboard.close()
     synced = {trace["name"]: list(trace.get("x", ())) for trace in figure._widget_data}
     assert synced["loss"] == [512, 1024, 1536]
+
+
+def test_the_refresher_sends_nothing_while_no_page_shows_the_dashboard():
+    source = FakeSource()
+    dashboard = Dashboard(source, interval=0.02, idle_after_s=0.2)
+    dashboard.start_refreshing()
+    assert dashboard.watched  # just displayed: a page gets time to load
+    time.sleep(0.4)
+    assert not dashboard.watched
+    source.feed([make_update(1)], [make_row(1)])
+    time.sleep(0.2)
+    assert len(dashboard.training_chart.traces["loss"].x or ()) == 0  # nothing was pushed
+    dashboard.presence.beat = 123.0  # what the page's widget does every 5 s
+    assert dashboard.watched
+    deadline = time.monotonic() + 5
+    while not len(dashboard.training_chart.traces["loss"].x or ()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    dashboard.close()
+    assert len(dashboard.training_chart.traces["loss"].x) == 1
+    assert Dashboard(FakeSource()).watched  # without idle_after_s it always pushes

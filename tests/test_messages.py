@@ -7,31 +7,19 @@ import pytest
 
 from g2048lab.messages import SCHEMA_VERSION, TrainingUpdate
 
+from .factories import training_update
+
 
 def message(**changes):
-    fields = dict(
-        run_id="abc",
-        iteration=3,
-        episode=10,
-        env_steps=4096,
-        score=1234.5,
-        max_tile=256,
-        loss=0.5,
-        policy_loss=-0.01,
-        value_loss=0.9,
-        entropy=1.2,
-        learning_rate=1e-3,
-        actions=[0.1, 0.2, 0.3, 0.4],
-        board_state=[[0, 2, 4, 8]] * 4,
-        attention_weights=[[[1 / 16] * 16] * 16],
-        expert_usage=[[0.25] * 4],
-        gpu_memory=None,
-        model_params=0.2,
-        steps_per_second=2000.0,
-        timestamp=1.7e9,
+    return training_update(
+        **{
+            "run_id": "abc",
+            "policy_loss": -0.01,
+            "value_loss": 0.9,
+            "learning_rate": 1e-3,
+            **changes,
+        }
     )
-    fields.update(changes)
-    return TrainingUpdate(**fields)
 
 
 def test_json_round_trip_and_design_fields():

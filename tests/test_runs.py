@@ -17,29 +17,20 @@ from g2048lab.recording import GameRecord
 from g2048lab.runs import RunNotFound, RunRecorder, RunStore, StoreError
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig, TrainingContext
 
+from .factories import training_update
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def make_update(env_steps=0, timestamp=1000.0, status="running", iteration=0) -> TrainingUpdate:
     """A message as big as a real one: attention for 4 heads, 2 MoE layers of 4 experts."""
     rng = np.random.default_rng(env_steps)
-    return TrainingUpdate(
-        run_id="r",
+    return training_update(
         iteration=iteration,
         episode=env_steps // 100,
         env_steps=env_steps,
-        score=1234.5,
-        max_tile=256,
-        loss=0.5,
-        policy_loss=0.1,
-        value_loss=0.8,
-        entropy=1.2,
-        learning_rate=3e-4,
-        actions=[0.1, 0.2, 0.3, 0.4],
-        board_state=[[2, 4, 8, 16], [0, 0, 2, 4], [0, 0, 0, 2], [0, 0, 0, 0]],
         attention_weights=rng.random((4, 16, 16)).round(4).tolist(),
         expert_usage=[[0.25] * 4, [0.25] * 4],
-        gpu_memory=None,
         model_params=1.5,
         steps_per_second=5000.0,
         timestamp=timestamp,

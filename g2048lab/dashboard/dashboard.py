@@ -17,8 +17,10 @@ import time
 from collections import deque
 from pathlib import Path
 
+import anywidget
 import ipywidgets as widgets
 import numpy as np
+import traitlets
 
 from ..messages import TrainingUpdate
 from ..runs import RunStore
@@ -49,6 +51,21 @@ _TOOLTIPS = {
 _LAYER_COLOURS = ("#f59563", "#8f7a66", "#edc22e", "#f65e3b", "#776e65", "#edcc61")
 
 
+class Presence(anywidget.AnyWidget):
+    """An invisible widget whose view bumps ``beat`` every 5 s while a page shows it."""
+
+    _esm = """
+    function render({ model, el }) {
+      const beat = () => { model.set("beat", Date.now()); model.save_changes(); };
+      beat();
+      const timer = setInterval(beat, 5000);
+      return () => clearInterval(timer);
+    }
+    export default { render };
+    """
+    beat = traitlets.Float(0.0).tag(sync=True)  # ms since the epoch, the page's clock
+
+
 class Dashboard:
     """Live view and controls of a training run; see the module docstring.
 
@@ -62,6 +79,10 @@ class Dashboard:
         window: games in the score's moving average.
         refresh_for_s: stop refreshing after this long (None: until the run ends). A Voila
             kernel whose widgets keep changing is never culled, even with its page closed.
+        idle_after_s: stop pushing updates while no page has shown the dashboard for this
+            long (a small widget in the page reports every 5 s that it is still shown); they
+            resume when a page reports again. None: always push (notebooks, benchmarks).
+            With it, the kernel of a closed Voila page goes idle and can be culled.
     """
 
     def __init__(
@@ -74,12 +95,17 @@ class Dashboard:
         smoothing: float = 0.6,
         window: int = 100,
         refresh_for_s: float | None = None,
+        idle_after_s: float | None = None,
     ):
         self.source: Source = _as_source(source, run)
         self.interval = interval
         self.max_points = max_points
         self.window = window
         self.refresh_for_s = refresh_for_s
+        self.idle_after_s = idle_after_s
+        self.presence = Presence()
+        self._last_seen = time.monotonic()  # display counts as seen, so a page gets time to load
+        self.presence.observe(self._seen, names="beat")
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -154,6 +180,7 @@ class Dashboard:
         self.root = widgets.VBox(
             [
                 style_widget(),
+                self.presence,
                 self.header,
                 controls,
                 self.notes_html,
@@ -210,9 +237,19 @@ class Dashboard:
             self.source.close()
             _close_tree(self.root)
 
+    def _seen(self, change) -> None:
+        self._last_seen = time.monotonic()
+
+    @property
+    def watched(self) -> bool:
+        """Whether a page has shown the dashboard lately (always True without idle_after_s)."""
+        return self.idle_after_s is None or time.monotonic() - self._last_seen < self.idle_after_s
+
     def _refresh_loop(self) -> None:
         started = time.monotonic()
         while not self._stop.wait(self.interval):
+            if not self.watched:
+                continue  # nobody looks: send nothing, so the kernel can go idle and be culled
             try:
                 self.refresh()
             except Exception as error:  # show it, keep trying: a store may be busy a moment

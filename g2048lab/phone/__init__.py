@@ -1,0 +1,16 @@
+"""The phone app: ``dashboard.ipynb`` served by Voila with the project's PWA template.
+
+``g2048lab dashboard`` runs ``python -m g2048lab.phone.app`` with ``JUPYTER_PATH`` pointing at
+``share/jupyter`` here, so the template works from a plain ``pip install``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HERE = Path(__file__).parent
+NOTEBOOK = HERE / "dashboard.ipynb"
+JUPYTER_DIR = HERE / "share" / "jupyter"
+TEMPLATE = "g2048lab"
+TEMPLATE_DIR = JUPYTER_DIR / "voila" / "templates" / TEMPLATE
+STATIC_DIR = TEMPLATE_DIR / "static"
