@@ -116,6 +116,7 @@ class CheckpointManager:
     def __init__(self, folder: str | Path, keep_last: int = 3):
         self.folder = Path(folder)
         self.keep_last = keep_last
+        self._best: float | None = None  # score of best.pt, read from the file once
 
     def saved(self) -> list[Path]:
         """Numbered checkpoints, oldest first."""
@@ -144,17 +145,21 @@ class CheckpointManager:
         path = save_checkpoint(payload, self.folder / f"ckpt-{payload['iteration']:07d}.pt")
         if score is not None and score > self._best_score():
             save_checkpoint({**payload, "best_score_of_file": score}, self.best_path)
+            self._best = score
         for old in self.saved()[: -self.keep_last]:
             old.unlink(missing_ok=True)
         return path
 
     def _best_score(self) -> float:
-        if not self.best_path.is_file():
-            return float("-inf")
-        try:
-            return float(load_checkpoint(self.best_path).get("best_score_of_file", float("-inf")))
-        except CheckpointError:
-            return float("-inf")  # a broken best.pt is replaced by the next good one
+        if self._best is None:
+            self._best = float("-inf")
+            if self.best_path.is_file():
+                try:
+                    payload = load_checkpoint(self.best_path)
+                    self._best = float(payload.get("best_score_of_file", float("-inf")))
+                except CheckpointError:
+                    pass  # a broken best.pt is replaced by the next good one
+        return self._best
 
 
 class Checkpointer(Subscriber):

@@ -20,7 +20,7 @@ from .palette import tile_colors
 
 DEFAULT_RUNS_DIR = "checkpoints"
 
-POLICIES = {"random": lambda seed: random_policy(seed), "corner": lambda seed: corner_policy}
+POLICIES = {"random": random_policy, "corner": lambda seed: corner_policy}  # seed -> policy
 
 
 def board_table(board: np.ndarray, title: str = ""):

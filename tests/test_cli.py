@@ -53,20 +53,7 @@ def wait_for(condition, timeout=60.0):
 def test_train_then_runs_then_eval(tmp_path):
     runs = tmp_path / "runs"
     done = g2048lab(
-        "train",
-        "--preset",
-        "tiny",
-        "--steps",
-        2 * TINY_ITERATION,
-        "--device",
-        "cpu",
-        "--runs-dir",
-        runs,
-        "--run-name",
-        "t1",
-        "--threads",
-        1,
-        "--quiet",
+        *TRAIN_TINY, "--steps", 2 * TINY_ITERATION, "--runs-dir", runs, "--run-name", "t1"
     )
     assert done.returncode == 0, done.stderr
     run = RunStore(runs).get_run("t1")
