@@ -400,7 +400,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         f"--template={TEMPLATE}",
         # the kernel of a closed page idles once its dashboard stops refreshing: cull it
         f"--MappingKernelManager.cull_idle_timeout={args.cull_idle_s}",
-        "--MappingKernelManager.cull_interval=60",
+        f"--MappingKernelManager.cull_interval={max(1, min(60, args.cull_idle_s // 2))}",
         "--MappingKernelManager.cull_connected=False",
     ]
     if token:
@@ -412,6 +412,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         [str(JUPYTER_DIR), *filter(None, [os.environ.get("JUPYTER_PATH")])]
     )
     env["G2048LAB_RUNS_DIR"] = str(runs_dir)
+    # dashboard.ipynb stops refreshing this long after its page last reported
+    env["G2048LAB_IDLE_AFTER_S"] = str(viewer_idle_after_s(args.cull_idle_s))
     if args.run_name is not None:
         env["G2048LAB_RUN"] = args.run_name
     else:
@@ -448,6 +450,13 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
                 server.wait(10)
             except subprocess.TimeoutExpired:
                 server.kill()
+
+
+def viewer_idle_after_s(cull_idle_s: int) -> int:
+    """Seconds without a page's report (one every 5 s) after which a viewer kernel stops
+    pushing updates: 60, or down to 15 when kernels are culled sooner, so that a closed
+    page's kernel is shut down about ``idle + cull_idle_s`` seconds after it closed."""
+    return max(15, min(60, cull_idle_s))
 
 
 def _ask_password() -> str:
@@ -576,7 +585,10 @@ def build_parser() -> argparse.ArgumentParser:
     secret.add_argument("--password", action="store_true", help="ask for a login password")
     dashboard.add_argument("--no-browser", action="store_true", help="only print the URL")
     dashboard.add_argument(
-        "--cull-idle-s", type=positive_int, default=300, help="stop idle viewer kernels after this"
+        "--cull-idle-s",
+        type=positive_int,
+        default=300,
+        help="shut down the kernel of a closed page after this many idle seconds",
     )
     dashboard.set_defaults(run=cmd_dashboard)
     return parser
