@@ -284,6 +284,25 @@ def test_downsampling_bounds_every_trace_in_a_long_run():
     assert len(dashboard.scores) <= 2000 and len(dashboard.metrics["train/loss"]) <= 2000
 
 
+def test_a_phone_sized_page_gets_fewer_points():
+    source = FakeSource()
+    for i in range(1, 11):  # 1,000 metric rows
+        source.feed([make_update(i)], [make_row(100 * (i - 1) + j) for j in range(1, 101)])
+    dashboard = Dashboard(source, max_points=400, phone_points=100)
+    for _ in range(10):
+        dashboard.refresh()
+    loss = lambda: dashboard.training_chart.traces["loss"].x  # noqa: E731
+    assert len(loss()) == 400
+    dashboard.presence.width = 390  # what the page's widget reports on a phone
+    assert len(loss()) == 100 and loss()[-1] == 512 * 1000  # the newest point stays exact
+    assert all(t.x is None or len(t.x) <= 100 for t in dashboard.games_chart.figure.data)
+    dashboard.presence.width = 1280
+    assert len(loss()) == 400
+    wide = Dashboard(source, max_points=400, phone_points=None)
+    wide.presence.width = 390
+    assert wide.max_points == 400
+
+
 def test_buttons_call_the_source_and_follow_its_status():
     source = FakeSource(status="idle")
     dashboard = Dashboard(source)

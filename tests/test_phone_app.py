@@ -25,6 +25,8 @@ from g2048lab.cli import main
 from g2048lab.phone import NOTEBOOK, STATIC_DIR, TEMPLATE_DIR
 from g2048lab.runs import RunStore
 
+from .factories import training_update
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -471,5 +473,38 @@ def test_password_login(server, tmp_path):
         assert refused.value.code == 302 and "/login" in refused.value.headers["Location"]
         assert login("wrong") in (401, 403)
         assert login("s3cret-pass") == 200
+    finally:
+        stop(dashboard)
+
+
+def test_a_phone_gets_fewer_chart_points(browser, tmp_path):
+    """A finished run of 1,500 iterations and 30,000 games: 1,000 points per trace on a
+    desktop page, 300 on a phone page (the page reports its width to its kernel)."""
+    store = RunStore(tmp_path / "runs")
+    store.create_run(RUN, config={}, device="cpu")
+    for i in range(1, 1501):
+        store.add_metrics(RUN, {"iteration": i, "env_steps": 512 * i, "train/loss": 1 / i})
+        store.put_update(
+            RUN,
+            training_update(
+                run_id=RUN, iteration=i, episode=20 * i, env_steps=512 * i,
+                timestamp=1.7e9 + 10 * i, status="running" if i < 1500 else "finished",
+                finished_games=[[100 * g + i, 256] for g in range(20)],
+            ),
+        )  # fmt: skip
+    port = free_port()
+    dashboard = start_dashboard(store.root, port, tmp_path / "dashboard.log")
+    longest = """() => {
+        const plot = document.querySelector('.g2048lab-dashboard .js-plotly-plot');
+        return plot && plot.data ? Math.max(...plot.data.map(t => t.x ? t.x.length : 0)) : 0;
+    }"""
+    try:
+        for viewport, points in ((DESKTOP, 1000), (PHONE, 300)):
+            context = browser.new_context(viewport=viewport)
+            try:
+                page = open_dashboard(context, f"http://127.0.0.1:{port}")
+                page.wait_for_function(f"({longest})() === {points}")
+            finally:
+                context.close()
     finally:
         stop(dashboard)

@@ -158,6 +158,7 @@ class LiveFigure:
         self.figure = figure
         self.traces = {trace.name: trace for trace in figure.data}
         self.sent = 0  # trace updates made, for tests and benchmarks of idle refreshes
+        self.values_sent = 0  # x, y and z values in them (what the page receives, in numbers)
         self._keys: dict[str, object] = {}
 
     def set(self, name: str, key: object, properties: Callable[[], dict]) -> bool:
@@ -165,7 +166,22 @@ class LiveFigure:
         ``key``; returns whether it was updated."""
         if name in self._keys and self._keys[name] == key:
             return False
-        self.traces[name].update(**properties())
+        data = properties()
+        self.traces[name].update(**data)
         self._keys[name] = key
         self.sent += 1
+        self.values_sent += sum(_size(data.get(axis)) for axis in ("x", "y", "z"))
         return True
+
+    def invalidate(self) -> None:
+        """Make the next ``set`` of every trace send its data."""
+        self._keys.clear()
+
+
+def _size(values: object) -> int:
+    """Numbers in a trace property: a list, a nested list (heatmap rows) or None."""
+    if values is None:
+        return 0
+    if len(values) and isinstance(values[0], (list, tuple)):
+        return sum(len(row) for row in values)
+    return len(values)

@@ -28,7 +28,7 @@ from .board import GameView
 from .charts import LOSSES, LiveFigure, games_figure, model_figure, training_figure
 from .export import download_link, metrics_csv
 from .header import header_html
-from .layout import ROOT_CLASS, button, panel, panels, style_widget, toolbar
+from .layout import PHONE_WIDTH, ROOT_CLASS, button, panel, panels, style_widget, toolbar
 from .series import Series, downsample, ema, game_positions, moving_average
 from .sources import ACTIONS, LIVE, SILENT_AFTER_S, Snapshot, Source, StoreSource, TrainerSource
 
@@ -52,11 +52,16 @@ _LAYER_COLOURS = ("#f59563", "#8f7a66", "#edc22e", "#f65e3b", "#776e65", "#edcc6
 
 
 class Presence(anywidget.AnyWidget):
-    """An invisible widget whose view bumps ``beat`` every 5 s while a page shows it."""
+    """An invisible widget whose view bumps ``beat`` every 5 s while a page shows it, and
+    reports the page's width in CSS px (sent only when it changes)."""
 
     _esm = """
     function render({ model, el }) {
-      const beat = () => { model.set("beat", Date.now()); model.save_changes(); };
+      const beat = () => {
+        model.set("beat", Date.now());
+        model.set("width", window.innerWidth);
+        model.save_changes();
+      };
       beat();
       const timer = setInterval(beat, 5000);
       return () => clearInterval(timer);
@@ -64,6 +69,7 @@ class Presence(anywidget.AnyWidget):
     export default { render };
     """
     beat = traitlets.Float(0.0).tag(sync=True)  # ms since the epoch, the page's clock
+    width = traitlets.Int(0).tag(sync=True)  # CSS px of the page's window; 0: not known yet
 
 
 class Dashboard:
@@ -75,6 +81,9 @@ class Dashboard:
         run: the run's name in the store; None attaches to the run written most recently.
         interval: seconds between refreshes of the refresher thread.
         max_points: the most points a trace gets; older points are merged.
+        phone_points: the most points on a page narrower than ``PHONE_WIDTH`` px (reported
+            by the page): a phone draws and receives fewer points, the newest half still
+            exact. None: ``max_points`` everywhere.
         smoothing: the initial smoothing weight (debiased EMA, as TensorBoard's).
         window: games in the score's moving average.
         refresh_for_s: stop refreshing after this long (None: until the run ends). A Voila
@@ -92,6 +101,7 @@ class Dashboard:
         *,
         interval: float = 1.0,
         max_points: int = 1000,
+        phone_points: int | None = 300,
         smoothing: float = 0.6,
         window: int = 100,
         refresh_for_s: float | None = None,
@@ -99,13 +109,15 @@ class Dashboard:
     ):
         self.source: Source = _as_source(source, run)
         self.interval = interval
-        self.max_points = max_points
+        self.max_points = self.full_points = max_points
+        self.phone_points = phone_points
         self.window = window
         self.refresh_for_s = refresh_for_s
         self.idle_after_s = idle_after_s
         self.presence = Presence()
         self._last_seen = time.monotonic()  # display counts as seen, so a page gets time to load
         self.presence.observe(self._seen, names="beat")
+        self.presence.observe(self._resized, names="width")
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -239,6 +251,19 @@ class Dashboard:
 
     def _seen(self, change) -> None:
         self._last_seen = time.monotonic()
+
+    def _resized(self, change) -> None:
+        """Fewer points per trace on a phone-sized page, all of them again on a wider one."""
+        width = change["new"]
+        phone = self.phone_points is not None and 0 < width < PHONE_WIDTH
+        points = min(self.phone_points, self.full_points) if phone else self.full_points
+        with self._lock:
+            if points == self.max_points:
+                return
+            self.max_points = points
+            for chart in (self.games_chart, self.training_chart):
+                chart.invalidate()
+            self._render_charts()
 
     @property
     def watched(self) -> bool:

@@ -10,9 +10,19 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 
-__all__ = ["ROOT_CLASS", "STYLE", "button", "panel", "panels", "style_widget", "toolbar"]
+__all__ = [
+    "PHONE_WIDTH",
+    "ROOT_CLASS",
+    "STYLE",
+    "button",
+    "panel",
+    "panels",
+    "style_widget",
+    "toolbar",
+]
 
 ROOT_CLASS = "g2048lab-dashboard"
+PHONE_WIDTH = 600  # CSS px: narrower pages are phones (compact labels, fewer chart points)
 STYLE = f"""
 <style>
 .{ROOT_CLASS} {{ box-sizing: border-box; width: 100%; max-width: 100%; }}
@@ -23,7 +33,7 @@ STYLE = f"""
 .{ROOT_CLASS} .widget-slider, .{ROOT_CLASS} .widget-dropdown {{ min-height: 44px; }}
 .{ROOT_CLASS} .js-plotly-plot, .{ROOT_CLASS} .plot-container {{ width: 100% !important; }}
 .{ROOT_CLASS} .g2048lab-facts, .{ROOT_CLASS} .g2048lab-notes {{ color: #555; }}
-@media (max-width: 600px) {{
+@media (max-width: {PHONE_WIDTH}px) {{
   .{ROOT_CLASS} .widget-label {{ min-width: 0; }}
 }}
 </style>
