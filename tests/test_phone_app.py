@@ -69,6 +69,30 @@ def test_template_and_static_files_ship():
         assert f"{width}x{height}" == icon["sizes"]
 
 
+def test_the_wheel_ships_the_notebook_and_the_template(tmp_path):
+    """A plain pip install gets everything the dashboard serves."""
+    import shutil
+    import zipfile
+
+    # from a copy: setuptools' build/ folder keeps files of earlier builds
+    source = tmp_path / "source"
+    skip = shutil.ignore_patterns(
+        ".*", "build", "*.egg-info", "artifacts", "checkpoints", "__pycache__", "*.pt"
+    )
+    shutil.copytree(ROOT, source, ignore=skip)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path), str(source)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("g2048lab-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    package = NOTEBOOK.parent
+    served = [NOTEBOOK, *(f for f in TEMPLATE_DIR.rglob("*") if f.is_file())]
+    missing = [str(f) for f in served if f"g2048lab/phone/{f.relative_to(package)}" not in shipped]
+    assert not missing, f"not in the wheel: {missing}"
+
+
 def test_busy_port_is_an_error(tmp_path, capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
