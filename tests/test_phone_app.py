@@ -145,6 +145,13 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects come back as HTTPError (302 to the login page), not followed."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
 def wait_until(predicate, timeout: float, what: str, every: float = 0.5):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -168,7 +175,7 @@ def start_dashboard(runs: Path, port: int, log: Path, *options: str) -> subproce
     )  # fmt: skip
     try:
         wait_until(
-            lambda: "http://127.0.0.1" in log.read_text() or dashboard.poll() is not None,
+            lambda: "Ctrl-C stops" in log.read_text() or dashboard.poll() is not None,
             60,
             "the dashboard to start",
         )
@@ -299,10 +306,6 @@ def test_phone_page_renders_live_and_controls_pause_resume(server, browser):
 
 def test_request_without_token_is_refused(server):
     url, _, _ = server
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args, **kwargs):
-            return None
 
     opener = urllib.request.build_opener(NoRedirect)
     for path in (
@@ -488,10 +491,6 @@ def test_password_login(server, tmp_path):
             except urllib.error.HTTPError as refused:
                 return refused.code
 
-        class NoRedirect(urllib.request.HTTPRedirectHandler):
-            def redirect_request(self, *args, **kwargs):
-                return None
-
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.build_opener(NoRedirect).open(f"{url}/", timeout=30)
         assert refused.value.code == 302 and "/login" in refused.value.headers["Location"]
@@ -530,5 +529,45 @@ def test_a_phone_gets_fewer_chart_points(browser, tmp_path):
                 page.wait_for_function(f"({longest})() === {points}")
             finally:
                 context.close()
+    finally:
+        stop(dashboard)
+
+
+def reachable(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        return probe.connect_ex((host, port)) == 0
+
+
+def test_lan_generates_a_token_and_prints_a_qr_code(server, tmp_path):
+    """--lan listens on every interface with a random token and prints the phone's URL and a
+    QR code; without --lan the server listens on the loopback only."""
+    import re
+
+    from g2048lab.cli import _lan_address
+
+    url, store, _ = server
+    lan = _lan_address()
+    if not lan.startswith("127."):  # a machine with a network: the default server is local
+        assert not reachable(lan, int(url.rsplit(":", 1)[1]))
+    port = free_port()
+    log = tmp_path / "dashboard.log"
+    dashboard = start_dashboard(store.root, port, log, "--lan")
+    try:
+        printed = log.read_text()
+        found = re.search(r"on the LAN \(phone\): http://([\d.]+):(\d+)/\?token=(\S+)", printed)
+        assert found, printed
+        host, token = found.group(1), found.group(3)
+        assert int(found.group(2)) == port and len(token) >= 24
+        assert "\u2588" in printed or "\u2580" in printed, "no QR code printed"
+        assert reachable(host, port)
+
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.build_opener(NoRedirect).open(f"http://{host}:{port}/", timeout=30)
+        assert refused.value.code in (302, 403)
+        with urllib.request.urlopen(
+            f"http://{host}:{port}/summary.json?token={token}", timeout=30
+        ) as response:
+            assert json.load(response)["run"] == RUN
     finally:
         stop(dashboard)
