@@ -621,10 +621,10 @@ def test_displaying_puts_the_current_data_into_the_figures_synced_state():
 
 def test_the_refresher_sends_nothing_while_no_page_shows_the_dashboard():
     source = FakeSource()
-    dashboard = Dashboard(source, interval=0.02, idle_after_s=0.2)
+    dashboard = Dashboard(source, interval=0.02, idle_after_s=1.0)
     dashboard.start_refreshing()
     assert dashboard.watched  # just displayed: a page gets time to load
-    time.sleep(0.4)
+    time.sleep(1.3)
     assert not dashboard.watched
     source.feed([make_update(1)], [make_row(1)])
     time.sleep(0.2)

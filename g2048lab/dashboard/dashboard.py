@@ -115,7 +115,7 @@ class Dashboard:
         self.refresh_for_s = refresh_for_s
         self.idle_after_s = idle_after_s
         self.presence = Presence()
-        self._last_seen = time.monotonic()  # display counts as seen, so a page gets time to load
+        self._last_seen = time.monotonic()
         self.presence.observe(self._seen, names="beat")
         self.presence.observe(self._resized, names="width")
         self._lock = threading.RLock()
@@ -229,6 +229,7 @@ class Dashboard:
             if self.ended or (self._thread is not None and self._thread.is_alive()):
                 return self
             self._stop.clear()
+            self._last_seen = time.monotonic()  # displayed: its page gets time to load
             self._thread = threading.Thread(
                 target=self._refresh_loop, name="g2048lab-dashboard", daemon=True
             )
