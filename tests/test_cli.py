@@ -5,13 +5,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from g2048lab.checkpoint import CheckpointManager, load_checkpoint
 from g2048lab.runs import RunStore
+
+from .helpers import wait_for
 
 CLI = [sys.executable, "-m", "g2048lab"]
 TINY_ITERATION = 64 * 32
@@ -40,14 +41,6 @@ def env_steps(runs: Path, name: str) -> int:
     if not (runs / "runs.sqlite").exists():
         return 0
     return next((r.env_steps for r in RunStore(runs).list_runs() if r.name == name), 0)
-
-
-def wait_for(condition, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
 
 
 def test_train_then_runs_then_eval(tmp_path):

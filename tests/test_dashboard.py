@@ -25,6 +25,7 @@ from g2048lab.runs import RunStore, StoreError
 from g2048lab.trainer import Trainer, TrainerConfig
 
 from .factories import training_update
+from .helpers import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 LOSS_KEYS = ("train/loss", "train/policy_loss", "train/value_loss", "train/entropy")
@@ -393,18 +394,6 @@ def test_a_store_source_backfills_history_and_reports_request_results(tmp_path):
 def tiny(**changes) -> TrainerConfig:
     ppo = PPOConfig(num_envs=32, rollout_steps=16, minibatch_size=256, epochs=1)
     return TrainerConfig(preset="tiny", device="cpu", threads=1, ppo=ppo, **changes)
-
-
-def wait_for(condition, timeout=30.0, what="condition", refresh=None):
-    deadline = time.monotonic() + timeout
-    while True:
-        if refresh is not None:
-            refresh()
-        if condition():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        time.sleep(0.05)
 
 
 def test_a_finished_trainer_shows_its_data():

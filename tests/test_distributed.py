@@ -1,6 +1,5 @@
 """Data-parallel training with two gloo processes under torchrun, on the CPU."""
 
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +13,10 @@ from g2048lab.ppo import PPOConfig
 from g2048lab.runs import RunStore
 from g2048lab.trainer import Trainer, TrainerConfig
 
+from .helpers import free_port
+
 SCRIPT = Path(__file__).with_name("distributed_script.py")
 ITERATION = 32 * 16  # one rank's env steps per iteration in the script
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def torchrun(*args, timeout=240) -> subprocess.CompletedProcess:

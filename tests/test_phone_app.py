@@ -26,6 +26,7 @@ from g2048lab.phone import NOTEBOOK, STATIC_DIR, TEMPLATE_DIR
 from g2048lab.runs import RunStore
 
 from .factories import training_update
+from .helpers import free_port, stop, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
@@ -120,12 +121,6 @@ def test_unknown_run_is_an_error(tmp_path, capsys):
 # --- one training run, one dashboard, one browser -----------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def cli(*args: str, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "g2048lab", *args],
@@ -135,31 +130,11 @@ def cli(*args: str, log: Path) -> subprocess.Popen:
     )
 
 
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     """Redirects come back as HTTPError (302 to the login page), not followed."""
 
     def redirect_request(self, *args, **kwargs):
         return None
-
-
-def wait_until(predicate, timeout: float, what: str, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def port_open(port: int) -> bool:
@@ -174,7 +149,7 @@ def start_dashboard(runs: Path, port: int, log: Path, *options: str) -> subproce
         "--no-browser", *(options or ("--token", TOKEN)), log=log,
     )  # fmt: skip
     try:
-        wait_until(
+        wait_for(
             lambda: "Ctrl-C stops" in log.read_text() or dashboard.poll() is not None,
             60,
             "the dashboard to start",
@@ -206,7 +181,7 @@ def server(tmp_path_factory):
             except Exception:
                 return 0
 
-        wait_until(steps, 90, "the first training update")
+        wait_for(steps, 90, "the first training update")
         port = free_port()
         dashboard = start_dashboard(runs, port, logs / "dashboard.log")
         yield f"http://127.0.0.1:{port}", store, train
@@ -268,7 +243,7 @@ def test_phone_page_renders_live_and_controls_pause_resume(server, browser):
             " return p && p.data && p.data.some(t => t.x && t.x.length > 0); }"
         )
         before = chart_points(page)
-        wait_until(lambda: chart_points(page) > before, 60, "the score chart to gain points")
+        wait_for(lambda: chart_points(page) > before, 60, "the score chart to gain points")
         layout = page.evaluate(
             """() => ({
                 scroll: document.documentElement.scrollWidth, width: window.innerWidth,
@@ -290,15 +265,13 @@ def test_phone_page_renders_live_and_controls_pause_resume(server, browser):
         games.screenshot(path=str(ARTIFACTS / "phone-390x844-games-chart.png"))
 
         page.get_by_role("button", name="pause").click()
-        wait_until(lambda: store.get_run(RUN).status == "paused", 60, "the run to pause")
+        wait_for(lambda: store.get_run(RUN).status == "paused", 60, "the run to pause")
         paused_at = store.get_run(RUN).env_steps
         time.sleep(4)
         assert store.get_run(RUN).env_steps == paused_at, "steps advanced while paused"
 
         page.get_by_role("button", name="resume").click()
-        wait_until(
-            lambda: store.get_run(RUN).env_steps > paused_at, 60, "steps to advance on resume"
-        )
+        wait_for(lambda: store.get_run(RUN).env_steps > paused_at, 60, "steps to advance on resume")
         assert store.get_run(RUN).status == "running"
     finally:
         context.close()
@@ -365,10 +338,10 @@ def test_installable_and_offline_shows_the_last_summary(server, playwright, tmp_
         assert manifest["url"].endswith("/manifest.webmanifest"), manifest
         assert not manifest.get("errors"), manifest["errors"]
         # page.evaluate awaits the promise (wait_for_function would take the promise as truthy)
-        wait_until(lambda: page.evaluate(SUMMARY_CACHED) == RUN, 60, "the summary to be cached")
+        wait_for(lambda: page.evaluate(SUMMARY_CACHED) == RUN, 60, "the summary to be cached")
 
         stop(dashboard)
-        wait_until(lambda: not port_open(port), 30, "the dashboard's port to close")
+        wait_for(lambda: not port_open(port), 30, "the dashboard's port to close")
         page.reload(wait_until="load")
         offline = page.wait_for_selector("#offline-title")
         assert "offline" in offline.text_content().lower()
@@ -402,7 +375,7 @@ def test_five_viewers_desktop_and_closing_them_leaves_the_run(server, browser):
     finally:
         context.close()
     steps = store.get_run(RUN).env_steps
-    wait_until(
+    wait_for(
         lambda: store.get_run(RUN).env_steps > steps, 60, "the run to go on with its pages closed"
     )
     assert train.poll() is None
@@ -443,7 +416,7 @@ def test_kernels_of_closed_pages_are_culled(server, browser, tmp_path):
             page.wait_for_selector(".g2048lab-dashboard .js-plotly-plot")
         assert kernels_of(dashboard.pid) == 2
         context.close()
-        wait_until(lambda: kernels_of(dashboard.pid) == 0, 90, "the closed pages' kernels to go")
+        wait_for(lambda: kernels_of(dashboard.pid) == 0, 90, "the closed pages' kernels to go")
         assert train.poll() is None and store.get_run(RUN).status == "running"
     finally:
         context.close()
@@ -468,7 +441,7 @@ def test_password_login(server, tmp_path):
     try:
         dashboard.stdin.write(b"s3cret-pass\ns3cret-pass\n")
         dashboard.stdin.close()
-        wait_until(
+        wait_for(
             lambda: "http://127.0.0.1" in log.read_text() or dashboard.poll() is not None,
             60,
             "the dashboard to start",

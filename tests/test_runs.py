@@ -18,6 +18,7 @@ from g2048lab.runs import RunNotFound, RunRecorder, RunStore, StoreError
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig, TrainingContext
 
 from .factories import training_update
+from .helpers import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,14 +60,6 @@ def make_game(score: int, moves: int = 5) -> GameRecord:
 def tiny(**changes) -> TrainerConfig:
     ppo = PPOConfig(num_envs=32, rollout_steps=16, minibatch_size=256, epochs=1)
     return TrainerConfig(preset="tiny", device="cpu", threads=1, ppo=ppo, record_slots=4, **changes)
-
-
-def wait_for(condition, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -11,18 +11,12 @@ from g2048lab.messages import TrainingUpdate
 from g2048lab.ppo import PPOConfig
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 
+from .helpers import wait_for
+
 
 def tiny(**changes) -> TrainerConfig:
     ppo = changes.pop("ppo", PPOConfig(num_envs=32, rollout_steps=16, minibatch_size=256, epochs=1))
     return TrainerConfig(preset="tiny", device="cpu", threads=1, ppo=ppo, record_slots=4, **changes)
-
-
-def wait_for(condition, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def test_a_run_ends_at_its_step_budget_with_metrics_and_games():

@@ -1,0 +1,50 @@
+"""Small helpers shared by the test files: waiting, ports, stopping processes."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def wait_for(
+    condition: Callable[[], T],
+    timeout: float = 30.0,
+    what: str = "condition",
+    every: float = 0.05,
+    refresh: Callable[[], object] | None = None,
+) -> T:
+    """Poll ``condition`` (after ``refresh``, if given) every ``every`` s until it is truthy;
+    returns its value, or fails the test after ``timeout`` s naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if refresh is not None:
+            refresh()
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout:.0f} s")
+        time.sleep(every)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def stop(process: subprocess.Popen, timeout: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` s; waits for the process to end."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
