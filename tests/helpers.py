@@ -15,8 +15,9 @@ def wait_for(
     condition: Callable[[], T],
     timeout: float = 30.0,
     what: str = "condition",
-    every: float = 0.05,
     refresh: Callable[[], object] | None = None,
+    *,
+    every: float = 0.05,
 ) -> T:
     """Poll ``condition`` (after ``refresh``, if given) every ``every`` s until it is truthy;
     returns its value, or fails the test after ``timeout`` s naming ``what``."""

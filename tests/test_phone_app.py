@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,9 @@ from g2048lab.cli import main
 from g2048lab.phone import NOTEBOOK, STATIC_DIR, TEMPLATE_DIR
 from g2048lab.runs import RunStore
 
+from . import helpers
 from .factories import training_update
-from .helpers import free_port, stop, wait_for
+from .helpers import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
@@ -45,6 +47,7 @@ TOKEN = "test-token-3f9a"
 RUN = "phone"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
+wait_for = partial(helpers.wait_for, every=0.5)  # a browser and a server share two cores
 PAGE_TIMEOUT_MS = 90_000  # a page starts a kernel; two cores are shared with the training
 
 
@@ -222,13 +225,14 @@ def open_dashboard(context, url: str, wait: bool = True):
     return page
 
 
-def chart_points(page) -> int:
-    """Points in the first Plotly chart (the games chart: scores)."""
+def latest_game(page) -> float:
+    """The newest game (x) in the first Plotly chart (the games chart: scores); it moves on
+    while training runs even when the traces hold their most points."""
     return page.evaluate(
         """() => {
             const plot = document.querySelector('.g2048lab-dashboard .js-plotly-plot');
             if (!plot || !plot.data) return 0;
-            return plot.data.reduce((n, trace) => n + (trace.x ? trace.x.length : 0), 0);
+            return Math.max(0, ...plot.data.map(t => t.x && t.x.length ? t.x[t.x.length - 1] : 0));
         }"""
     )
 
@@ -242,8 +246,8 @@ def test_phone_page_renders_live_and_controls_pause_resume(server, browser):
             "() => { const p = document.querySelector('.g2048lab-dashboard .js-plotly-plot');"
             " return p && p.data && p.data.some(t => t.x && t.x.length > 0); }"
         )
-        before = chart_points(page)
-        wait_for(lambda: chart_points(page) > before, 60, "the score chart to gain points")
+        before = latest_game(page)
+        wait_for(lambda: latest_game(page) > before, 60, "the score chart to gain new games")
         layout = page.evaluate(
             """() => ({
                 scroll: document.documentElement.scrollWidth, width: window.innerWidth,
