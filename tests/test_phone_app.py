@@ -124,13 +124,21 @@ def test_unknown_run_is_an_error(tmp_path, capsys):
 # --- one training run, one dashboard, one browser -----------------------------------------
 
 
-def cli(*args: str, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
+def cli(*args: str, log: Path, stdin: bytes | None = None) -> subprocess.Popen:
+    """``g2048lab ARGS`` with its output in ``log``; ``stdin`` is typed in, with no
+    controlling terminal, so that getpass reads it from stdin."""
+    process = subprocess.Popen(
         [sys.executable, "-m", "g2048lab", *args],
+        stdin=None if stdin is None else subprocess.PIPE,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=stdin is not None,
     )
+    if stdin is not None:
+        process.stdin.write(stdin)
+        process.stdin.close()
+    return process
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -140,16 +148,18 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def port_open(port: int) -> bool:
+def reachable(host: str, port: int) -> bool:
     with socket.socket() as probe:
-        probe.settimeout(1)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+        probe.settimeout(2)
+        return probe.connect_ex((host, port)) == 0
 
 
-def start_dashboard(runs: Path, port: int, log: Path, *options: str) -> subprocess.Popen:
+def start_dashboard(
+    runs: Path, port: int, log: Path, *options: str, stdin: bytes | None = None
+) -> subprocess.Popen:
     dashboard = cli(
         "dashboard", "--runs-dir", str(runs), "--run", RUN, "--port", str(port),
-        "--no-browser", *(options or ("--token", TOKEN)), log=log,
+        "--no-browser", *(options or ("--token", TOKEN)), log=log, stdin=stdin,
     )  # fmt: skip
     try:
         wait_for(
@@ -345,7 +355,7 @@ def test_installable_and_offline_shows_the_last_summary(server, playwright, tmp_
         wait_for(lambda: page.evaluate(SUMMARY_CACHED) == RUN, 60, "the summary to be cached")
 
         stop(dashboard)
-        wait_for(lambda: not port_open(port), 30, "the dashboard's port to close")
+        wait_for(lambda: not reachable("127.0.0.1", port), 30, "the dashboard's port to close")
         page.reload(wait_until="load")
         offline = page.wait_for_selector("#offline-title")
         assert "offline" in offline.text_content().lower()
@@ -435,22 +445,9 @@ def test_password_login(server, tmp_path):
     _, store, _ = server
     port = free_port()
     log = tmp_path / "dashboard.log"
-    dashboard = subprocess.Popen(
-        [sys.executable, "-m", "g2048lab", "dashboard", "--runs-dir", str(store.root),
-         "--run", RUN, "--port", str(port), "--no-browser", "--password"],
-        stdin=subprocess.PIPE, stdout=log.open("w"), stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        start_new_session=True,  # no controlling terminal: getpass reads stdin
-    )  # fmt: skip
+    secret = b"s3cret-pass\ns3cret-pass\n"
+    dashboard = start_dashboard(store.root, port, log, "--password", stdin=secret)
     try:
-        dashboard.stdin.write(b"s3cret-pass\ns3cret-pass\n")
-        dashboard.stdin.close()
-        wait_for(
-            lambda: "http://127.0.0.1" in log.read_text() or dashboard.poll() is not None,
-            60,
-            "the dashboard to start",
-        )
-        assert dashboard.poll() is None, log.read_text()
         assert "token=" not in log.read_text()
         url = f"http://127.0.0.1:{port}"
 
@@ -508,12 +505,6 @@ def test_a_phone_gets_fewer_chart_points(browser, tmp_path):
                 context.close()
     finally:
         stop(dashboard)
-
-
-def reachable(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(2)
-        return probe.connect_ex((host, port)) == 0
 
 
 def test_lan_generates_a_token_and_prints_a_qr_code(server, tmp_path):
