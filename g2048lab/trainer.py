@@ -46,6 +46,8 @@ __all__ = ["Subscriber", "Trainer", "TrainerConfig", "TrainingContext", "UpdateQ
 
 MAX_ATTENTION_FLOATS = 16384  # every layer's attention in messages up to this size
 MAX_FINISHED_GAMES = 256  # finished games listed in one message
+# iteration rows kept in memory (``Trainer.metrics``); the run store and log.jsonl keep them all
+MAX_METRIC_ROWS = 10_000
 
 STATES = ("idle", "running", "paused", "stopping", "finished", "failed")
 
@@ -119,7 +121,8 @@ class Trainer:
         self.recorder = GameRecorder(slots, config.keep_best_games, config.keep_recent_games)
         self.updates = UpdateQueue()
         self.subscribers: list[Subscriber] = [self.updates]
-        self.metrics: list[dict[str, float]] = []  # one row per iteration
+        # one row per iteration, the latest MAX_METRIC_ROWS (bounded: a run may last days)
+        self.metrics: deque[dict[str, float]] = deque(maxlen=MAX_METRIC_ROWS)
         # counters (a checkpoint restores these)
         self.iteration = 0
         self.env_steps = 0
@@ -650,7 +653,6 @@ class Trainer:
             "obs": {k: torch.from_numpy(v.copy()) for k, v in self._obs.items()}
             if self._obs
             else None,
-            "metrics": list(self.metrics),
             "metric_summary": self.metrics[-1] if self.metrics else {},
         }
 
@@ -678,7 +680,7 @@ class Trainer:
         self.minibatch_size = counters["minibatch_size"]
         self.recent_scores.extend(payload["recent_scores"])
         self.return_stats = RunningMeanStd(**payload["return_stats"])
-        self.metrics = list(payload["metrics"])
+        self.metrics.clear()  # the history before this point is in the run store and log
         if self.dist is not None and not self.dist.is_main:
             # the file holds one process's games and RNG: other ranks play their own
             torch.manual_seed(self.config.seed + 7919 * self.dist.rank + self.iteration)

@@ -108,7 +108,7 @@ def test_busy_port_is_an_error(tmp_path, capsys):
 
 
 def test_viewer_kernels_go_quiet_before_they_are_culled():
-    from g2048lab.cli import viewer_idle_after_s
+    from g2048lab.phone.serve import viewer_idle_after_s
 
     assert viewer_idle_after_s(300) == 60  # the default: quiet after a minute, culled 5 later
     assert viewer_idle_after_s(30) == 30
@@ -512,7 +512,7 @@ def test_lan_generates_a_token_and_prints_a_qr_code(server, tmp_path):
     QR code; without --lan the server listens on the loopback only."""
     import re
 
-    from g2048lab.cli import _lan_address
+    from g2048lab.phone.serve import _lan_address
 
     url, store, _ = server
     lan = _lan_address()

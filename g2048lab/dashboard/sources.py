@@ -129,7 +129,7 @@ class TrainerSource:
             self._queue.ended.set()
         trainer.subscribe(self._queue)
         self._seed = trainer.updates.latest()  # what it sent before we subscribed
-        self._metrics_read = 0
+        self._metrics_read = -1  # the last iteration whose metrics row was read
         self._pending: dict[str, str] = {}  # action -> the trainer's state when asked
         self._lock = threading.Lock()
 
@@ -142,11 +142,9 @@ class TrainerSource:
             if not updates:
                 updates = [self._seed]
             self._seed = None
-        metrics = trainer.metrics
-        if len(metrics) < self._metrics_read:  # replaced by load_state_dict
-            self._metrics_read = 0
-        rows = list(metrics[self._metrics_read :])
-        self._metrics_read += len(rows)
+        rows = [row for row in list(trainer.metrics) if row["iteration"] > self._metrics_read]
+        if rows:
+            self._metrics_read = rows[-1]["iteration"]
         notes = [event for update in updates for event in update.events]
         with self._lock:
             for action, before in list(self._pending.items()):

@@ -1,0 +1,162 @@
+"""``g2048lab dashboard``: serve ``dashboard.ipynb`` with Voila and the phone-app template.
+
+The server runs in a child process (``python -m g2048lab.phone.app``) in its own session, so
+Ctrl-C reaches this process only and Voila is stopped without its y/n prompt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Serve the dashboard notebook with Voila and the phone-app template; Ctrl-C stops it."""
+    import os
+    import secrets
+    import socket
+    import subprocess
+    import webbrowser
+
+    from ..runs import RunStore
+    from . import JUPYTER_DIR, NOTEBOOK, TEMPLATE
+
+    runs_dir = Path(args.runs_dir).expanduser().resolve()
+    store = RunStore(runs_dir)
+    if args.run_name is not None:
+        store.get_run(args.run_name)  # raises RunNotFound with the known names
+    host = "0.0.0.0" if args.lan else "127.0.0.1"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, args.port))
+        except OSError as error:
+            raise ValueError(
+                f"port {args.port} is busy ({error.strerror}): pick another with --port"
+            ) from None
+    token = args.token
+    hashed_password = None
+    if args.password:
+        hashed_password = _ask_password()
+    elif args.lan and not token:
+        token = secrets.token_urlsafe(24)
+    command = [
+        sys.executable,
+        "-m",
+        "g2048lab.phone.app",
+        str(NOTEBOOK),
+        "--no-browser",
+        f"--port={args.port}",
+        "--Voila.port_retries=0",
+        f"--Voila.ip={host}",
+        f"--template={TEMPLATE}",
+        # the kernel of a closed page idles once its dashboard stops refreshing: cull it
+        f"--MappingKernelManager.cull_idle_timeout={args.cull_idle_s}",
+        f"--MappingKernelManager.cull_interval={max(1, min(60, args.cull_idle_s // 2))}",
+        "--MappingKernelManager.cull_connected=False",
+    ]
+    if token:
+        command.append(f"--Voila.token={token}")
+    if hashed_password:
+        command.append(f"--PasswordIdentityProvider.hashed_password={hashed_password}")
+    env = dict(os.environ)
+    env["JUPYTER_PATH"] = os.pathsep.join(
+        [str(JUPYTER_DIR), *filter(None, [os.environ.get("JUPYTER_PATH")])]
+    )
+    env["G2048LAB_RUNS_DIR"] = str(runs_dir)
+    # dashboard.ipynb stops refreshing this long after its page last reported
+    env["G2048LAB_IDLE_AFTER_S"] = str(viewer_idle_after_s(args.cull_idle_s))
+    if args.run_name is not None:
+        env["G2048LAB_RUN"] = args.run_name
+    else:
+        env.pop("G2048LAB_RUN", None)
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    # its own session: Ctrl-C reaches us only, and we stop Voila without its y/n prompt
+    server = subprocess.Popen(command, env=env, cwd=str(NOTEBOOK.parent), start_new_session=True)
+    try:
+        if not _wait_for_port("127.0.0.1", args.port, server, timeout=60):
+            print("g2048lab dashboard: error: Voila did not start", file=sys.stderr)
+            return 1
+        query = f"?token={token}" if token else ""
+        local = f"http://127.0.0.1:{args.port}/{query}"
+        what = args.run_name or "the latest run"
+        print(f"dashboard of {what} in {runs_dir}: {local}", flush=True)
+        if args.lan:
+            lan = f"http://{_lan_address()}:{args.port}/{query}"
+            print(f"on the LAN (phone): {lan}", flush=True)
+            _print_qr(lan)
+        print("Ctrl-C stops the dashboard (never the training run)", flush=True)
+        if not args.no_browser:
+            webbrowser.open(local)
+        return server.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def viewer_idle_after_s(cull_idle_s: int) -> int:
+    """Seconds without a page's report (one every 5 s) after which a viewer kernel stops
+    pushing updates: 60, or down to 15 when kernels are culled sooner, so that a closed
+    page's kernel is shut down about ``idle + cull_idle_s`` seconds after it closed."""
+    return max(15, min(60, cull_idle_s))
+
+
+def _ask_password() -> str:
+    import getpass
+
+    from jupyter_server.auth.security import passwd
+
+    first = getpass.getpass("dashboard password: ")
+    if not first or getpass.getpass("again: ") != first:
+        raise ValueError("the passwords are empty or differ")
+    return passwd(first)
+
+
+def _wait_for_port(host: str, port: int, server, timeout: float) -> bool:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            return False
+        with socket.socket() as probe:
+            probe.settimeout(0.5)
+            if probe.connect_ex((host, port)) == 0:
+                return True
+        time.sleep(0.2)
+    return False
+
+
+def _lan_address() -> str:
+    """This machine's address on the default route (a UDP connect sends nothing)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))
+            return probe.getsockname()[0]
+        except OSError:
+            return socket.gethostbyname(socket.gethostname())
+
+
+def _print_qr(text: str) -> None:
+    try:
+        import qrcode
+    except ImportError:
+        return
+    code = qrcode.QRCode(border=1)
+    code.add_data(text)
+    code.print_ascii(out=sys.stdout, invert=True)
+    sys.stdout.flush()
