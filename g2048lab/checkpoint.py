@@ -4,8 +4,9 @@ A checkpoint is one ``torch.save`` file holding plain containers and tensors
 (``Trainer.state_dict()``: weights, optimiser, RNG states, configs, counters,
 versions). ``save_checkpoint`` writes a temporary file beside the target, fsyncs
 it and renames it over the target, so a crash leaves either the old file or the
-new one, never half a file. ``load_checkpoint`` uses ``torch.load(weights_only=True)``
-and turns every way a file can be wrong into one ``CheckpointError`` line.
+new one, never half a file. ``load_checkpoint`` uses ``torch.load(weights_only=True)``,
+checks every field a reader uses (``FIELDS``; the configs build; the weights fit the
+model config) and turns every way a file can be wrong into one ``CheckpointError`` line.
 
 ``CheckpointManager`` keeps a run folder's files: ``ckpt-<iteration>.pt`` (the
 last K) and ``best.pt``. ``Checkpointer`` is the trainer subscriber that saves
@@ -14,21 +15,32 @@ every N games and/or M minutes, on request, and when the run ends.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tempfile
 import time
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from torch.overrides import TorchFunctionMode
 
+from .env import RewardConfig
+from .model import GameTransformer, ModelConfig
+from .ppo import PPOConfig, RunningMeanStd
 from .subscribers import Subscriber, TrainingContext
 
 __all__ = [
     "CheckpointError",
     "CheckpointManager",
     "Checkpointer",
+    "FIELDS",
     "FORMAT",
     "FORMAT_VERSION",
     "load_checkpoint",
@@ -105,7 +117,245 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path} was written by a newer g2048lab (format {payload['format_version']}); "
             "upgrade g2048lab to read it"
         )
+    _check_payload(payload, path)
     return payload
+
+
+# --- what a checkpoint must hold -------------------------------------------------------
+
+DAMAGED = "the file is damaged or not a training checkpoint: use another checkpoint of the run"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What one field must hold: ``description`` completes "not ..." in an error line."""
+
+    description: str
+    accepts: Callable[[Any], bool]
+    required: bool = True
+
+
+def optional(kind: Kind) -> Kind:
+    return dataclasses.replace(kind, required=False)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_tensors(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, torch.Tensor) for v in value.values())
+
+
+DICT = Kind("a dict", lambda v: isinstance(v, dict))
+DICT_OR_NONE = Kind("a dict or None", lambda v: v is None or isinstance(v, dict))
+TEXT = Kind("a string", lambda v: isinstance(v, str))
+TEXT_OR_NONE = Kind("a string or None", lambda v: v is None or isinstance(v, str))
+COUNT = Kind("a whole number >= 0", lambda v: _is_int(v) and v >= 0)
+POSITIVE = Kind("a whole number >= 1", lambda v: _is_int(v) and v >= 1)
+NUMBER = Kind("a number", _is_number)
+DURATION = Kind("a number >= 0", lambda v: _is_number(v) and v >= 0)
+LIMIT = Kind("a number > 0 or None", lambda v: v is None or (_is_number(v) and v > 0))
+NUMBERS = Kind("a list of numbers", lambda v: isinstance(v, list) and all(map(_is_number, v)))
+LIST = Kind("a list", lambda v: isinstance(v, list))
+TENSOR = Kind("a tensor", lambda v: isinstance(v, torch.Tensor))
+BYTES = Kind("a uint8 tensor", lambda v: isinstance(v, torch.Tensor) and v.dtype == torch.uint8)
+TENSORS = Kind("a dict of tensors", _is_tensors)
+
+# the games in play, one row per env slot: per-game shape of each tensor
+GAME_SHAPES: dict[str, tuple[int, ...]] = {
+    "env.boards": (4, 4),
+    "env.action_mask": (4,),
+    "env.score": (),
+    "env.length": (),
+    "env.max_exponent": (),
+    "obs.board": (4, 4),
+    "obs.action_mask": (4,),
+}
+
+FIELDS: dict[str, Kind] = {
+    "run_id": TEXT,
+    "preset": TEXT_OR_NONE,
+    "seed": COUNT,
+    "budget": optional(DICT),
+    "budget.total_env_steps": optional(LIMIT),
+    "budget.max_seconds": optional(LIMIT),
+    "model_config": DICT,
+    "ppo_config": DICT,
+    "reward_config": DICT,
+    "model": TENSORS,
+    "optimizer": DICT,
+    "optimizer.state": DICT,
+    "optimizer.param_groups": LIST,
+    "iteration": COUNT,
+    "counters": DICT,
+    "counters.env_steps": COUNT,
+    "counters.episodes": COUNT,
+    "counters.best_score": NUMBER,
+    "counters.max_tile": COUNT,
+    "counters.elapsed_s": DURATION,
+    "counters.minibatch_size": POSITIVE,
+    "recent_scores": NUMBERS,
+    "return_stats": DICT,
+    "rng": DICT,
+    "rng.torch": BYTES,
+    "rng.cuda": optional(BYTES),  # only in files saved on a GPU
+    "rng.env": DICT,
+    "env": DICT,
+    "obs": DICT_OR_NONE,  # None before the first rollout
+    **{name: TENSOR for name in GAME_SHAPES},
+    "best_score_of_file": optional(NUMBER),  # only in best.pt
+}
+"""Every field a reader uses (``Trainer.from_checkpoint`` and ``load_state_dict``,
+``g2048lab eval``, ``CheckpointManager``), a dotted name per nesting level, parents
+first. Other fields (versions, device, ``metric_summary``, older files' ``metrics``)
+are neither required nor refused."""
+
+SETTINGS = {
+    "model_config": ModelConfig,
+    "ppo_config": PPOConfig,
+    "reward_config": RewardConfig,
+    "return_stats": RunningMeanStd,
+}
+"""Fields that hold a dataclass's fields; a missing one takes its default."""
+
+_ABSENT = object()  # a field not in the file
+_SKIPPED = object()  # a field under an absent optional field or a None
+
+
+def _check_payload(payload: dict[str, Any], path: str | Path) -> None:
+    """Raise ``CheckpointError`` naming the first field a reader cannot use. Cheap: the
+    model is built on the ``meta`` device, so no weights are allocated."""
+
+    def bad(name: str, problem: str) -> CheckpointError:
+        return CheckpointError(f"{path}: field {name!r} {problem}; {DAMAGED}")
+
+    for name, kind in FIELDS.items():
+        value = _lookup(payload, name)
+        if value is _SKIPPED or (value is _ABSENT and not kind.required):
+            continue
+        if value is _ABSENT:
+            raise bad(name, "is missing")
+        if not kind.accepts(value):
+            raise bad(name, f"is {_show(value)}, not {kind.description}")
+
+    built = {name: _build(cls, payload[name], name, bad) for name, cls in SETTINGS.items()}
+
+    with torch.device("meta"), _SkipInit():
+        model = GameTransformer(built["model_config"])
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    saved = {k: tuple(v.shape) for k, v in payload["model"].items()}
+    for key in [*expected, *(k for k in saved if k not in expected)]:
+        if expected.get(key) != saved.get(key):
+            found = f"is {saved[key]}" if key in saved else "is missing"
+            wanted = f"needs {expected[key]}" if key in expected else "has no such weight"
+            raise bad("model", f"does not fit model_config: {key!r} {found}, the config {wanted}")
+    _check_optimizer(payload["optimizer"], [tuple(p.shape) for p in model.parameters()], bad)
+
+    games = built["ppo_config"].num_envs
+    for name, shape in GAME_SHAPES.items():
+        tensor = _lookup(payload, name)
+        if tensor is not _SKIPPED and tuple(tensor.shape) != (games, *shape):
+            raise bad(name, f"is {_show(tensor)}, not {(games, *shape)} for {games} games")
+
+    try:
+        torch.Generator().set_state(payload["rng"]["torch"].cpu())
+    except RuntimeError:
+        raise bad("rng.torch", "is not a torch generator state") from None
+    try:
+        np.random.default_rng().bit_generator.state = payload["rng"]["env"]
+    except (TypeError, ValueError, KeyError):
+        raise bad("rng.env", "is not a NumPy PCG64 generator state") from None
+
+
+class _SkipInit(TorchFunctionMode):
+    """Leaves ``torch.nn.init`` undone: only the shapes are wanted, and ``normal_`` on the
+    meta device imports torch._dynamo, seconds that ``g2048lab eval`` would otherwise wait."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return kwargs.get("tensor", args[0] if args else None)
+        return func(*args, **kwargs)
+
+
+def _lookup(payload: dict[str, Any], name: str) -> Any:
+    value: Any = payload
+    for key in name.split("."):
+        if not isinstance(value, dict):
+            return _SKIPPED
+        value = value.get(key, _ABSENT)
+    return value
+
+
+def _show(value: Any) -> str:
+    """``-1``, ``None``, ``a str``, ``a torch.float32 tensor of shape (5,)``."""
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    return f"a {type(value).__name__}"
+
+
+def _build(cls: type, settings: dict[str, Any], name: str, bad: Callable) -> Any:
+    """``cls(**settings)``, each value of its field's type (a dataclass does not check)."""
+    all_hints = typing.get_type_hints(cls)
+    hints = {field.name: all_hints[field.name] for field in dataclasses.fields(cls)}
+    for key, value in settings.items():
+        if key not in hints:
+            raise bad(f"{name}.{key}", f"is not a {cls.__name__} setting")
+        if not _fits(value, hints[key]):
+            raise bad(f"{name}.{key}", f"is {_show(value)}, not {_type_name(hints[key])}")
+    try:
+        return cls(**settings)
+    except ValueError as error:
+        raise bad(name, f"is not a valid {cls.__name__} ({error})") from None
+
+
+def _options(hint: Any) -> tuple[type, ...]:
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    return typing.get_args(hint) if union else (hint,)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` is of type ``hint``; a hint other than int, float, bool, str and
+    their unions with None is left to the dataclass to check."""
+    if not set(_options(hint)) <= {int, float, bool, str, type(None)}:
+        return True
+    for option in _options(hint):
+        if option is float and _is_number(value) or option is int and _is_int(value):
+            return True
+        if option in (bool, str, type(None)) and isinstance(value, option):
+            return True
+    return False
+
+
+def _type_name(hint: Any) -> str:
+    return " or ".join("None" if t is type(None) else t.__name__ for t in _options(hint))
+
+
+def _check_optimizer(state: dict[str, Any], shapes: list[tuple[int, ...]], bad: Callable) -> None:
+    """The Adam state matches the model: one entry per parameter, moments of its shape."""
+    groups = state["param_groups"]
+    if not all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups):
+        raise bad("optimizer.param_groups", "is not a list of parameter groups")
+    ids = [i for group in groups for i in group["params"]]
+    if not all(map(_is_int, ids)):
+        raise bad("optimizer.param_groups", "names parameters by other than their number")
+    if len(ids) != len(shapes):
+        raise bad("optimizer", f"holds {len(ids)} parameters, the model {len(shapes)}")
+    shape_of = dict(zip(ids, shapes))
+    for i, moments in state["state"].items():
+        if i not in shape_of or not _is_tensors(moments):
+            raise bad(f"optimizer.state.{i}", "does not belong to a model parameter")
+        for key, tensor in moments.items():
+            if tensor.dim() > 0 and tuple(tensor.shape) != shape_of[i]:
+                found = f"is {tuple(tensor.shape)}, its parameter {shape_of[i]}"
+                raise bad(f"optimizer.state.{i}.{key}", found)
 
 
 class CheckpointManager:
