@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from .evaluation import TILE_THRESHOLDS, corner_policy, evaluate, random_policy
 from .game import to_values
 from .palette import tile_colors
 from .phone.serve import cmd_dashboard
+from .status import LIVE, Status
 
 DEFAULT_RUNS_DIR = "checkpoints"
 
@@ -138,15 +139,25 @@ def _train_main(args: argparse.Namespace, dist) -> int:
 
     store = RunStore(args.runs_dir)
     budget = _budget(args)
+    claim = None
     if args.resume:
         checkpoint, name = _resume_target(store, args.resume)
+        if name is not None:  # before reading anything: this process is the run's writer
+            claim = store.claim(name)
+            _say_how_it_ended(store.get_run(name))
         trainer = Trainer.from_checkpoint(
             checkpoint, dist=dist, device=args.device, threads=args.threads, **budget
         )
-        if name is None or not _run_exists(store, name):
+        if name is None:
             name = trainer.run_id if not _run_exists(store, trainer.run_id) else None
             run = store.create_run(name, config=_run_config(trainer), device=str(trainer.device))
             name = run.name
+        else:  # what was recorded after the checkpoint is gone with the process that did it
+            lost = store.rewind(name, trainer.iteration, trainer.env_steps)
+            trainer.note(
+                f"resumed from iteration {trainer.iteration} (lost {lost:,} env steps since "
+                "the last checkpoint)"
+            )
     else:
         if args.preset is not None:
             from .model import PRESETS
@@ -178,7 +189,7 @@ def _train_main(args: argparse.Namespace, dist) -> int:
         every_minutes=args.checkpoint_minutes,
     )
     trainer.subscribe(checkpointer)
-    trainer.subscribe(RunRecorder(store, name, checkpoint=checkpointer.request))
+    trainer.subscribe(RunRecorder(store, name, checkpoint=checkpointer.request, claim=claim))
     trainer.subscribe(JsonLinesLog(folder / "log.jsonl"))
     params = trainer.model.num_params()
     print(
@@ -186,14 +197,30 @@ def _train_main(args: argparse.Namespace, dist) -> int:
         f"parameters) on {trainer.device}, {trainer.ppo.num_envs} games; folder {folder}",
         file=sys.stderr,
     )
-    interrupted = _train_with_progress(trainer, quiet=args.quiet)
-    if trainer.state == "failed":
-        print(f"g2048lab train: error: run {name} failed: {trainer.error!r}", file=sys.stderr)
-        return 1
-    how = "stopped" if interrupted else "finished"
+    _train_with_progress(trainer, quiet=args.quiet, last_checkpoint=checkpointer)
     saved = f"; checkpoint {checkpointer.last_path}" if checkpointer.last_path else ""
-    print(f"run {name} {how} after {trainer.env_steps:,} env steps{saved}", file=sys.stderr)
+    if trainer.state == Status.FAILED:
+        print(
+            f"g2048lab train: error: run {name} failed: {_one_line(trainer.error)}{saved}",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"run {name} {trainer.state} after {trainer.env_steps:,} env steps{saved}", file=sys.stderr
+    )
     return 0
+
+
+def _one_line(error: BaseException) -> str:
+    """``error`` for a person: its type and the first line of its message."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def _say_how_it_ended(run) -> None:
+    """Before resuming: a run that failed or was killed says so, and why."""
+    if run.status in (Status.FAILED, Status.KILLED):
+        print(f"run {run.name} was {run.status}: {run.error}", file=sys.stderr)
 
 
 def _run_exists(store, name: str) -> bool:
@@ -229,18 +256,23 @@ def _run_config(trainer) -> dict:
     }
 
 
-def _train_with_progress(trainer, quiet: bool) -> bool:
-    """Run ``trainer`` in its thread; show a live bar; Ctrl-C stops it cleanly. Returns whether
-    the run was interrupted."""
+def _train_with_progress(trainer, quiet: bool, last_checkpoint) -> None:
+    """Run ``trainer`` in its thread and show a live bar. SIGINT (Ctrl-C) and SIGTERM stop it
+    cleanly, with a final checkpoint; repeats do not interrupt the saving; three within 5 s
+    force an exit (``interrupts.py``). ``last_checkpoint``: the run's ``Checkpointer``."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    interrupted = False
+    from .interrupts import Interrupts
 
-    def on_sigterm(signum, frame):  # a polite kill: stop as Ctrl-C does
-        raise KeyboardInterrupt
+    stop = threading.Event()  # set by the handler; acted on here, where no lock is held
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    def lost() -> str:
+        path = last_checkpoint.last_path
+        since = f"since the last checkpoint ({path})" if path else "of this process"
+        return f"the run's work {since} is lost; resume with --resume {trainer.run_id}"
+
+    restore = Interrupts().install(stop.set, lost)
     budget = trainer.config.total_env_steps or (trainer.config.max_seconds or 0)
     by_steps = trainer.config.total_env_steps is not None
     progress = Progress(
@@ -251,12 +283,14 @@ def _train_with_progress(trainer, quiet: bool) -> bool:
         console=Console(stderr=True),
         disable=quiet,
     )
-    trainer.start()
-    with progress:
-        task = progress.add_task(trainer.run_id, total=budget or None, stats="starting")
-        while trainer.state in ("idle", "running", "paused", "stopping"):
-            try:
-                time.sleep(0.5)
+    try:
+        trainer.start()
+        with progress:
+            task = progress.add_task(trainer.run_id, total=budget or None, stats="starting")
+            while trainer.state in (Status.IDLE, *LIVE):
+                if stop.wait(0.5):
+                    stop.clear()
+                    trainer.stop()
                 update = trainer.updates.latest()
                 if update is None:
                     continue
@@ -269,13 +303,10 @@ def _train_with_progress(trainer, quiet: bool) -> bool:
                     f"best tile {update.max_tile} | loss {loss}"
                 )
                 progress.update(task, completed=done, stats=stats)
-            except KeyboardInterrupt:
-                interrupted = True
-                progress.console.print("stopping: finishing the current step and saving")
-                trainer.stop()
-    with contextlib.suppress(BaseException):  # the caller reports trainer.state and .error
-        trainer.join()
-    return interrupted
+        with contextlib.suppress(BaseException):  # the caller reports state and error
+            trainer.join()
+    finally:
+        restore()
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -322,6 +353,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
                         "created_at": r.created_at,
                         "updated_at": r.updated_at,
                         "error": r.error,
+                        "writer": str(r.writer) if r.writer else None,
                     }
                     for r in runs
                 ]
@@ -344,19 +376,20 @@ def cmd_runs(args: argparse.Namespace) -> int:
         table.add_column(column, justify="left" if column in ("run", "status") else "right")
     now = time.time()
     for r in runs:
-        status = r.status
-        if status in ("running", "paused") and now - r.updated_at > 120:
-            status += " (no news: killed?)"
         table.add_row(
             r.name,
-            status,
+            r.status,
             f"{r.env_steps:,}",
             f"{r.best_score:,}",
             str(r.max_tile),
             r.device,
             _ago(now - r.updated_at),
         )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for r in runs:  # why each failed or killed run ended, in full
+        if r.error:
+            console.print(f"{r.name} {r.status}: {r.error}", soft_wrap=True)
     return 0
 
 
@@ -374,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     play = commands.add_parser("play", help="watch a baseline policy play, then compare policies")
     play.add_argument("--policy", choices=sorted(POLICIES), default="corner")
     play.add_argument("--games", type=positive_int, default=1000, help="games per policy")
-    play.add_argument("--seed", type=int, default=0)
+    play.add_argument("--seed", type=seed_number, default=0)
     play.add_argument("--delay", type=float, default=0.02, help="seconds between shown moves")
     play.add_argument("--no-watch", dest="watch", action="store_false", help="skip the live game")
     play.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -387,8 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--minutes", type=positive_float, help="training minutes for the whole run")
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     train.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
-    train.add_argument("--run-name", default=None, help="default: run-<date>-<time>")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--run-name", type=run_name, default=None, help="default: run-<date>-<time>")
+    train.add_argument("--seed", type=seed_number, default=0)
     train.add_argument("--threads", type=positive_int, default=None, help="CPU threads")
     train.add_argument("--resume", metavar="RUN_NAME_OR_CHECKPOINT", default=None)
     train.add_argument("--checkpoint-minutes", type=positive_float, default=5.0)
@@ -410,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_ = commands.add_parser("eval", help="play whole games greedily with a checkpoint")
     evaluate_.add_argument("checkpoint", help="a checkpoint file or a run folder")
     evaluate_.add_argument("--games", type=positive_int, default=200)
-    evaluate_.add_argument("--seed", type=int, default=10_000)
+    evaluate_.add_argument("--seed", type=seed_number, default=10_000)
     evaluate_.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     evaluate_.add_argument("--sampled", action="store_true", help="sample moves, not argmax")
     evaluate_.add_argument("--json", action="store_true")
@@ -447,14 +480,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def positive_int(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+
+
+def seed_number(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"a seed must be a non-negative integer (0, 1, 2, ...), got {value}"
+        )
+    return value
+
+
+def run_name(text: str) -> str:
+    from .runs import check_run_name  # light: no torch
+
+    try:
+        return check_run_name(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def port_number(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"a TCP port is 1 to 65535, got {value}")
     return value

@@ -8,7 +8,16 @@ checkpoint files per run (``root/<run name>/``). The database holds, per run:
 - training updates: the latest in full, and a thinned history (``put_update``);
 - recorded games: the best and the most recent few, for replay;
 - control requests (pause, resume, stop, checkpoint) that viewers leave and the
-  training process serves and acknowledges.
+  training process serves and acknowledges;
+- events: what happened to the run, in words (checkpoints, resumes, take-overs);
+- its writer: the one process allowed to write the run (``claim``).
+
+One run has one writer. ``claim(name)`` takes an exclusive ``flock`` on
+``root/<name>/.writer.lock``, held for as long as the writer's process lives (the kernel
+releases it on kill -9 too), and records the writer (pid, host, since) in the store.
+A second process is refused with ``RunBusy`` naming the first. Readers find a writer that
+died without a word (its lock is free, or, on another host, it has been silent for
+``STALE_AFTER_S``) and mark its run "killed"; the next ``claim`` takes the run over.
 
 The database runs in WAL mode: one writer and any number of readers, in any
 processes, go on at once; readers never wait for the writer, nor it for them, and
@@ -23,16 +32,19 @@ writes a run into it and serves the run's control requests.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
 import re
+import socket
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +52,7 @@ import numpy as np
 
 from .messages import TrainingUpdate
 from .recording import GameRecord, GameRecorder
+from .status import LIVE, Status
 from .subscribers import Subscriber, TrainingContext
 
 if TYPE_CHECKING:
@@ -50,6 +63,8 @@ __all__ = [
     "ControlRequest",
     "GameSummary",
     "RunInfo",
+    "RunBusy",
+    "RunClaim",
     "RunNotFound",
     "RunRecorder",
     "RunStore",
@@ -57,14 +72,17 @@ __all__ = [
     "SCHEMA_VERSION",
     "STATUSES",
     "StoreError",
+    "Writer",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DATABASE_NAME = "runs.sqlite"
 BUSY_TIMEOUT_S = 10.0  # how long a writer waits for another writer before giving up
 HISTORY_INTERVAL_S = 10.0  # at most one history message per this many seconds of a run
 HISTORY_LIMIT = 1000  # history messages kept per run, before thinning
-STATUSES = ("idle", "running", "paused", "stopping", "finished", "failed", "killed")
+STALE_AFTER_S = 120.0  # a writer on another host silent this long is taken for dead
+LOCK_NAME = ".writer.lock"  # in the run's folder: flock-ed by its writer
+STATUSES = tuple(Status)
 ACTIONS = ("pause", "resume", "stop", "checkpoint")
 GAME_KINDS = ("best", "recent")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -129,12 +147,27 @@ _MIGRATIONS = (
     );
     CREATE INDEX requests_by_run ON requests (run_id, acknowledged_at)
     """,
+    """
+    ALTER TABLE runs ADD COLUMN writer_pid INTEGER;  -- the process writing the run, if any
+    ALTER TABLE runs ADD COLUMN writer_host TEXT;
+    ALTER TABLE runs ADD COLUMN writer_since REAL;  -- Unix s
+    ALTER TABLE runs ADD COLUMN writer_token TEXT;  -- unique per claim
+    ALTER TABLE runs ADD COLUMN rewinds INTEGER NOT NULL DEFAULT 0;  -- resumes that forgot
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs (id),
+        timestamp REAL NOT NULL,  -- Unix s
+        text TEXT NOT NULL
+    );
+    CREATE INDEX events_by_run ON events (run_id, id)
+    """,
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
 _RUN_COLUMNS = (
     "id, name, status, config, device, created_at, updated_at, error, "
-    "iteration, env_steps, episodes, best_score, max_tile"
+    "iteration, env_steps, episodes, best_score, max_tile, "
+    "rewinds, writer_pid, writer_host, writer_since, writer_token"
 )
 _GAME_COLUMNS = "id, score, max_tile, length, best, recent, timestamp, env_steps"
 _SELECT_REQUESTS = (
@@ -149,6 +182,23 @@ class StoreError(ValueError):
 
 class RunNotFound(StoreError):
     """No run of that name in the store; the message names some that exist."""
+
+
+class RunBusy(StoreError):
+    """Another live process writes the run; the message names it and what to do."""
+
+
+@dataclass(frozen=True)
+class Writer:
+    """The process that writes a run."""
+
+    pid: int
+    host: str
+    since: float  # Unix s, when it claimed the run
+
+    def __str__(self) -> str:
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))
+        return f"pid {self.pid} on {self.host} since {since}"
 
 
 @dataclass(frozen=True)
@@ -168,6 +218,8 @@ class RunInfo:
     episodes: int  # games finished
     best_score: int
     max_tile: int
+    rewinds: int = 0  # times it was resumed from a checkpoint, forgetting what came after
+    writer: Writer | None = None  # the live process writing it, if any
 
 
 @dataclass(frozen=True)
@@ -211,6 +263,13 @@ class RunStore:
                 f"cannot create the runs folder {self.root}: {error.strerror}; "
                 "choose a folder you can write to"
             ) from None
+        if not self.path.exists():
+            self._create()
+        elif _lost_its_contents(self.path):
+            raise StoreError(
+                f"{self.path} is empty (0 bytes): a run store that lost its contents? Move it "
+                "away (or delete it if you know it held nothing) and try again"
+            )
         self._local = threading.local()
         self._run_ids: dict[str, int] = {}  # names are never reused, so ids can be cached
         self._migrate()
@@ -223,11 +282,8 @@ class RunStore:
     def create_run(self, name: str | None = None, *, config: dict, device: str) -> RunInfo:
         """Add a run with status idle. ``name``: letters, digits, - and _; None picks a fresh
         one from the time (``run-20261124-031500``, then ``-2``, ``-3``... if taken)."""
-        if name is not None and not _NAME.fullmatch(name):
-            raise StoreError(
-                f"run name {name!r} is not allowed: use up to 64 letters, digits, - and _, "
-                "starting with a letter or digit"
-            )
+        if name is not None:
+            check_run_name(name)
         now = time.time()
         base = time.strftime("run-%Y%m%d-%H%M%S", time.localtime(now))
         candidate, attempt = name or base, 1
@@ -249,18 +305,21 @@ class RunStore:
                 candidate = f"{base}-{attempt}"
 
     def get_run(self, name: str) -> RunInfo:
+        """The run as the store knows it; a live run whose writer died reads "killed"."""
         row = self._db().execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE name = ?", (name,))
         row = row.fetchone()
         if row is None:
             raise self._not_found(name)
-        return _run_info(row)
+        return self._checked(row)
 
     def list_runs(self) -> list[RunInfo]:
         """All runs, newest (by creation) first."""
-        rows = self._db().execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created_at DESC, id DESC"
+        rows = (
+            self._db()
+            .execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created_at DESC, id DESC")
+            .fetchall()
         )
-        return [_run_info(row) for row in rows]
+        return [self._checked(row) for row in rows]
 
     def latest_run(self) -> RunInfo | None:
         """The run written to most recently (the one most likely live), or None."""
@@ -268,16 +327,176 @@ class RunStore:
             f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY updated_at DESC, id DESC LIMIT 1"
         )
         row = rows.fetchone()
-        return None if row is None else _run_info(row)
+        return None if row is None else self._checked(row)
 
-    def set_status(self, name: str, status: str, error: str | None = None) -> None:
-        """Set a run's status (one of STATUSES) and error text (None clears it)."""
-        run_id = self._run_id(name)
-        _check_choice("status", status, STATUSES)
+    # --- the writer ----------------------------------------------------------------------
+
+    def claim(self, name: str) -> RunClaim:
+        """Become the run's only writer, for as long as this process lives or until
+        ``RunClaim.release()``. Raises ``RunBusy`` naming the live writer, if there is one;
+        takes over from one that died (and records that as an event)."""
+        lock = self.run_dir(name) / LOCK_NAME
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise StoreError(f"cannot open {lock}: {error.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            writer = self.get_run(name).writer
+            raise RunBusy(
+                f"run {name!r} is being written by {writer or 'another process'}: stop that "
+                "process first (Ctrl-C, or stop in the dashboard) or wait for it to end"
+            ) from None
+        try:
+            return self._record_claim(name, fd)
+        except BaseException:
+            os.close(fd)  # closing releases the flock
+            raise
+
+    def _record_claim(self, name: str, fd: int) -> RunClaim:
+        run_id, host, now = self._run_id(name), socket.gethostname(), time.time()
+        token = uuid.uuid4().hex
+        with self._write() as db:
+            row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+            old = _run_info(row.fetchone())
+            if old.writer is not None:
+                if old.writer.host != host and now - old.updated_at < STALE_AFTER_S:
+                    raise RunBusy(
+                        f"run {name!r} is being written by {old.writer} (heard from "
+                        f"{now - old.updated_at:.0f} s ago): stop that process first"
+                    )
+                self._add_event(db, run_id, f"taken over from {old.writer}, which had died")
+            db.execute(
+                "UPDATE runs SET writer_pid = ?, writer_host = ?, writer_since = ?,"
+                " writer_token = ?, updated_at = ? WHERE id = ?",
+                (os.getpid(), host, now, token, now, run_id),
+            )
+        return RunClaim(self, name, token, fd)
+
+    def _release(self, claim: RunClaim) -> None:
         with self._write() as db:
             db.execute(
-                "UPDATE runs SET status = ?, error = ?, updated_at = ? WHERE id = ?",
-                (status, error, time.time(), run_id),
+                "UPDATE runs SET writer_pid = NULL, writer_host = NULL, writer_since = NULL,"
+                " writer_token = NULL WHERE id = ? AND writer_token = ?",
+                (self._run_id(claim.name), claim.token),
+            )
+
+    def _checked(self, row: tuple) -> RunInfo:
+        """The run of ``row``; a live one whose writer is dead is marked killed first."""
+        run = _run_info(row)
+        if (run.status not in LIVE and run.writer is None) or self._writer_alive(run):
+            return run
+        if run.status not in LIVE:  # it ended (failed on a full disk, say) but kept its claim
+            return replace(run, writer=None)
+        who = str(run.writer) if run.writer else "its training process"
+        error = (
+            f"{who} ended without a word (kill -9, out of memory, power loss?); continue it "
+            f"with g2048lab train --resume {run.name}"
+        )
+        try:
+            with self._write() as db:  # guarded: a new writer may have claimed it meanwhile
+                marked = db.execute(
+                    "UPDATE runs SET status = ?, error = ?, writer_pid = NULL,"
+                    " writer_host = NULL, writer_since = NULL, writer_token = NULL"
+                    " WHERE id = ? AND status = ? AND writer_token IS ?",
+                    (Status.KILLED, error, run.id, run.status, row[-1]),
+                ).rowcount
+                if marked:
+                    self._add_event(db, run.id, f"killed: {error}")
+        except sqlite3.OperationalError:
+            pass  # a read-only store: say it, even if it cannot be written down
+        return replace(run, status=Status.KILLED, error=error, writer=None)
+
+    def _writer_alive(self, run: RunInfo) -> bool:
+        """Whether the process writing ``run`` lives: its lock is held (this host), or it
+        wrote within ``STALE_AFTER_S`` (another host, or a run without a recorded writer)."""
+        writer = run.writer
+        if writer is None or writer.host != socket.gethostname():
+            return time.time() - run.updated_at < STALE_AFTER_S
+        try:
+            fd = os.open(self.root / run.name / LOCK_NAME, os.O_RDONLY)
+        except OSError:
+            return _pid_alive(writer.pid)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False  # nobody holds it: the writer is gone
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # also drops the probe's own lock
+
+    # --- events --------------------------------------------------------------------------
+
+    def add_event(self, name: str, text: str) -> None:
+        """Record what happened to the run, in words."""
+        run_id = self._run_id(name)
+        with self._write() as db:
+            self._add_event(db, run_id, text)
+
+    def _add_event(self, db: sqlite3.Connection, run_id: int, text: str) -> None:
+        db.execute(
+            "INSERT INTO events (run_id, timestamp, text) VALUES (?, ?, ?)",
+            (run_id, time.time(), text),
+        )
+
+    def events(self, name: str) -> list[tuple[float, str]]:
+        """The run's events as (Unix s, text), oldest first."""
+        rows = self._db().execute(
+            "SELECT timestamp, text FROM events WHERE run_id = ? ORDER BY id",
+            (self._run_id(name),),
+        )
+        return [tuple(row) for row in rows]
+
+    def rewind(self, name: str, iteration: int, env_steps: int) -> int:
+        """Forget what the run recorded after ``iteration`` / ``env_steps`` (a checkpoint's
+        counters): metric rows, messages, games; the run's counters go back to them and its
+        ``rewinds`` count goes up (viewers then read its history again). For a run resumed
+        from its last checkpoint. Returns the env steps that were lost (recorded past the
+        checkpoint)."""
+        run_id = self._run_id(name)
+        with self._write() as db:
+            (recorded,) = db.execute(
+                "SELECT env_steps FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            forgotten = sum(
+                db.execute(statement, (run_id, after)).rowcount
+                for statement, after in (
+                    ("DELETE FROM metrics WHERE run_id = ? AND iteration > ?", iteration),
+                    (
+                        "DELETE FROM update_history WHERE run_id = ?"
+                        " AND json_extract(message, '$.env_steps') > ?",
+                        env_steps,
+                    ),
+                    (
+                        "DELETE FROM latest_updates WHERE run_id = ?"
+                        " AND json_extract(message, '$.env_steps') > ?",
+                        env_steps,
+                    ),
+                    ("DELETE FROM games WHERE run_id = ? AND env_steps > ?", env_steps),
+                )
+            )
+            db.execute(
+                "UPDATE runs SET iteration = ?, env_steps = ?, updated_at = ?,"
+                " rewinds = rewinds + ? WHERE id = ?",
+                (iteration, env_steps, time.time(), int(forgotten > 0), run_id),
+            )
+        return max(0, recorded - env_steps)
+
+    def set_status(
+        self, name: str, status: str, error: str | None = None, claim: RunClaim | None = None
+    ) -> None:
+        """Set a run's status (one of STATUSES) and error text (None clears it). With
+        ``claim``, only while that claim is the run's writer."""
+        run_id = self._run_id(name)
+        _check_choice("status", status, STATUSES)
+        token = claim and claim.token
+        with self._write() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, error = ?, updated_at = ? WHERE id = ?"
+                " AND (? IS NULL OR writer_token = ?)",
+                (status, error, time.time(), run_id, token, token),
             )
 
     def run_dir(self, name: str) -> Path:
@@ -313,9 +532,10 @@ class RunStore:
 
     # --- training updates ----------------------------------------------------------------
 
-    def put_update(self, name: str, update: TrainingUpdate) -> None:
-        """Store ``update`` as the run's latest message and copy its status and counters onto
-        the run.
+    def put_update(self, name: str, update: TrainingUpdate, claim: RunClaim | None = None) -> None:
+        """Store ``update`` as the run's latest message, its events as the run's events, and
+        copy its status and counters onto the run. With ``claim``, raise ``RunBusy`` instead
+        if another process has taken the run over.
 
         The history gets a copy when the message is at least ``HISTORY_INTERVAL_S`` newer
         (by its own timestamp) than the last copy, or its status differs. Past
@@ -330,9 +550,10 @@ class RunStore:
                 "INSERT OR REPLACE INTO latest_updates (run_id, message) VALUES (?, ?)",
                 (run_id, message),
             )
-            db.execute(
+            written = db.execute(
                 "UPDATE runs SET status = ?, updated_at = ?, iteration = ?, env_steps = ?,"
-                " episodes = ?, best_score = ?, max_tile = ? WHERE id = ?",
+                " episodes = ?, best_score = ?, max_tile = ? WHERE id = ?"
+                " AND (? IS NULL OR writer_token = ?)",
                 (
                     update.status,
                     time.time(),
@@ -342,8 +563,16 @@ class RunStore:
                     update.best_score,
                     update.max_tile,
                     run_id,
+                    claim and claim.token,
+                    claim and claim.token,
                 ),
-            )
+            ).rowcount
+            if not written:  # rolls the transaction back
+                raise RunBusy(
+                    f"run {name!r} was taken over by another process: this one stops writing it"
+                )
+            for event in update.events:
+                self._add_event(db, run_id, event)
             last = db.execute(
                 "SELECT timestamp, status FROM update_history WHERE run_id = ?"
                 " ORDER BY timestamp DESC LIMIT 1",
@@ -549,6 +778,30 @@ class RunStore:
             raise
         db.execute("COMMIT")
 
+    def _create(self) -> None:
+        """Make a new store beside its place and link it there, so that no process ever sees
+        a half-made one (sqlite3.connect leaves an empty file until the first write). If
+        another process made it meanwhile, theirs is kept."""
+        temporary = self.root / f".{DATABASE_NAME}.{uuid.uuid4().hex}.tmp"
+        try:
+            db = sqlite3.connect(temporary, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode = WAL")
+                for script in _MIGRATIONS:
+                    for statement in script.split(";"):
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            finally:
+                db.close()  # folds the WAL into the file
+            os.link(temporary, self.path)
+        except FileExistsError:
+            pass
+        except (OSError, sqlite3.Error):
+            pass  # a folder without hard links: _migrate makes it in place
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{temporary}{suffix}").unlink(missing_ok=True)
+
     def _migrate(self) -> None:
         """Create the tables of an empty store, or bring an older one up to SCHEMA_VERSION."""
         if self._schema_version(self._db()) == SCHEMA_VERSION:
@@ -586,10 +839,61 @@ class RunStore:
         return RunNotFound(f"no run {name!r} in {self.path}; runs there: {known}")
 
 
+class RunClaim:
+    """This process's hold on one run as its only writer (``RunStore.claim``)."""
+
+    def __init__(self, store: RunStore, name: str, token: str, fd: int):
+        self.store, self.name, self.token = store, name, token
+        self._fd: int | None = fd  # holds the flock
+
+    def release(self) -> None:
+        """Stop being the writer (once; later calls do nothing)."""
+        if self._fd is None:
+            return
+        try:
+            self.store._release(self)
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+
 def _run_info(row: tuple) -> RunInfo:
-    values = list(row)
+    values = list(row[:14])
     values[3] = json.loads(values[3])  # config
-    return RunInfo(*values)
+    pid, host, since, _token = row[14:]
+    writer = Writer(pid, host, since) if pid is not None else None
+    return RunInfo(*values, writer=writer)
+
+
+def _lost_its_contents(path: Path) -> bool:
+    """An empty database file without a WAL holding its pages (SQLite writes the header at
+    once when it makes a store, so only a damaged or truncated one stays at 0 bytes)."""
+    wal = path.with_name(path.name + "-wal")
+    try:
+        return path.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size > 0)
+    except FileNotFoundError:
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's
+        return True
+    return True
+
+
+def check_run_name(name: str) -> str:
+    """``name`` if it can name a run (and a folder); else StoreError saying what can."""
+    if not _NAME.fullmatch(name):
+        what = "an empty run name" if not name else f"run name {name!r}"
+        raise StoreError(
+            f"{what} is not allowed: use up to 64 letters, digits, - and _, "
+            "starting with a letter or digit"
+        )
+    return name
 
 
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
@@ -624,20 +928,31 @@ class RunRecorder(Subscriber):
 
     Requests left pending from before the recorder was made (say, by a process that was
     killed) are acknowledged as ignored, so a resumed run does not obey stale ones.
+
+    The recorder is the run's one writer: it claims the run when made (``RunBusy`` if
+    another process writes it; pass ``claim`` if the caller claimed it already) and lets go
+    when the run ends.
     """
 
     POLL_INTERVAL_S = 0.5
 
-    def __init__(self, store: RunStore, run_name: str, checkpoint: Callable[[], str] | None = None):
+    def __init__(
+        self,
+        store: RunStore,
+        run_name: str,
+        checkpoint: Callable[[], str] | None = None,
+        claim: RunClaim | None = None,
+    ):
         self.store = store
         self.run_name = run_name
         self.checkpoint = checkpoint
+        self.claim = claim or store.claim(run_name)  # also: RunNotFound before training
         self._last_poll = float("-inf")  # time.monotonic() s
-        for stale in store.pending_requests(run_name):  # also: RunNotFound before training
+        for stale in store.pending_requests(run_name):
             store.acknowledge(stale.id, "ignored: made before the run's current process")
 
     def on_update(self, update: TrainingUpdate, context: TrainingContext) -> None:
-        self.store.put_update(self.run_name, update)
+        self.store.put_update(self.run_name, update, self.claim)
         now = time.monotonic()
         if now - self._last_poll >= self.POLL_INTERVAL_S:
             self._last_poll = now
@@ -661,9 +976,12 @@ class RunRecorder(Subscriber):
         error = (
             None if trainer.error is None else f"{type(trainer.error).__name__}: {trainer.error}"
         )
-        self.store.set_status(self.run_name, trainer.state, error)
-        for request in self.store.pending_requests(self.run_name):
-            self.store.acknowledge(request.id, "ignored: the run has ended")
+        try:
+            self.store.set_status(self.run_name, trainer.state, error, self.claim)
+            for request in self.store.pending_requests(self.run_name):
+                self.store.acknowledge(request.id, "ignored: the run has ended")
+        finally:
+            self.claim.release()
 
     def _serve(self, action: str, trainer: Trainer) -> str:
         """Carry out one request; returns the result to acknowledge it with."""
@@ -675,5 +993,9 @@ class RunRecorder(Subscriber):
             except Exception as error:  # the requester hears of it; training goes on
                 return f"error: {error}"
         getattr(trainer, action)()
-        wanted = {"pause": "paused", "resume": "running", "stop": "stopping"}[action]
-        return "done" if trainer.state == wanted else f"ignored: the run is {trainer.state}"
+        wanted = {
+            "pause": (Status.PAUSING, Status.PAUSED),
+            "resume": (Status.RUNNING,),
+            "stop": (Status.STOPPING,),
+        }[action]
+        return "done" if trainer.state in wanted else f"ignored: the run is {trainer.state}"

@@ -40,6 +40,7 @@ from .ppo import (
     sample_actions,
 )
 from .recording import GameRecorder
+from .status import LIVE, Status
 from .subscribers import Subscriber, TrainingContext, UpdateQueue
 
 __all__ = ["Subscriber", "Trainer", "TrainerConfig", "TrainingContext", "UpdateQueue"]
@@ -48,8 +49,6 @@ MAX_ATTENTION_FLOATS = 16384  # every layer's attention in messages up to this s
 MAX_FINISHED_GAMES = 256  # finished games listed in one message
 # iteration rows kept in memory (``Trainer.metrics``); the run store and log.jsonl keep them all
 MAX_METRIC_ROWS = 10_000
-
-STATES = ("idle", "running", "paused", "stopping", "finished", "failed")
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,7 @@ class Trainer:
         self.minibatch_size = self.ppo.minibatch_size
         self.recent_scores: deque[int] = deque(maxlen=100)
         # thread control
-        self._state = "idle"
+        self._state = Status.IDLE
         self._lock = threading.Lock()
         self._resumed = threading.Condition(self._lock)
         self._stop_requested = False
@@ -157,8 +156,9 @@ class Trainer:
     # --- control, from any thread -----------------------------------------------------
 
     @property
-    def state(self) -> str:
-        """idle, running, paused, stopping, finished or failed."""
+    def state(self) -> Status:
+        """The run's ``Status``: idle, running, pausing, paused, stopping, then finished,
+        stopped or failed."""
         return self._state
 
     def subscribe(self, subscriber: Subscriber) -> Subscriber:
@@ -169,7 +169,7 @@ class Trainer:
     def start(self) -> Trainer:
         """Run the training loop in a daemon thread; returns at once."""
         with self._lock:
-            if self._state != "idle" or self._thread is not None:
+            if self._state != Status.IDLE or self._thread is not None:
                 raise RuntimeError(f"this trainer has already run (state {self._state})")
             self._thread = threading.Thread(
                 target=self._run_guarded, name="g2048lab-trainer", daemon=True
@@ -178,23 +178,26 @@ class Trainer:
         return self
 
     def pause(self) -> None:
-        """Pause after the current env step or minibatch; env steps stop advancing."""
+        """Ask for a pause: the state is "pausing" until the loop has finished the current
+        env step or minibatch, then "paused" (no env step or update happens any more).
+        Distributed runs pause between iterations."""
         with self._lock:
-            if self._state == "running":
-                self._set_state("paused")
+            if self._state == Status.RUNNING:
+                self._set_state(Status.PAUSING)
 
     def resume(self) -> None:
         with self._lock:
-            if self._state == "paused":
-                self._set_state("running")
+            if self._state in (Status.PAUSING, Status.PAUSED):
+                self._set_state(Status.RUNNING)
                 self._resumed.notify_all()
 
     def stop(self) -> None:
-        """Finish the current step and end the run cleanly (also when paused)."""
+        """Finish the current step and end the run cleanly (also when paused); the run ends
+        "stopped" (or "finished" if its budget was spent meanwhile)."""
         with self._lock:
             self._stop_requested = True
-            if self._state in ("running", "paused"):
-                self._set_state("stopping")
+            if self._state in LIVE:
+                self._set_state(Status.STOPPING)
             self._resumed.notify_all()
 
     def join(self, timeout: float | None = None) -> None:
@@ -209,7 +212,7 @@ class Trainer:
     def run(self) -> Trainer:
         """Train until the budget is spent or ``stop()``; blocks; raises what the loop raised."""
         with self._lock:
-            if self._state != "idle":
+            if self._state != Status.IDLE:
                 raise RuntimeError(f"this trainer has already run (state {self._state})")
         self._run_guarded()
         if self.error is not None:
@@ -221,11 +224,12 @@ class Trainer:
     def _run_guarded(self) -> None:
         with self._lock:
             if not self._stop_requested:
-                self._set_state("running")
+                self._set_state(Status.RUNNING)
         try:
             self._loop()
             with self._lock:
-                self._set_state("finished")
+                stopped = self._stop_requested and not self._budget_spent()
+                self._set_state(Status.STOPPED if stopped else Status.FINISHED)
         except BaseException as error:  # kept for join(); the thread must not die silently
             if self.dist is not None and isinstance(error, RuntimeError):
                 # most often a collective that failed because another rank died or hung
@@ -235,15 +239,26 @@ class Trainer:
                 )
                 wrapped.__cause__ = error
                 error = wrapped
-            self.error = error
-            self.error_traceback = traceback.format_exc()
-            with self._lock:
-                self._set_state("failed")
+            self._fail(error)
         finally:
             self._accumulate_time()
-            self._emit(force=True)
-            for subscriber in self.subscribers:
-                subscriber.on_end(self._context())
+            try:
+                self._emit(force=True)
+            except Exception as error:  # e.g. a full disk under the run store
+                self._fail(error)
+            for subscriber in list(self.subscribers):
+                try:  # every subscriber hears of the end, and a failure here fails the run
+                    subscriber.on_end(self._context())  # (the final checkpoint, say)
+                except Exception as error:
+                    self._fail(error)
+
+    def _fail(self, error: BaseException) -> None:
+        """Record the run's first error (later ones follow from it) and mark it failed."""
+        if self.error is None:
+            self.error = error
+            self.error_traceback = traceback.format_exc()
+        with self._lock:
+            self._set_state(Status.FAILED)
 
     def _loop(self) -> None:
         self._active_since = time.perf_counter()
@@ -272,7 +287,7 @@ class Trainer:
             if self.dist.is_main:
                 if self._budget_spent() or self._stop_requested:
                     decision = "stop"
-                elif self._state == "paused":
+                elif self._state in (Status.PAUSING, Status.PAUSED):
                     decision = "pause"
             decision = self.dist.broadcast(decision)
             if decision != "pause":
@@ -281,9 +296,11 @@ class Trainer:
                 self._accumulate_time()
                 self._emit(force=True)
                 with self._lock:
-                    if self._state == "paused":
+                    if self._state == Status.PAUSING:  # every rank has stopped stepping
+                        self._set_state(Status.PAUSED)
+                    if self._state == Status.PAUSED:
                         self._resumed.wait(timeout=1.0)
-                if self._state != "paused":
+                if self._state != Status.PAUSED:
                     self._active_since = time.perf_counter()
 
     def _tick(self) -> bool:
@@ -292,14 +309,17 @@ class Trainer:
             if self.dist.is_main:
                 self._emit()
             return True
-        if self._state == "paused":
+        if self._state in (Status.PAUSING, Status.PAUSED):
             self._accumulate_time()
+            with self._lock:  # the loop has stopped stepping: now it is paused
+                if self._state == Status.PAUSING:
+                    self._set_state(Status.PAUSED)
             # a heartbeat every second while paused: viewers see the run is alive, and
             # subscribers (the run store's control requests) get the chance to resume it
-            while self._state == "paused":
+            while self._state == Status.PAUSED:
                 self._emit(force=True)
                 with self._lock:
-                    if self._state == "paused":
+                    if self._state == Status.PAUSED:
                         self._resumed.wait(timeout=1.0)
             self._active_since = time.perf_counter()
         if self._stop_requested:
@@ -599,9 +619,8 @@ class Trainer:
             self, self.run_id, self.iteration, self.env_steps, self.episodes, self._elapsed()
         )
 
-    def _set_state(self, state: str) -> None:
-        assert state in STATES
-        self._state = state
+    def _set_state(self, state: Status) -> None:
+        self._state = Status(state)
 
     # --- checkpoints --------------------------------------------------------------------
 

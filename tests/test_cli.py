@@ -3,8 +3,10 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -86,8 +88,12 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
         proc.wait(10)
     finally:
         proc.kill()
-    saved_steps = load_checkpoint(runs / "k")["counters"]["env_steps"]
-    assert RunStore(runs).get_run("k").status == "running"  # nobody could say otherwise
+    saved = load_checkpoint(runs / "k")
+    saved_steps = saved["counters"]["env_steps"]
+    killed = RunStore(runs).get_run("k")  # its writer's lock is free: it died
+    assert killed.status == "killed" and "--resume k" in killed.error
+    recorded = killed.env_steps
+    assert "killed" in g2048lab("runs", "--runs-dir", runs).stdout
     resumed = g2048lab(
         "train",
         "--resume",
@@ -103,8 +109,22 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
         "--quiet",
     )
     assert resumed.returncode == 0, resumed.stderr
-    run = RunStore(runs).get_run("k")
+    assert "run k was killed:" in resumed.stderr
+    store = RunStore(runs)
+    run = store.get_run("k")
     assert run.status == "finished" and run.env_steps == saved_steps + TINY_ITERATION
+    event = (
+        f"resumed from iteration {saved['iteration']} (lost {max(0, recorded - saved_steps):,} env "
+        "steps since the last checkpoint)"
+    )
+    assert event in [text for _, text in store.events("k")]
+    rows = store.metrics("k")  # the curves follow the resumed run: no stale or repeated rows
+    assert [r["iteration"] for r in rows] == list(range(1, saved["iteration"] + 2))
+    assert all(a["env_steps"] < b["env_steps"] for a, b in zip(rows, rows[1:]))
+    log = [json.loads(line) for line in (runs / "k" / "log.jsonl").read_text().splitlines()]
+    assert {"type": "event", "event": event}.items() <= next(
+        r for r in log if r.get("event") == event
+    ).items()
     assert not [p for p in (runs / "k").iterdir() if p.name.endswith(".tmp")]
     assert load_checkpoint(runs / "k")["counters"]["env_steps"] == saved_steps + TINY_ITERATION
 
@@ -130,8 +150,89 @@ def test_ctrl_c_stops_cleanly_with_a_checkpoint(tmp_path):
         proc.kill()
     assert proc.returncode == 0, stderr
     assert "stopped after" in stderr
-    assert RunStore(runs).get_run("c").status == "finished"
+    assert RunStore(runs).get_run("c").status == "stopped"  # with budget left
     assert CheckpointManager(runs / "c").latest() is not None
+
+
+def test_a_second_and_third_sigterm_do_not_interrupt_the_final_checkpoint(tmp_path):
+    """timeout, systemd and CI runners signal the whole group, often twice."""
+    runs = tmp_path / "runs"
+    proc = start(*TRAIN_TINY, "--minutes", 10, "--runs-dir", runs, "--run-name", "t",
+                 stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        wait_for(lambda: env_steps(runs, "t") > 0, timeout=120)
+        for _ in range(2):
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.05)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr and "terminate called" not in stderr
+    assert stderr.count("stopping: finishing the current step") == 1
+    assert stderr.count("still saving") <= 1  # said once, if the save was still going
+    run = RunStore(runs).get_run("t")
+    assert run.status == "stopped" and run.writer is None
+    final = load_checkpoint(runs / "t")
+    assert final["counters"]["env_steps"] == run.env_steps  # nothing done after it is lost
+
+
+FORCED_EXIT = """
+import os, signal, sys, time
+from g2048lab.interrupts import Interrupts
+stops = []
+Interrupts().install(lambda: stops.append(1), lambda: "the work since ckpt-7.pt is lost")
+print("ready", flush=True)
+while True:  # a save that takes forever
+    time.sleep(0.05)
+"""
+
+
+def test_three_interrupts_within_seconds_force_an_exit_saying_what_is_lost():
+    proc = subprocess.Popen([sys.executable, "-c", FORCED_EXIT], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        for _ in range(3):
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.3)  # separate signals (the kernel merges pending ones)
+        _, stderr = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGINT
+    assert stderr.splitlines() == [
+        "stopping: finishing the current step, then saving a checkpoint",
+        "still saving; 3 interrupts within 5 s force an exit without the final checkpoint",
+        "forced exit: the work since ckpt-7.pt is lost",
+    ]
+
+
+def test_one_run_has_one_writer_and_a_dead_one_is_taken_over(tmp_path):
+    runs = tmp_path / "runs"
+    first = start(*TRAIN_TINY, "--minutes", 10, "--runs-dir", runs, "--run-name", "w",
+                  "--checkpoint-minutes", 0.01, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_for(lambda: CheckpointManager(runs / "w").latest() is not None, timeout=120)
+        second = g2048lab(*TRAIN_TINY, "--resume", "w", "--steps", 10**6, "--runs-dir", runs)
+        assert second.returncode == 2, second.stderr
+        assert second.stderr.startswith(
+            f"g2048lab train: error: run 'w' is being written by pid {first.pid} on "
+            f"{socket.gethostname()} since "
+        )
+        assert len(second.stderr.strip().splitlines()) == 1
+        again = g2048lab(*TRAIN_TINY, "--run-name", "w", "--steps", 10**6, "--runs-dir", runs)
+        assert again.returncode == 2 and "exists" in again.stderr
+        assert RunStore(runs).get_run("w").status == "running"  # the first goes on
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    finally:
+        first.kill()
+    steps = load_checkpoint(runs / "w")["counters"]["env_steps"] + TINY_ITERATION
+    taken = g2048lab(*TRAIN_TINY, "--resume", "w", "--steps", steps, "--runs-dir", runs)
+    assert taken.returncode == 0, taken.stderr
+    store = RunStore(runs)
+    assert store.get_run("w").status == "finished"
+    assert any(f"killed: pid {first.pid} on" in text for _, text in store.events("w"))
 
 
 @pytest.mark.parametrize(
@@ -142,13 +243,16 @@ def test_ctrl_c_stops_cleanly_with_a_checkpoint(tmp_path):
         (["train", "--minutes", "0"], "must be positive"),
         (["train", "--resume", "nope", "--steps", 10], "nope"),
         (["eval", "missing.pt"], "no checkpoint at"),
+        (["train", "--run-name", "", "--steps", 10], "an empty run name is not allowed"),
+        (["train", "--seed", "-1", "--steps", 10], "a seed must be a non-negative integer"),
+        (["dashboard", "--port", "99999"], "a TCP port is 1 to 65535, got 99999"),
     ],
 )
 def test_bad_input_gives_one_line_and_a_nonzero_exit(tmp_path, args, message):
     result = g2048lab(
         *args,
-        "--runs-dir" if args[0] == "train" else "--games",
-        tmp_path / "runs" if args[0] == "train" else 5,
+        "--games" if args[0] == "eval" else "--runs-dir",
+        5 if args[0] == "eval" else tmp_path / "runs",
     )
     assert result.returncode != 0
     assert message in result.stderr
@@ -166,6 +270,16 @@ def test_a_corrupt_checkpoint_and_an_unwritable_folder_are_one_line_errors(tmp_p
     result = g2048lab("train", "--preset", "tiny", "--steps", 10, "--runs-dir", blocker / "runs")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert str(blocker) in result.stderr
+
+
+def test_an_empty_store_file_is_not_silently_made_a_new_store(tmp_path):
+    (tmp_path / "runs.sqlite").write_bytes(b"")  # a store that lost its contents?
+    for args in (["runs"], [*TRAIN_TINY, "--steps", 10]):
+        result = g2048lab(*args, "--runs-dir", tmp_path)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert "is empty (0 bytes)" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "runs.sqlite").stat().st_size == 0  # left as it was
 
 
 def test_play_compares_baselines_as_json():

@@ -116,6 +116,7 @@ class Dashboard:
         self.idle_after_s = idle_after_s
         self.presence = Presence()
         self._last_seen = time.monotonic()
+        self.idle_ticks = 0  # refresher passes that sent nothing because no page was shown
         self.presence.observe(self._seen, names="beat")
         self.presence.observe(self._resized, names="width")
         self._lock = threading.RLock()
@@ -275,7 +276,9 @@ class Dashboard:
         started = time.monotonic()
         while not self._stop.wait(self.interval):
             if not self.watched:
-                continue  # nobody looks: send nothing, so the kernel can go idle and be culled
+                # nobody looks: send nothing, so the kernel can go idle and be culled
+                self.idle_ticks += 1
+                continue
             try:
                 self.refresh()
             except Exception as error:  # show it, keep trying: a store may be busy a moment
@@ -299,6 +302,10 @@ class Dashboard:
             self.ended = snapshot.final
 
     def _absorb(self, snapshot: Snapshot) -> None:
+        if snapshot.reset:  # the run was resumed from a checkpoint: its history is re-read
+            for series in (self.scores, self.tiles, self.memory, *self.metrics.values()):
+                series.clear()
+            self.experts, self._episode = [], None
         self.status, self.error, self.silent_s = snapshot.status, snapshot.error, snapshot.silent_s
         for note in snapshot.notes:
             self._note(note)

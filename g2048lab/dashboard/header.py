@@ -10,9 +10,11 @@ __all__ = ["format_duration", "header_html"]
 BADGE_COLOURS = {
     "idle": "#8f7a66",
     "running": "#2e7d32",
+    "pausing": "#ef6c00",
     "paused": "#ef6c00",
     "stopping": "#ef6c00",
     "finished": "#1565c0",
+    "stopped": "#1565c0",
     "failed": "#c62828",
     "killed": "#c62828",
 }

@@ -143,6 +143,10 @@ class Series:
             self.x, self.y = downsample(self.x, self.y, self.capacity * 3 // 4, self.reduce)
         self.version += 1
 
+    def clear(self) -> None:
+        self.x, self.y = [], []
+        self.version += 1
+
 
 def _finite(value: Number) -> bool:
     return value is not None and math.isfinite(value)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..messages import TrainingUpdate
 from ..runs import RunStore, StoreError
+from ..status import ENDED, LIVE, Status
 from ..subscribers import TrainingContext, UpdateQueue
 
 if TYPE_CHECKING:
@@ -37,8 +38,6 @@ __all__ = [
 ]
 
 ACTIONS = ("start", "pause", "resume", "stop", "checkpoint")
-ENDED = ("finished", "failed", "killed")  # statuses after which nothing more will come
-LIVE = ("running", "paused", "stopping")
 SILENT_AFTER_S = 10.0  # a live run sends a message at least every 2 s
 
 
@@ -65,11 +64,13 @@ class Snapshot:
 
     updates: list[TrainingUpdate]  # new messages, oldest first
     metrics: list[dict]  # new per-iteration rows, in iteration order
-    status: str  # idle | running | paused | stopping | finished | failed | killed
+    status: Status
     error: str | None = None  # why a failed run failed
     final: bool = False  # the run has ended and this snapshot holds the last of its data
     notes: list[str] = field(default_factory=list)  # outcomes of controls, run events
     silent_s: float | None = None  # seconds since a live run last wrote (store only)
+    reset: bool = False  # the run was rewound (resumed from a checkpoint): this snapshot
+    # holds its whole history again, and what was shown before is to be dropped
 
 
 class Source(Protocol):
@@ -168,7 +169,7 @@ class TrainerSource:
             if action in self._pending:
                 return False
         if action == "checkpoint":
-            return self.checkpointer is not None and state in ("running", "paused")
+            return self.checkpointer is not None and state in _CAN_SAVE
         return state in _ALLOWED[action]
 
     def control(self, action: str) -> str:
@@ -214,6 +215,7 @@ class StoreSource:
         self.budget = Budget(run.config.get("total_env_steps"), run.config.get("max_seconds"))
         self.params_m: float | None = None
         self._status = run.status
+        self._rewinds = run.rewinds
         self._last_iteration = -1
         self._last_timestamp: float | None = None  # of the newest message read
         self._pending: dict[str, int] = {}  # action -> request id
@@ -222,6 +224,9 @@ class StoreSource:
     def poll(self) -> Snapshot:
         store, name = self.store, self.name
         run = store.get_run(name)  # first: rows and messages read after it are at least as new
+        reset = run.rewinds != self._rewinds
+        if reset:  # what was read past the checkpoint is gone: read it all again
+            self._rewinds, self._last_iteration, self._last_timestamp = run.rewinds, -1, None
         rows = store.metrics(name, self._last_iteration)
         if rows:
             self._last_iteration = int(rows[-1]["iteration"])
@@ -243,7 +248,9 @@ class StoreSource:
                     del self._pending[action]
                     notes.append(f"{action}: {request.result}")
         silent = time.time() - run.updated_at if run.status in LIVE else None
-        return Snapshot(updates, rows, run.status, run.error, run.status in ENDED, notes, silent)
+        return Snapshot(
+            updates, rows, run.status, run.error, run.status in ENDED, notes, silent, reset
+        )
 
     def can(self, action: str) -> bool:
         _check_action(action)
@@ -253,7 +260,7 @@ class StoreSource:
         if action == "start":  # a run in a store is started by its own process
             return False
         if action == "checkpoint":
-            return self._status in ("running", "paused")
+            return self._status in _CAN_SAVE
         return self._status in _ALLOWED[action]
 
     def control(self, action: str) -> str:
@@ -272,11 +279,12 @@ class StoreSource:
 
 
 _ALLOWED = {
-    "start": ("idle",),
-    "pause": ("running",),
-    "resume": ("paused",),
-    "stop": ("running", "paused"),
+    "start": (Status.IDLE,),
+    "pause": (Status.RUNNING,),
+    "resume": (Status.PAUSING, Status.PAUSED),
+    "stop": (Status.RUNNING, Status.PAUSING, Status.PAUSED),
 }
+_CAN_SAVE = (Status.RUNNING, Status.PAUSING, Status.PAUSED)
 
 
 def _check_action(action: str) -> None:
