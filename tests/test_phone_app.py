@@ -157,9 +157,10 @@ def reachable(host: str, port: int) -> bool:
 def start_dashboard(
     runs: Path, port: int, log: Path, *options: str, stdin: bytes | None = None
 ) -> subprocess.Popen:
+    """``g2048lab dashboard`` of run RUN with ``options`` (none: no token), once it serves."""
     dashboard = cli(
         "dashboard", "--runs-dir", str(runs), "--run", RUN, "--port", str(port),
-        "--no-browser", *(options or ("--token", TOKEN)), log=log, stdin=stdin,
+        "--no-browser", *options, log=log, stdin=stdin,
     )  # fmt: skip
     try:
         wait_for(
@@ -196,7 +197,7 @@ def server(tmp_path_factory):
 
         wait_for(steps, 90, "the first training update")
         port = free_port()
-        dashboard = start_dashboard(runs, port, logs / "dashboard.log")
+        dashboard = start_dashboard(runs, port, logs / "dashboard.log", "--token", TOKEN)
         yield f"http://127.0.0.1:{port}", store, train
     finally:
         if dashboard is not None:
@@ -330,7 +331,7 @@ def test_installable_and_offline_shows_the_last_summary(server, playwright, tmp_
     _, store, _ = server
     # this test stops its own dashboard server; the run and the shared server go on
     port = free_port()
-    dashboard = start_dashboard(store.root, port, tmp_path / "dashboard.log")
+    dashboard = start_dashboard(store.root, port, tmp_path / "dashboard.log", "--token", TOKEN)
     url = f"http://127.0.0.1:{port}"
     # a persistent profile: Chromium never offers to install from an incognito context, which
     # is what browser.new_context() makes
@@ -437,43 +438,6 @@ def test_kernels_of_closed_pages_are_culled(server, browser, tmp_path):
         stop(dashboard)
 
 
-def test_password_login(server, tmp_path):
-    """--password asks twice (no terminal: from stdin); without logging in, / goes to the
-    login page; the right password opens the dashboard, a wrong one does not."""
-    import http.cookiejar
-
-    _, store, _ = server
-    port = free_port()
-    log = tmp_path / "dashboard.log"
-    secret = b"s3cret-pass\ns3cret-pass\n"
-    dashboard = start_dashboard(store.root, port, log, "--password", stdin=secret)
-    try:
-        assert "token=" not in log.read_text()
-        url = f"http://127.0.0.1:{port}"
-
-        def login(password: str) -> int:
-            """The login's refusal, else the status of /summary.json after logging in."""
-            jar = http.cookiejar.CookieJar()
-            opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-            opener.open(f"{url}/login", timeout=30).read()  # sets the _xsrf cookie
-            xsrf = next(c.value for c in jar if c.name == "_xsrf")
-            form = urllib.parse.urlencode({"password": password, "_xsrf": xsrf}).encode()
-            try:
-                opener.open(f"{url}/login?next=%2F", data=form, timeout=30).read()
-                with opener.open(f"{url}/summary.json", timeout=30) as response:
-                    return response.status
-            except urllib.error.HTTPError as refused:
-                return refused.code
-
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.build_opener(NoRedirect).open(f"{url}/", timeout=30)
-        assert refused.value.code == 302 and "/login" in refused.value.headers["Location"]
-        assert login("wrong") in (401, 403)
-        assert login("s3cret-pass") == 200
-    finally:
-        stop(dashboard)
-
-
 def test_a_phone_gets_fewer_chart_points(browser, tmp_path):
     """A finished run of 1,500 iterations and 30,000 games: 1,000 points per trace on a
     desktop page, 300 on a phone page (the page reports its width to its kernel)."""
@@ -490,7 +454,7 @@ def test_a_phone_gets_fewer_chart_points(browser, tmp_path):
             ),
         )  # fmt: skip
     port = free_port()
-    dashboard = start_dashboard(store.root, port, tmp_path / "dashboard.log")
+    dashboard = start_dashboard(store.root, port, tmp_path / "dashboard.log", "--token", TOKEN)
     longest = """() => {
         const plot = document.querySelector('.g2048lab-dashboard .js-plotly-plot');
         return plot && plot.data ? Math.max(...plot.data.map(t => t.x ? t.x.length : 0)) : 0;

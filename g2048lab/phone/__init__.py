@@ -14,3 +14,9 @@ JUPYTER_DIR = HERE / "share" / "jupyter"
 TEMPLATE = "g2048lab"
 TEMPLATE_DIR = JUPYTER_DIR / "voila" / "templates" / TEMPLATE
 STATIC_DIR = TEMPLATE_DIR / "static"
+
+# The server's secrets travel to ``python -m g2048lab.phone.app`` in these environment variables,
+# never on its command line: /proc/PID/cmdline (``ps``) is readable by every local user, the
+# environment only by this one.
+TOKEN_ENV = "G2048LAB_DASHBOARD_TOKEN"
+PASSWORD_HASH_ENV = "G2048LAB_DASHBOARD_PASSWORD_HASH"

@@ -22,7 +22,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     import webbrowser
 
     from ..runs import RunStore
-    from . import JUPYTER_DIR, NOTEBOOK, TEMPLATE
+    from . import JUPYTER_DIR, NOTEBOOK, PASSWORD_HASH_ENV, TEMPLATE, TOKEN_ENV
 
     runs_dir = Path(args.runs_dir).expanduser().resolve()
     store = RunStore(runs_dir)
@@ -57,11 +57,13 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         f"--MappingKernelManager.cull_interval={max(1, min(60, args.cull_idle_s // 2))}",
         "--MappingKernelManager.cull_connected=False",
     ]
-    if token:
-        command.append(f"--Voila.token={token}")
-    if hashed_password:
-        command.append(f"--PasswordIdentityProvider.hashed_password={hashed_password}")
     env = dict(os.environ)
+    # secrets in the environment, which only this user can read (argv: every user, with ps)
+    for name, secret in ((TOKEN_ENV, token), (PASSWORD_HASH_ENV, hashed_password)):
+        if secret:
+            env[name] = secret
+        else:
+            env.pop(name, None)
     env["JUPYTER_PATH"] = os.pathsep.join(
         [str(JUPYTER_DIR), *filter(None, [os.environ.get("JUPYTER_PATH")])]
     )
