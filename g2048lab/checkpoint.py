@@ -16,6 +16,7 @@ every N games and/or M minutes, on request, and when the run ends.
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import re
 import tempfile
@@ -56,24 +57,36 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
-    """Write ``payload`` to ``path`` atomically (temporary file, fsync, rename)."""
+    """Write ``payload`` to ``path`` atomically (temporary file, fsync, rename).
+
+    The file is serialised in memory first, so that a full disk is an ``OSError`` of the
+    write (torch's own writer reports it as an opaque position mismatch); either way the
+    error is a ``CheckpointError`` saying what to do, and no temporary file is left.
+    """
     path = Path(path)
+    data = io.BytesIO()
+    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **payload}, data)
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as error:
-        raise CheckpointError(
-            f"cannot write a checkpoint in {path.parent}: {error.strerror}"
-        ) from None
-    try:
         with os.fdopen(fd, "wb") as file:
-            torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **payload}, file)
+            file.write(data.getbuffer())
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
+    except OSError as error:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise CheckpointError(
+            f"cannot write the checkpoint {path} ({len(data.getbuffer()) / 1e6:.1f} MB): "
+            f"{error.strerror or error}; free some space or choose another --runs-dir, then "
+            "continue the run with --resume"
+        ) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return path
 

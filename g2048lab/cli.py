@@ -198,7 +198,8 @@ def _train_main(args: argparse.Namespace, dist) -> int:
         file=sys.stderr,
     )
     _train_with_progress(trainer, quiet=args.quiet, last_checkpoint=checkpointer)
-    saved = f"; checkpoint {checkpointer.last_path}" if checkpointer.last_path else ""
+    latest = checkpointer.manager.latest()
+    saved = f"; last checkpoint {latest}" if latest else ""
     if trainer.state == Status.FAILED:
         print(
             f"g2048lab train: error: run {name} failed: {_one_line(trainer.error)}{saved}",
@@ -220,7 +221,8 @@ def _one_line(error: BaseException) -> str:
 def _say_how_it_ended(run) -> None:
     """Before resuming: a run that failed or was killed says so, and why."""
     if run.status in (Status.FAILED, Status.KILLED):
-        print(f"run {run.name} was {run.status}: {run.error}", file=sys.stderr)
+        how = "was killed" if run.status == Status.KILLED else "failed"
+        print(f"run {run.name} {how}: {run.error}", file=sys.stderr)
 
 
 def _run_exists(store, name: str) -> bool:
@@ -268,7 +270,7 @@ def _train_with_progress(trainer, quiet: bool, last_checkpoint) -> None:
     stop = threading.Event()  # set by the handler; acted on here, where no lock is held
 
     def lost() -> str:
-        path = last_checkpoint.last_path
+        path = last_checkpoint.manager.latest()
         since = f"since the last checkpoint ({path})" if path else "of this process"
         return f"the run's work {since} is lost; resume with --resume {trainer.run_id}"
 

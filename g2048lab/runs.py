@@ -43,7 +43,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -770,13 +770,18 @@ class RunStore:
         """One write transaction. IMMEDIATE takes the write lock at BEGIN, where a busy store
         is waited for; a read that turned into a write later would fail at once instead."""
         db = self._db()
-        db.execute("BEGIN IMMEDIATE")
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:  # also after a failed COMMIT (a full disk)
+                    with suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as error:  # full disk, busy past the timeout...
+            raise StoreError(f"cannot write to the run store {self.path}: {error}") from None
 
     def _create(self) -> None:
         """Make a new store beside its place and link it there, so that no process ever sees

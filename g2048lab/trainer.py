@@ -596,7 +596,7 @@ class Trainer:
             model_params=self.model.num_params().total / 1e6,
             steps_per_second=self._steps_per_second(),
             timestamp=time.time(),
-            status=self._state,
+            status=self._state.value,
             value=self._shown_value,
             aux_loss=maybe(stats and stats.aux_loss),
             best_score=self.best_score,

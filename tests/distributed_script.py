@@ -48,7 +48,7 @@ finally:
         "env_steps": trainer.env_steps,
         "episodes": trainer.episodes,
         "iteration": trainer.iteration,
-        "state": trainer.state,
+        "state": str(trainer.state),
     }
     torch.save(state, out / f"rank{dist.rank}.pt")
     if dist.is_main and trainer.state == "finished":
