@@ -143,8 +143,8 @@ def _train_main(args: argparse.Namespace, dist) -> int:
     if args.resume:
         checkpoint, name = _resume_target(store, args.resume)
         if name is not None:  # before reading anything: this process is the run's writer
-            claim = store.claim(name)
             _say_how_it_ended(store.get_run(name))
+            claim = store.claim(name)
         trainer = Trainer.from_checkpoint(
             checkpoint, dist=dist, device=args.device, threads=args.threads, **budget
         )

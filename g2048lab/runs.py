@@ -82,6 +82,9 @@ HISTORY_INTERVAL_S = 10.0  # at most one history message per this many seconds o
 HISTORY_LIMIT = 1000  # history messages kept per run, before thinning
 STALE_AFTER_S = 120.0  # a writer on another host silent this long is taken for dead
 LOCK_NAME = ".writer.lock"  # in the run's folder: flock-ed by its writer
+# room kept on the disk for the last word on a run: freed when the disk is full, so that a
+# run that failed there can still be marked failed, with its error
+RESERVE_NAME, RESERVE_BYTES = ".runs.reserve", 1 << 20
 STATUSES = tuple(Status)
 ACTIONS = ("pause", "resume", "stop", "checkpoint")
 GAME_KINDS = ("best", "recent")
@@ -270,6 +273,7 @@ class RunStore:
                 f"{self.path} is empty (0 bytes): a run store that lost its contents? Move it "
                 "away (or delete it if you know it held nothing) and try again"
             )
+        _keep_reserve(self.root / RESERVE_NAME)
         self._local = threading.local()
         self._run_ids: dict[str, int] = {}  # names are never reused, so ids can be cached
         self._migrate()
@@ -492,12 +496,20 @@ class RunStore:
         run_id = self._run_id(name)
         _check_choice("status", status, STATUSES)
         token = claim and claim.token
-        with self._write() as db:
-            db.execute(
-                "UPDATE runs SET status = ?, error = ?, updated_at = ? WHERE id = ?"
-                " AND (? IS NULL OR writer_token = ?)",
-                (status, error, time.time(), run_id, token, token),
-            )
+        for attempt in range(2):
+            try:
+                with self._write() as db:
+                    db.execute(
+                        "UPDATE runs SET status = ?, error = ?, updated_at = ? WHERE id = ?"
+                        " AND (? IS NULL OR writer_token = ?)",
+                        (status, error, time.time(), run_id, token, token),
+                    )
+                return
+            except StoreError:
+                reserve = self.root / RESERVE_NAME
+                if attempt or not reserve.exists():
+                    raise
+                reserve.unlink()  # a full disk? the reserve makes room for this last word
 
     def run_dir(self, name: str) -> Path:
         """The run's folder for checkpoint files, ``root/<name>``; created if missing."""
@@ -878,6 +890,18 @@ def _lost_its_contents(path: Path) -> bool:
         return path.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size > 0)
     except FileNotFoundError:
         return False
+
+
+def _keep_reserve(path: Path) -> None:
+    """Write the reserve file if it is missing and the disk has room for it."""
+    if path.exists():
+        return
+    try:
+        with path.open("wb") as file:
+            file.write(bytes(RESERVE_BYTES))
+    except OSError:  # no room, or a read-only folder: go on without
+        with suppress(OSError):
+            path.unlink(missing_ok=True)
 
 
 def _pid_alive(pid: int) -> bool:
