@@ -1,6 +1,7 @@
 """The run store: runs, metrics, updates, games, control requests; many processes at once."""
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from g2048lab import runs
 from g2048lab.messages import TrainingUpdate
 from g2048lab.ppo import PPOConfig
 from g2048lab.recording import GameRecord
-from g2048lab.runs import RunNotFound, RunRecorder, RunStore, StoreError
+from g2048lab.runs import RunBusy, RunNotFound, RunRecorder, RunStore, StoreError
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig, TrainingContext
 
 from .factories import training_update
@@ -164,6 +165,107 @@ def test_an_unwritable_runs_folder_is_refused_naming_it(tmp_path):
 
 
 # --- metrics, updates, games --------------------------------------------------------------
+
+
+def test_a_store_of_the_previous_schema_is_migrated_and_keeps_its_runs(tmp_path):
+    root = tmp_path / "old"
+    root.mkdir()
+    with sqlite3.connect(root / "runs.sqlite") as db:  # as g2048lab wrote it before writers
+        for statement in runs._MIGRATIONS[0].split(";"):
+            db.execute(statement)
+        db.execute(
+            "INSERT INTO runs (name, status, config, device, created_at, updated_at)"
+            " VALUES ('old', 'finished', '{}', 'cpu', 1.0, 1.0)"
+        )
+        db.execute("PRAGMA user_version = 1")
+    store = RunStore(root)
+    assert [(r.name, r.status, r.writer, r.rewinds) for r in store.list_runs()] == [
+        ("old", "finished", None, 0)
+    ]
+    store.claim("old").release()
+    store.add_event("old", "migrated")
+    assert [text for _, text in store.events("old")] == ["migrated"]
+
+
+def test_an_empty_store_file_is_refused_but_a_new_store_is_never_seen_empty(tmp_path):
+    (tmp_path / "runs.sqlite").write_bytes(b"")
+    with pytest.raises(StoreError, match=r"is empty \(0 bytes\)"):
+        RunStore(tmp_path)
+    fresh = tmp_path / "fresh"
+    RunStore(fresh)
+    assert (fresh / "runs.sqlite").stat().st_size > 0  # made aside, then linked in place
+    assert not list(fresh.glob(".*.tmp*"))  # the temporary store is gone
+
+
+# --- one writer per run ---------------------------------------------------------------------
+
+
+def test_one_writer_per_run_until_it_lets_go(store):
+    store.create_run("r", config={}, device="cpu")
+    claim = store.claim("r")
+    assert store.get_run("r").writer.pid == os.getpid()
+    with pytest.raises(RunBusy, match=rf"run 'r' is being written by pid {os.getpid()} on "):
+        store.claim("r")
+    with pytest.raises(RunBusy):  # a recorder is a writer too (the dashboard's start button)
+        RunRecorder(store, "r")
+    store.put_update("r", make_update(env_steps=64), claim)
+    claim.release()
+    claim.release()  # once is enough; again does nothing
+    assert store.get_run("r").writer is None
+    store.claim("r").release()
+
+
+def test_a_writer_that_was_taken_over_cannot_write_any_more(store, monkeypatch):
+    store.create_run("r", config={}, device="cpu")
+    old = store.claim("r")
+    with store._write() as db:  # as if another host took the run over after a long silence
+        db.execute("UPDATE runs SET writer_token = 'someone else'")
+    with pytest.raises(RunBusy, match="taken over by another process"):
+        store.put_update("r", make_update(env_steps=64, status="running"), old)
+    store.set_status("r", "failed", "late", claim=old)  # ignored: not its run any more
+    assert store.get_run("r").status == "idle"
+
+
+def test_a_writer_that_died_leaves_its_run_killed_and_free(store):
+    store.create_run("r", config={}, device="cpu")
+    script = (
+        "import sys, time; from g2048lab.runs import RunStore;"
+        "from tests.factories import training_update;"
+        "s = RunStore(sys.argv[1]); c = s.claim('r');"
+        "s.put_update('r', training_update(status='running'), c);"
+        "print('ready', flush=True); time.sleep(600)"
+    )
+    writer = subprocess.Popen([sys.executable, "-c", script, str(store.root)], cwd=REPO,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert writer.stdout.readline() == "ready\n"
+        assert store.get_run("r").status == "running"  # alive: its lock is held
+        with pytest.raises(RunBusy, match=f"pid {writer.pid}"):
+            store.claim("r")
+    finally:
+        writer.kill()
+        writer.wait()
+    run = store.get_run("r")
+    assert run.status == "killed" and run.writer is None
+    assert f"pid {writer.pid} on " in run.error and "--resume r" in run.error
+    assert [text for _, text in store.events("r")] == [f"killed: {run.error}"]
+    store.claim("r").release()  # free for a resume
+
+
+def test_rewind_forgets_what_came_after_a_checkpoint_and_tells_viewers(store):
+    store.create_run("r", config={}, device="cpu")
+    for i in range(1, 6):
+        store.add_metrics("r", {"iteration": i, "env_steps": 100 * i})
+        store.put_update("r", make_update(env_steps=100 * i, timestamp=1000.0 + 20 * i))
+    store.add_game("r", make_game(300))  # ended at 3,000 env steps: after the checkpoint
+    assert store.rewind("r", iteration=2, env_steps=200) == 300
+    run = store.get_run("r")
+    assert (run.iteration, run.env_steps, run.rewinds) == (2, 200, 1)
+    assert [row["iteration"] for row in store.metrics("r")] == [1, 2]
+    assert [u.env_steps for u in store.update_history("r")] == [100, 200]
+    assert store.latest_update("r") is None and store.games("r") == []
+    assert store.rewind("r", iteration=2, env_steps=200) == 0  # nothing more to forget
+    assert store.get_run("r").rewinds == 1
 
 
 def test_metrics_are_one_row_per_iteration_and_a_resume_replaces_them(store):
