@@ -13,13 +13,16 @@ This module imports nothing heavy, so viewers that only read a run stay light.
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import Enum
 
 __all__ = ["ENDED", "LIVE", "Status"]
 
 
-class Status(StrEnum):
+class Status(str, Enum):
     """A run's status; a ``str``, so it compares equal to and serialises as its value."""
+
+    def __str__(self) -> str:  # "running", not "Status.RUNNING" (as StrEnum, Python 3.11+)
+        return self.value
 
     IDLE = "idle"  # made, not started
     RUNNING = "running"
