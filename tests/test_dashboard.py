@@ -6,7 +6,6 @@ import html
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -353,10 +352,8 @@ def test_display_starts_a_refresher_that_stops_when_the_run_ends():
     assert dashboard.refreshing
     source.feed([make_update(1)], [make_row(1)])
     source.status = "finished"
-    deadline = time.monotonic() + 5
-    while dashboard.refreshing and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not dashboard.refreshing and dashboard.ended
+    wait_for(lambda: not dashboard.refreshing, what="the refresher to stop")
+    assert dashboard.ended
     assert len(dashboard.training_chart.traces["loss"].x) == 1
 
 
@@ -613,16 +610,18 @@ def test_the_refresher_sends_nothing_while_no_page_shows_the_dashboard():
     dashboard = Dashboard(source, interval=0.02, idle_after_s=1.0)
     dashboard.start_refreshing()
     assert dashboard.watched  # just displayed: a page gets time to load
-    time.sleep(1.3)
+    # Passes of the refresher run one after another: once one has found nobody watching,
+    # no page reports, so every later pass finds the same.
+    wait_for(lambda: dashboard.idle_ticks > 0, what="an idle refresher pass")
     assert not dashboard.watched
     source.feed([make_update(1)], [make_row(1)])
-    time.sleep(0.2)
+    fed_at = dashboard.idle_ticks
+    wait_for(lambda: dashboard.idle_ticks >= fed_at + 3, what="three idle passes with new data")
     assert len(dashboard.training_chart.traces["loss"].x or ()) == 0  # nothing was pushed
+    assert len(source.queued) == 1  # nor even read
     dashboard.presence.beat = 123.0  # what the page's widget does every 5 s
     assert dashboard.watched
-    deadline = time.monotonic() + 5
-    while not len(dashboard.training_chart.traces["loss"].x or ()) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: len(dashboard.training_chart.traces["loss"].x or ()), what="a push")
     dashboard.close()
-    assert len(dashboard.training_chart.traces["loss"].x) == 1
+    assert len(dashboard.training_chart.traces["loss"].x) == 1 and not source.queued
     assert Dashboard(FakeSource()).watched  # without idle_after_s it always pushes

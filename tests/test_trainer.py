@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from g2048lab import trainer as trainer_module
 from g2048lab.messages import TrainingUpdate
 from g2048lab.ppo import PPOConfig
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
@@ -85,18 +86,57 @@ def test_a_subscriber_can_stop_training():
     assert trainer.state == "finished" and trainer.iteration == 2
 
 
-def test_updates_arrive_during_a_long_rollout_and_are_rate_limited():
-    # one rollout of 32 games x 4000 moves takes several seconds on the CPU
-    ppo = PPOConfig(num_envs=32, rollout_steps=4000, minibatch_size=4096, epochs=1)
-    trainer = Trainer(tiny(ppo=ppo, update_interval_s=0.5)).start()
-    wait_for(lambda: trainer.env_steps >= 32 * 1500, timeout=60)
-    trainer.stop()
-    trainer.join(timeout=60)
-    during = [u for u in trainer.updates.drain() if u.iteration == 0 and u.status == "running"]
-    assert len(during) >= 3
-    assert len({json.dumps(u.board_state) for u in during}) >= 3  # the shown game moves
-    gaps = np.diff([u.timestamp for u in during])
-    assert gaps.max() <= 2.0 and gaps.min() >= 0.45
+class FakeClock:
+    """The trainer's ``time`` module in a test: its clock moves only when the test moves it.
+
+    ``perf_counter`` (what the rate limit reads) returns ``now``; anything else, such as the
+    message's ``time.time()`` timestamp, is the real ``time`` module's.
+    """
+
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+class Clocked(Subscriber):
+    """Records each message with the trainer's clock when it was sent."""
+
+    def __init__(self, clock: FakeClock):
+        self.clock = clock
+        self.sent: list[tuple[float, TrainingUpdate]] = []
+
+    def on_update(self, update, context):
+        self.sent.append((self.clock.now, update))
+
+
+def test_updates_arrive_during_a_long_rollout_and_are_rate_limited(monkeypatch):
+    # Every move of the 32 games takes 0.125 s on the trainer's clock, however fast or loaded
+    # the machine really is: the rollout of 40 moves lasts 5 s, and with a message due every
+    # 0.5 s one goes out every 4th move (0.125 and 0.5 are exact in binary).
+    clock = FakeClock()
+    monkeypatch.setattr(trainer_module, "time", clock)
+    ppo = PPOConfig(num_envs=32, rollout_steps=40, minibatch_size=256, epochs=1)
+    trainer = Trainer(tiny(ppo=ppo, update_interval_s=0.5, total_env_steps=32 * 40))
+    step = trainer.env.step
+
+    def one_move(actions):
+        clock.now += 0.125
+        return step(actions)
+
+    monkeypatch.setattr(trainer.env, "step", one_move)
+    clocked = trainer.subscribe(Clocked(clock))
+    trainer.run()
+    during = [(t, u) for t, u in clocked.sent if u.iteration == 0 and u.status == "running"]
+    assert len(during) >= 40 * 0.125 / 0.5  # messages while the first rollout runs
+    assert len({json.dumps(u.board_state) for _, u in during}) >= 3  # the shown game moves
+    gaps = np.diff([t for t, _ in during])
+    # never sooner than the interval, and no later than the first move after it is due
+    assert gaps.min() >= 0.5 and gaps.max() <= 0.5 + 0.125
 
 
 def test_the_message_carries_the_live_game_and_model_insight():
