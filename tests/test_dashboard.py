@@ -425,14 +425,15 @@ def test_buttons_control_a_trainer_in_this_kernel(tmp_path):
         wait_for(lambda: "checkpoint saved" in dashboard.notes_html.value, 30, "checkpoint note")
         assert list(tmp_path.glob("ckpt-*.pt"))
         dashboard.buttons["pause"].click()
-        assert trainer.state == "paused"
+        assert trainer.state in ("pausing", "paused")
+        wait_for(lambda: trainer.state == "paused", 10, "paused")
         wait_for(lambda: enabled() == {"resume", "stop", "checkpoint"}, 5, "paused buttons")
         dashboard.buttons["resume"].click()
         assert trainer.state == "running"
         dashboard.buttons["stop"].click()
         trainer.join(timeout=30)
         wait_for(lambda: dashboard.ended, 10, "the refresher to see the end")
-        assert 'data-status="finished"' in dashboard.header.value and enabled() == set()
+        assert 'data-status="stopped"' in dashboard.header.value and enabled() == set()
         assert len(dashboard.training_chart.traces["loss"].x) == len(trainer.metrics) >= 1
     finally:
         trainer.stop()
@@ -495,7 +496,7 @@ def test_attach_to_a_run_trained_by_another_process_then_replay_its_games(tmp_pa
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert dashboard.ended and 'data-status="finished"' in dashboard.header.value
+    assert dashboard.ended and 'data-status="stopped"' in dashboard.header.value
     assert enabled() == set()
     rows = store.metrics("r1")
     assert list(dashboard.training_chart.traces["loss"].x) == [row["env_steps"] for row in rows]

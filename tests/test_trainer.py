@@ -33,16 +33,16 @@ def test_pause_stops_env_steps_resume_continues_stop_ends_cleanly():
     trainer = Trainer(tiny()).start()
     wait_for(lambda: trainer.env_steps > 0)
     trainer.pause()
+    assert trainer.state in ("pausing", "paused")  # "paused" only once the loop has stopped
     wait_for(lambda: trainer.state == "paused")
-    time.sleep(0.3)  # the step in flight finishes
-    steps = trainer.env_steps
+    steps = trainer.env_steps  # no step in flight any more: none may land after this
     time.sleep(1.0)
     assert trainer.env_steps == steps
     trainer.resume()
     wait_for(lambda: trainer.env_steps > steps)
     trainer.stop()
     trainer.join(timeout=30)
-    assert trainer.state == "finished" and trainer.error is None
+    assert trainer.state == "stopped" and trainer.error is None  # stopped with budget left
 
 
 def test_stop_while_paused_ends_the_run():
@@ -52,6 +52,13 @@ def test_stop_while_paused_ends_the_run():
     wait_for(lambda: trainer.state == "paused")
     trainer.stop()
     trainer.join(timeout=30)
+    assert trainer.state == "stopped"
+
+
+def test_a_run_whose_budget_is_spent_finishes_even_if_stop_was_asked():
+    trainer = Trainer(tiny(total_env_steps=32 * 16)).run()
+    assert trainer.state == "finished"
+    trainer.stop()  # after the end: changes nothing
     assert trainer.state == "finished"
 
 
@@ -83,7 +90,7 @@ def test_a_subscriber_can_stop_training():
     trainer = Trainer(tiny())
     trainer.subscribe(StopAfter(2))
     trainer.run()
-    assert trainer.state == "finished" and trainer.iteration == 2
+    assert trainer.state == "stopped" and trainer.iteration == 2  # no budget: it had more
 
 
 class FakeClock:
