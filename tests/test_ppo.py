@@ -157,42 +157,58 @@ def test_ppo_learns_a_board_dependent_task():
     Random play earns 0.25; a broken loss, sign or gradient path stays there.
     """
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the same arithmetic, so the same run, on every machine
+    torch.set_num_threads(1)  # the fastest for tensors this small, and no fight over cores
     try:
-        accuracy = _train_on_the_bandit()
+        accuracy = _train_on_the_bandit(seed=0)
     finally:
         torch.set_num_threads(threads)
     assert accuracy > 0.9
 
 
-def _train_on_the_bandit() -> float:
-    torch.manual_seed(0)
-    gen = torch.Generator().manual_seed(0)
+def _train_on_the_bandit(seed: int, updates: int = 30) -> float:
+    """Greedy accuracy on fresh boards after ``updates`` PPO updates of 1024 games each.
+
+    A seed fixes the random numbers, not the arithmetic: another CPU or thread count runs
+    other kernels and the run goes its own way, so the recipe must solve the task from any
+    start. The advantage is the reward minus the batch's mean reward, not normalised: as
+    the task gets solved it shrinks with the misses, and so do the updates. Normalised
+    (with the value or the mean as baseline) it stays at unit size, and the rare misses and
+    the value's errors then move the policy as much as learning did: runs at 100% lost a
+    quarter or half of the mapping for an update or more, and some ended there (50% on one
+    CI machine). With this recipe, seeds 0-11 on 1 and 2 threads, with AVX-512 and with
+    plain C kernels (ATEN_CPU_CAPABILITY=default): all 48 runs ended at 100%. Where it was
+    tracked, the greedy policy reached 100% by the third update and stayed above 96%
+    through the last ten.
+    """
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
     model = GameTransformer(TINY)
-    # an entropy bonus keeps exploring: without it (or with lr 2e-3) some seeds lock onto
-    # half of the mapping; with it four seeds out of four reach 100% on one thread (with two,
-    # other arithmetic, two seeds of two stalled at 75% and 50% within 40 updates)
     config = PPOConfig(
-        epochs=4, minibatch_size=256, learning_rate=1e-3, entropy_coef=0.01, target_kl=None
+        epochs=4,
+        minibatch_size=256,
+        learning_rate=1e-3,
+        lr_schedule="linear",  # down to 1e-4 at the end
+        entropy_coef=0.01,
+        target_kl=0.03,
+        adam_eps=1e-5,
     )
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    for _ in range(40):
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=config.adam_eps)
+    for update in range(updates):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate_at(config, update / updates)
         boards, masks, target = bandit_batch(1024, gen)
         with torch.no_grad():
             out = model(boards, masks)
             actions, logprobs, _ = sample_actions(out.logits)
-        rewards = (actions == target).float()
-        advantages, returns = compute_gae(
-            rewards[None], out.value[None], torch.ones(1, 1024), torch.zeros(1024), 0.99, 0.95
-        )
+        rewards = (actions == target).float()  # (1024,), also the return: games of one move
         batch = {
             "boards": boards,
             "masks": masks,
             "actions": actions,
             "logprobs": logprobs,
             "values": out.value,
-            "returns": returns[0],
-            "advantages": normalize_advantages(advantages[0]),
+            "returns": rewards,
+            "advantages": rewards - rewards.mean(),
         }
         ppo_update(model, optimizer, batch, config, config.minibatch_size)
     boards, masks, target = bandit_batch(2048, gen)
