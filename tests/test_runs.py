@@ -513,11 +513,9 @@ def test_requests_through_the_store_pause_resume_and_stop_a_trainer_elsewhere(st
         except RunNotFound:
             return None
 
-    def served_in_time(request_id: int) -> str:
-        wait_for(lambda: store.request_state(request_id).acknowledged_at, 5, "acknowledgement")
-        state = store.request_state(request_id)
-        assert state.acknowledged_at - state.created_at < 2.0
-        return state.result
+    def served(request_id: int) -> str:  # within about 2 s on a quiet machine: no timing here
+        wait_for(lambda: store.request_state(request_id).acknowledged_at, 60, "acknowledgement")
+        return store.request_state(request_id).result
 
     with log.open("w") as output:
         trainer = subprocess.Popen(
@@ -528,16 +526,16 @@ def test_requests_through_the_store_pause_resume_and_stop_a_trainer_elsewhere(st
         )
     try:
         wait_for(lambda: (u := latest()) is not None and u.env_steps > 0, 60, "training")
-        assert served_in_time(store.request("r1", "pause")) == "done"
-        wait_for(lambda: latest().status == "paused", 5, "paused")
+        assert served(store.request("r1", "pause")) == "done"
+        wait_for(lambda: latest().status == "paused", 60, "paused")
         paused = latest()
-        time.sleep(1.5)
-        heartbeat = latest()
-        assert heartbeat.env_steps == paused.env_steps
-        assert heartbeat.timestamp > paused.timestamp, "no message while paused"
-        assert served_in_time(store.request("r1", "resume")) == "done"
-        wait_for(lambda: latest().env_steps > paused.env_steps, 10, "steps after resume")
-        assert served_in_time(store.request("r1", "stop")) == "done"
+        heartbeats = [paused]
+        wait_for(lambda: heartbeats.append(latest()) or len({u.timestamp for u in heartbeats}) > 2,
+                 60, "messages while paused")  # fmt: skip
+        assert {u.env_steps for u in heartbeats} == {paused.env_steps}  # nothing moved
+        assert served(store.request("r1", "resume")) == "done"
+        wait_for(lambda: latest().env_steps > paused.env_steps, 60, "steps after resume")
+        assert served(store.request("r1", "stop")) == "done"
         assert trainer.wait(timeout=60) == 0, log.read_text()[-2000:]
     finally:
         if trainer.poll() is None:
