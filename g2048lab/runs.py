@@ -409,8 +409,8 @@ class RunStore:
                 ).rowcount
                 if marked:
                     self._add_event(db, run.id, f"killed: {error}")
-        except sqlite3.OperationalError:
-            pass  # a read-only store: say it, even if it cannot be written down
+        except StoreError:
+            pass  # a read-only or full store: say it, even if it cannot be written down
         return replace(run, status=Status.KILLED, error=error, writer=None)
 
     def _writer_alive(self, run: RunInfo) -> bool:
