@@ -45,6 +45,33 @@ def test_pause_stops_env_steps_resume_continues_stop_ends_cleanly():
     assert trainer.state == "stopped" and trainer.error is None  # stopped with budget left
 
 
+class PauseOnce(Subscriber):
+    """Asks for a pause from inside the loop (the end of the first iteration), noting the
+    state and env steps right then."""
+
+    def __init__(self):
+        self.seen = None
+
+    def on_iteration(self, metrics, context):
+        if self.seen is None:
+            context.trainer.pause()
+            self.seen = (context.trainer.state, context.trainer.env_steps)
+
+
+def test_paused_is_reported_only_once_the_loop_has_stopped():
+    trainer = Trainer(tiny())
+    pauser = trainer.subscribe(PauseOnce())
+    trainer.start()
+    try:
+        wait_for(lambda: trainer.state == "paused", 60, "paused")
+        state, steps = pauser.seen
+        assert state == "pausing"  # asked in the middle of the loop: not paused yet
+        assert trainer.env_steps == steps  # and no step was taken between
+    finally:
+        trainer.stop()
+        trainer.join(timeout=60)
+
+
 def test_stop_while_paused_ends_the_run():
     trainer = Trainer(tiny()).start()
     wait_for(lambda: trainer.env_steps > 0)
