@@ -22,7 +22,14 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from .device import memory_stats, ppo_sizes_for, resolve_preset, select_device, set_cpu_threads
+from .device import (
+    memory_stats,
+    ppo_sizes_for,
+    resolve_preset,
+    select_device,
+    set_cpu_threads,
+    steady_heap,
+)
 from .distributed import DistContext
 from .env import RewardConfig, VecEnv
 from .game import to_values
@@ -96,6 +103,7 @@ class Trainer:
         self.dist = dist
         self.run_id = config.run_id or uuid.uuid4().hex[:8]
         self.device = dist.device if dist else select_device(config.device)
+        steady_heap()  # else a long CPU run's heap grows (device.py)
         self.threads = set_cpu_threads(config.threads) if self.device.type == "cpu" else None
         self.preset = resolve_preset(config.preset, self.device) if config.model is None else None
         self.model_config = config.model or ModelConfig.from_preset(self.preset)
