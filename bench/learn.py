@@ -1,11 +1,16 @@
-"""Train for M minutes, then evaluate 200 games greedily; print one JSON line.
+"""Train for M minutes, then evaluate games greedily (and with search); print one JSON line.
 
-    python bench/learn.py --minutes 30 [--preset cpu] [--seed 0] [--threads 1]
+    python bench/learn.py --minutes 30 [--learner ppo] [--preset cpu] [--seed 0] [--threads 1]
         [--lr 1e-3] [--envs 256] [--steps 64] [--minibatch 1024] [--epochs 2] [--gamma 0.99]
+        [--eval-games 200] [--search DEPTH] [--search-games 100]
+    python bench/learn.py --learner ntuple --minutes 5 --eval-games 1000 --search 2
 
 Progress lines (every ~30 s of training) go to stderr; the last stdout line is the
-result: env_steps, steps_per_s, mean_score, median_score, tile_share (greedy), and
-the same for sampled play (``sampled``), plus the learning curve.
+result: env_steps, steps_per_s, mean_score, median_score, tile_share (greedy), the same
+for sampled play (``sampled``, learners with move probabilities) and for expectimax
+(``search``, with ms per move), the learning curve (minutes, env steps, recent mean score)
+and ``by_minute``: for each minute of training, the games that ended in it, their mean
+score and their share reaching 2048.
 """
 
 from __future__ import annotations
@@ -17,18 +22,39 @@ import time
 from dataclasses import asdict, replace
 
 from g2048lab.device import ppo_sizes_for, select_device
-from g2048lab.evaluation import evaluate, model_policy
+from g2048lab.evaluation import evaluate
 from g2048lab.model import ModelConfig
 from g2048lab.ppo import PPOConfig
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 
 
 class Curve(Subscriber):
-    """Keeps (minutes, env steps, mean score) every ~30 s and prints it."""
+    """Keeps (minutes, env steps, mean score) every ~30 s and prints it; and per minute of
+    training the finished games' count, mean score and share reaching 2048."""
 
     def __init__(self):
         self.points: list[tuple[float, int, float | None]] = []
         self._next = 0.0
+        self.minutes: dict[int, list[tuple[int, int]]] = {}
+
+    def on_update(self, update, context):
+        minute = int(update.elapsed_s // 60)
+        self.minutes.setdefault(minute, []).extend(tuple(g) for g in update.finished_games)
+
+    def by_minute(self) -> list[dict]:
+        rows = []
+        for minute, games in sorted(self.minutes.items()):
+            if games:
+                scores = [score for score, _ in games]
+                rows.append(
+                    {
+                        "minute": minute + 1,
+                        "games": len(games),
+                        "mean_score": sum(scores) / len(games),
+                        "share_2048": sum(tile >= 2048 for _, tile in games) / len(games),
+                    }
+                )
+        return rows
 
     def on_iteration(self, metrics, context):
         if metrics["time/elapsed_s"] >= self._next:
@@ -39,10 +65,14 @@ class Curve(Subscriber):
                 metrics["rollout/score_mean"],
             )
             self.points.append(point)
+            learned = "  ".join(
+                f"{key.split('/')[1]} {metrics[key]:.4g}"
+                for key in ("train/entropy", "train/approx_kl", "ntuple/td_error")
+                if metrics.get(key) is not None
+            )
             print(
                 f"{point[0]:6.2f} min {point[1]:>10,} steps  score {point[2] or 0:8.0f}  "
-                f"entropy {metrics['train/entropy']:.3f}  kl {metrics['train/approx_kl']:.4f}  "
-                f"{metrics['time/steps_per_s']:.0f} steps/s",
+                f"{learned}  {metrics['time/steps_per_s']:.0f} steps/s",
                 file=sys.stderr,
                 flush=True,
             )
@@ -51,6 +81,9 @@ class Curve(Subscriber):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, required=True)
+    parser.add_argument("--learner", default="ppo", choices=["ppo", "ntuple"])
+    parser.add_argument("--search", type=int, default=None, metavar="DEPTH")
+    parser.add_argument("--search-games", type=int, default=100)
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
@@ -94,6 +127,7 @@ def main() -> None:
         fields = dict(item.split("=", 1) for item in args.model)
         model = ModelConfig.from_preset(args.preset, **{k: int(v) for k, v in fields.items()})
     config = TrainerConfig(
+        learner=args.learner,
         model=model,
         preset=args.preset,
         device=args.device,
@@ -105,36 +139,49 @@ def main() -> None:
     trainer = Trainer(config)
     curve = trainer.subscribe(Curve())
     trainer.run()
-    trainer.model.eval()
+    agent = trainer.learner.agent()
     start = time.perf_counter()
-    greedy = evaluate(model_policy(trainer.model, greedy=True), args.eval_games, seed=10_000)
-    sampled = evaluate(model_policy(trainer.model, greedy=False), args.eval_games, seed=10_000)
-    result = {
-        "preset": args.preset,
-        "model": asdict(trainer.model_config),
-        "minutes": args.minutes,
-        "seed": args.seed,
-        "threads": trainer.threads,
-        "ppo": {
-            k: getattr(ppo, k)
-            for k in (
-                "num_envs",
-                "rollout_steps",
-                "minibatch_size",
-                "epochs",
-                "learning_rate",
-                "gamma",
-                "entropy_coef",
-                "lr_schedule",
-            )
-        },
-        "env_steps": trainer.env_steps,
-        "steps_per_s": trainer.env_steps / trainer.elapsed_s,
+    greedy = evaluate(agent.policy(greedy=True), args.eval_games, seed=10_000)
+    result = {"learner": args.learner, "minutes": args.minutes, "seed": args.seed}
+    if args.learner == "ppo":
+        sampled = evaluate(agent.policy(greedy=False), args.eval_games, seed=10_000)
+        result.update(
+            preset=args.preset,
+            model=asdict(trainer.learner.model_config),
+            ppo={
+                k: getattr(ppo, k)
+                for k in (
+                    "num_envs",
+                    "rollout_steps",
+                    "minibatch_size",
+                    "epochs",
+                    "learning_rate",
+                    "gamma",
+                    "entropy_coef",
+                    "lr_schedule",
+                )
+            },
+            sampled=sampled.summary(),
+        )
+    else:
+        result.update(trainer.learner.config_dict())
+    result.update(
+        threads=trainer.threads,
+        env_steps=trainer.env_steps,
+        steps_per_s=trainer.env_steps / trainer.elapsed_s,
         **greedy.summary(),
-        "sampled": sampled.summary(),
-        "eval_seconds": time.perf_counter() - start,
-        "curve": curve.points,
-    }
+        eval_seconds=time.perf_counter() - start,
+    )
+    if args.search is not None:
+        start = time.perf_counter()
+        searched = evaluate(agent.search_policy(args.search), args.search_games, seed=20_000)
+        seconds = time.perf_counter() - start
+        result["search"] = {
+            "depth": args.search,
+            **searched.summary(),
+            "ms_per_move": 1000 * seconds / int(searched.lengths.sum()),
+        }
+    result.update(curve=curve.points, by_minute=curve.by_minute())
     print(json.dumps(result))
 
 

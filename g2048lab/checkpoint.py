@@ -5,8 +5,8 @@ A checkpoint is one ``torch.save`` file holding plain containers and tensors
 versions). ``save_checkpoint`` writes a temporary file beside the target, fsyncs
 it and renames it over the target, so a crash leaves either the old file or the
 new one, never half a file. ``load_checkpoint`` uses ``torch.load(weights_only=True)``,
-checks every field a reader uses (``FIELDS``; the configs build; the weights fit the
-model config) and turns every way a file can be wrong into one ``CheckpointError`` line.
+checks every field a reader uses (``RUN_FIELDS``, then the learner's own: its configs
+build, its weights fit) and turns every way a file can be wrong into one ``CheckpointError`` line.
 
 ``CheckpointManager`` keeps a run folder's files: ``ckpt-<iteration>.pt`` (the
 last K) and ``best.pt``. ``Checkpointer`` is the trainer subscriber that saves
@@ -28,20 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.overrides import TorchFunctionMode
 
-from .env import RewardConfig
-from .model import GameTransformer, ModelConfig
-from .ppo import PPOConfig, RunningMeanStd
 from .subscribers import Subscriber, TrainingContext
 
 __all__ = [
     "CheckpointError",
     "CheckpointManager",
     "Checkpointer",
-    "FIELDS",
+    "RUN_FIELDS",
     "FORMAT",
     "FORMAT_VERSION",
     "load_checkpoint",
@@ -179,31 +175,13 @@ TENSOR = Kind("a tensor", lambda v: isinstance(v, torch.Tensor))
 BYTES = Kind("a uint8 tensor", lambda v: isinstance(v, torch.Tensor) and v.dtype == torch.uint8)
 TENSORS = Kind("a dict of tensors", _is_tensors)
 
-# the games in play, one row per env slot: per-game shape of each tensor
-GAME_SHAPES: dict[str, tuple[int, ...]] = {
-    "env.boards": (4, 4),
-    "env.action_mask": (4,),
-    "env.score": (),
-    "env.length": (),
-    "env.max_exponent": (),
-    "obs.board": (4, 4),
-    "obs.action_mask": (4,),
-}
-
-FIELDS: dict[str, Kind] = {
+RUN_FIELDS: dict[str, Kind] = {
+    "learner": optional(TEXT),  # files older than the learners have none: "ppo"
     "run_id": TEXT,
-    "preset": TEXT_OR_NONE,
     "seed": COUNT,
     "budget": optional(DICT),
     "budget.total_env_steps": optional(LIMIT),
     "budget.max_seconds": optional(LIMIT),
-    "model_config": DICT,
-    "ppo_config": DICT,
-    "reward_config": DICT,
-    "model": TENSORS,
-    "optimizer": DICT,
-    "optimizer.state": DICT,
-    "optimizer.param_groups": LIST,
     "iteration": COUNT,
     "counters": DICT,
     "counters.env_steps": COUNT,
@@ -211,81 +189,74 @@ FIELDS: dict[str, Kind] = {
     "counters.best_score": NUMBER,
     "counters.max_tile": COUNT,
     "counters.elapsed_s": DURATION,
-    "counters.minibatch_size": POSITIVE,
     "recent_scores": NUMBERS,
-    "return_stats": DICT,
     "rng": DICT,
     "rng.torch": BYTES,
-    "rng.cuda": optional(BYTES),  # only in files saved on a GPU
-    "rng.env": DICT,
-    "env": DICT,
-    "obs": DICT_OR_NONE,  # None before the first rollout
-    **{name: TENSOR for name in GAME_SHAPES},
     "best_score_of_file": optional(NUMBER),  # only in best.pt
 }
-"""Every field a reader uses (``Trainer.from_checkpoint`` and ``load_state_dict``,
-``g2048lab eval``, ``CheckpointManager``), a dotted name per nesting level, parents
-first. Other fields (versions, device, ``metric_summary``, older files' ``metrics``)
-are neither required nor refused."""
-
-SETTINGS = {
-    "model_config": ModelConfig,
-    "ppo_config": PPOConfig,
-    "reward_config": RewardConfig,
-    "return_stats": RunningMeanStd,
-}
-"""Fields that hold a dataclass's fields; a missing one takes its default."""
+"""Every field of the run's part of a checkpoint that a reader uses, a dotted name per
+nesting level, parents first. The learner named by ``learner`` checks its own fields
+(``Learner.check_payload``, with ``check_fields``). Other fields (versions, device,
+``metric_summary``, older files' ``metrics``) are neither required nor refused."""
 
 _ABSENT = object()  # a field not in the file
 _SKIPPED = object()  # a field under an absent optional field or a None
 
+Bad = Callable[[str, str], Exception]
+
+
+def learner_name(payload: dict[str, Any]) -> str:
+    """The learner that wrote a checkpoint ("ppo" for files from before learners)."""
+    return payload.get("learner") or "ppo"
+
 
 def _check_payload(payload: dict[str, Any], path: str | Path) -> None:
-    """Raise ``CheckpointError`` naming the first field a reader cannot use. Cheap: the
-    model is built on the ``meta`` device, so no weights are allocated."""
+    """Raise ``CheckpointError`` naming the first field a reader cannot use: the run's
+    fields here, then the learner's (``Learner.check_payload``)."""
+    from . import learners
 
     def bad(name: str, problem: str) -> CheckpointError:
         return CheckpointError(f"{path}: field {name!r} {problem}; {DAMAGED}")
 
-    for name, kind in FIELDS.items():
-        value = _lookup(payload, name)
+    check_fields(payload, RUN_FIELDS, bad)
+    try:
+        learner = learners.get(learner_name(payload))
+    except KeyError as error:
+        raise CheckpointError(
+            f"{path} was written by a learner this g2048lab does not have ({error})"
+        ) from None
+    learner.check_payload(payload, bad)
+    try:
+        torch.Generator().set_state(payload["rng"]["torch"].cpu())
+    except RuntimeError:
+        raise bad("rng.torch", "is not a torch generator state") from None
+
+
+def check_fields(payload: dict[str, Any], fields: dict[str, Kind], bad: Bad) -> None:
+    """Raise ``bad(name, problem)`` for the first field of ``fields`` (dotted names, parents
+    first) that is missing or of the wrong kind."""
+    for name, kind in fields.items():
+        value = lookup(payload, name)
         if value is _SKIPPED or (value is _ABSENT and not kind.required):
             continue
         if value is _ABSENT:
             raise bad(name, "is missing")
         if not kind.accepts(value):
-            raise bad(name, f"is {_show(value)}, not {kind.description}")
+            raise bad(name, f"is {show(value)}, not {kind.description}")
 
-    built = {name: _build(cls, payload[name], name, bad) for name, cls in SETTINGS.items()}
 
-    with torch.device("meta"), _SkipInit():
-        model = GameTransformer(built["model_config"])
+def check_weights(model: torch.nn.Module, saved: dict[str, torch.Tensor], bad: Bad) -> None:
+    """The saved weights fit ``model`` (built on the meta device, see ``SkipInit``)."""
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    saved = {k: tuple(v.shape) for k, v in payload["model"].items()}
-    for key in [*expected, *(k for k in saved if k not in expected)]:
-        if expected.get(key) != saved.get(key):
-            found = f"is {saved[key]}" if key in saved else "is missing"
+    shapes = {k: tuple(v.shape) for k, v in saved.items()}
+    for key in [*expected, *(k for k in shapes if k not in expected)]:
+        if expected.get(key) != shapes.get(key):
+            found = f"is {shapes[key]}" if key in shapes else "is missing"
             wanted = f"needs {expected[key]}" if key in expected else "has no such weight"
             raise bad("model", f"does not fit model_config: {key!r} {found}, the config {wanted}")
-    _check_optimizer(payload["optimizer"], [tuple(p.shape) for p in model.parameters()], bad)
-
-    games = built["ppo_config"].num_envs
-    for name, shape in GAME_SHAPES.items():
-        tensor = _lookup(payload, name)
-        if tensor is not _SKIPPED and tuple(tensor.shape) != (games, *shape):
-            raise bad(name, f"is {_show(tensor)}, not {(games, *shape)} for {games} games")
-
-    try:
-        torch.Generator().set_state(payload["rng"]["torch"].cpu())
-    except RuntimeError:
-        raise bad("rng.torch", "is not a torch generator state") from None
-    try:
-        np.random.default_rng().bit_generator.state = payload["rng"]["env"]
-    except (TypeError, ValueError, KeyError):
-        raise bad("rng.env", "is not a NumPy PCG64 generator state") from None
 
 
-class _SkipInit(TorchFunctionMode):
+class SkipInit(TorchFunctionMode):
     """Leaves ``torch.nn.init`` undone: only the shapes are wanted, and ``normal_`` on the
     meta device imports torch._dynamo, seconds that ``g2048lab eval`` would otherwise wait."""
 
@@ -296,7 +267,7 @@ class _SkipInit(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def _lookup(payload: dict[str, Any], name: str) -> Any:
+def lookup(payload: dict[str, Any], name: str) -> Any:
     value: Any = payload
     for key in name.split("."):
         if not isinstance(value, dict):
@@ -305,7 +276,7 @@ def _lookup(payload: dict[str, Any], name: str) -> Any:
     return value
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
     """``-1``, ``None``, ``a str``, ``a torch.float32 tensor of shape (5,)``."""
     if isinstance(value, torch.Tensor):
         return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
@@ -314,7 +285,7 @@ def _show(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _build(cls: type, settings: dict[str, Any], name: str, bad: Callable) -> Any:
+def build(cls: type, settings: dict[str, Any], name: str, bad: Callable) -> Any:
     """``cls(**settings)``, each value of its field's type (a dataclass does not check)."""
     all_hints = typing.get_type_hints(cls)
     hints = {field.name: all_hints[field.name] for field in dataclasses.fields(cls)}
@@ -322,7 +293,7 @@ def _build(cls: type, settings: dict[str, Any], name: str, bad: Callable) -> Any
         if key not in hints:
             raise bad(f"{name}.{key}", f"is not a {cls.__name__} setting")
         if not _fits(value, hints[key]):
-            raise bad(f"{name}.{key}", f"is {_show(value)}, not {_type_name(hints[key])}")
+            raise bad(f"{name}.{key}", f"is {show(value)}, not {_type_name(hints[key])}")
     try:
         return cls(**settings)
     except ValueError as error:
@@ -351,7 +322,7 @@ def _type_name(hint: Any) -> str:
     return " or ".join("None" if t is type(None) else t.__name__ for t in _options(hint))
 
 
-def _check_optimizer(state: dict[str, Any], shapes: list[tuple[int, ...]], bad: Callable) -> None:
+def check_optimizer(state: dict[str, Any], shapes: list[tuple[int, ...]], bad: Callable) -> None:
     """The Adam state matches the model: one entry per parameter, moments of its shape."""
     groups = state["param_groups"]
     if not all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups):
@@ -468,15 +439,10 @@ class Checkpointer(Subscriber):
             self.save(context)
 
     def save(self, context: TrainingContext) -> Path:
-        trainer = context.trainer
+        run = context.run
         self._requested = False
         self._last_episodes = context.episodes
         self._last_time = time.monotonic()
-        score = (
-            float(sum(trainer.recent_scores) / len(trainer.recent_scores))
-            if trainer.recent_scores
-            else None
-        )
-        self.last_path = self.manager.save(trainer.state_dict(), score)
-        trainer.note(f"checkpoint saved: {self.last_path}")
+        self.last_path = self.manager.save(run.checkpoint_payload(), run.recent_mean_score)
+        run.checkpoint_saved(self.last_path)
         return self.last_path

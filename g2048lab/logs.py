@@ -37,13 +37,12 @@ class JsonLinesLog(Subscriber):
             )
 
     def on_end(self, context: TrainingContext) -> None:
-        trainer = context.trainer
         self._write(
             {
                 "type": "end",
                 "run": context.run_id,
-                "status": trainer.state,
-                "error": None if trainer.error is None else repr(trainer.error),
+                "status": context.run.status,
+                "error": context.run.error,
                 "env_steps": context.env_steps,
                 "iteration": context.iteration,
             }

@@ -19,8 +19,8 @@ SCHEMA_VERSION = 1
 class TrainingUpdate:
     """A snapshot of a training run, for displays.
 
-    Loss fields are None until the first update. Lists are plain Python lists so
-    that the message is JSON as it is.
+    Loss fields are None until the first update, and for learners without them. Lists
+    are plain Python lists so that the message is JSON as it is.
     """
 
     run_id: str
@@ -33,13 +33,13 @@ class TrainingUpdate:
     policy_loss: float | None
     value_loss: float | None
     entropy: float | None  # nats, mean over the last update's samples
-    learning_rate: float
-    actions: list[float]  # (4,) probabilities for the shown board, in Action order
+    learning_rate: float | None  # None for a learner without one
+    actions: list[float]  # (4,) probabilities for the shown board, in Action order; [] if none
     board_state: list[list[int]]  # (4, 4) tile values of the shown board
     attention_weights: list[list[list[float]]] | None  # (heads, 16, 16), last layer
     expert_usage: list[list[float]]  # (layers, experts) fraction of routed token slots
     gpu_memory: float | None  # GB allocated on CUDA, None on CPU
-    model_params: float  # millions, total
+    model_params: float | None  # millions of trained numbers (weights), total
     steps_per_second: float  # env steps per second of wall time, recent
     timestamp: float  # Unix seconds
     # Beyond the design's list: what a viewer also needs to tell the state of a run.
@@ -55,6 +55,10 @@ class TrainingUpdate:
     finished_games: list[list[int]] = field(default_factory=list)
     # (layers, heads, 16, 16) for the shown board when small enough, else None
     attention_layers: list[list[list[list[float]]]] | None = None
+    learner: str = "ppo"  # the algorithm (learners.names()); what it lacks is None or empty
+    # (4,) reward + value of each move's afterstate on the shown board, None where illegal;
+    # None for learners without afterstate values
+    move_values: list[float | None] | None = None
     type: str = "training_update"
     schema_version: int = SCHEMA_VERSION
 

@@ -46,17 +46,13 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .messages import TrainingUpdate
 from .recording import GameRecord, GameRecorder
-from .status import LIVE, Status
-from .subscribers import Subscriber, TrainingContext
-
-if TYPE_CHECKING:
-    from .trainer import Trainer
+from .status import LIVE, Control, Status
+from .subscribers import RunHandle, Subscriber, TrainingContext
 
 __all__ = [
     "ACTIONS",
@@ -86,7 +82,7 @@ LOCK_NAME = ".writer.lock"  # in the run's folder: flock-ed by its writer
 # run that failed there can still be marked failed, with its error
 RESERVE_NAME, RESERVE_BYTES = ".runs.reserve", 1 << 20
 STATUSES = tuple(Status)
-ACTIONS = ("pause", "resume", "stop", "checkpoint")
+ACTIONS = tuple(c.value for c in Control if c is not Control.START)
 GAME_KINDS = ("best", "recent")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
@@ -986,13 +982,13 @@ class RunRecorder(Subscriber):
         if now - self._last_poll >= self.POLL_INTERVAL_S:
             self._last_poll = now
             for request in self.store.pending_requests(self.run_name):
-                self.store.acknowledge(request.id, self._serve(request.action, context.trainer))
+                self.store.acknowledge(request.id, self._serve(request.action, context.run))
 
     def on_iteration(self, metrics: dict[str, float], context: TrainingContext) -> None:
         self.store.add_metrics(self.run_name, metrics)
 
     def on_game(self, game: GameRecord, context: TrainingContext) -> None:
-        config = context.trainer.config
+        config = context.run.config
         self.store.add_game(
             self.run_name,
             game,
@@ -1001,18 +997,15 @@ class RunRecorder(Subscriber):
         )
 
     def on_end(self, context: TrainingContext) -> None:
-        trainer = context.trainer
-        error = (
-            None if trainer.error is None else f"{type(trainer.error).__name__}: {trainer.error}"
-        )
+        run = context.run
         try:
-            self.store.set_status(self.run_name, trainer.state, error, self.claim)
+            self.store.set_status(self.run_name, run.status, run.error, self.claim)
             for request in self.store.pending_requests(self.run_name):
                 self.store.acknowledge(request.id, "ignored: the run has ended")
         finally:
             self.claim.release()
 
-    def _serve(self, action: str, trainer: Trainer) -> str:
+    def _serve(self, action: str, run: RunHandle) -> str:
         """Carry out one request; returns the result to acknowledge it with."""
         if action == "checkpoint":
             if self.checkpoint is None:
@@ -1021,10 +1014,10 @@ class RunRecorder(Subscriber):
                 return self.checkpoint()
             except Exception as error:  # the requester hears of it; training goes on
                 return f"error: {error}"
-        getattr(trainer, action)()
+        run.request(action)
         wanted = {
             "pause": (Status.PAUSING, Status.PAUSED),
             "resume": (Status.RUNNING,),
             "stop": (Status.STOPPING,),
         }[action]
-        return "done" if trainer.state in wanted else f"ignored: the run is {trainer.state}"
+        return "done" if run.status in wanted else f"ignored: the run is {run.status}"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["ENDED", "LIVE", "Status"]
+__all__ = ["ENDED", "LIVE", "Control", "Status"]
 
 
 class Status(str, Enum):
@@ -37,3 +37,17 @@ class Status(str, Enum):
 
 LIVE = frozenset({Status.RUNNING, Status.PAUSING, Status.PAUSED, Status.STOPPING})
 ENDED = frozenset({Status.FINISHED, Status.STOPPED, Status.FAILED, Status.KILLED})
+
+
+class Control(str, Enum):
+    """What a viewer may ask of a run: the dashboard's buttons, the phone page's, the run
+    store's requests. ``start`` only for a run made in this kernel and not yet started."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    START = "start"
+    PAUSE = "pause"
+    RESUME = "resume"
+    STOP = "stop"
+    CHECKPOINT = "checkpoint"

@@ -44,7 +44,7 @@ try:
     trainer.run()
 finally:
     state = {
-        "params": {k: v.clone() for k, v in trainer.model.state_dict().items()},
+        "params": {k: v.clone() for k, v in trainer.learner.model.state_dict().items()},
         "env_steps": trainer.env_steps,
         "episodes": trainer.episodes,
         "iteration": trainer.iteration,

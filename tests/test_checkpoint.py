@@ -61,12 +61,12 @@ def test_a_resumed_run_continues_as_the_uninterrupted_run(tmp_path):
     assert resumed.iteration == 4 and resumed.env_steps == straight.env_steps
     assert resumed.episodes == straight.episodes
     for (name, a), b in zip(
-        straight.model.state_dict().items(), resumed.model.state_dict().values()
+        straight.learner.model.state_dict().items(), resumed.learner.model.state_dict().values()
     ):
         assert torch.equal(a, b), name
     losses = [row["train/loss"] for row in resumed.metrics]  # the rows since the resume
     assert losses == [row["train/loss"] for row in straight.metrics][2:]  # the curves continue
-    assert (resumed.env.boards == straight.env.boards).all()
+    assert (resumed.learner.env.boards == straight.learner.env.boards).all()
 
 
 def test_the_checkpoint_holds_metadata_and_loads_with_weights_only(tmp_path):
@@ -74,7 +74,7 @@ def test_the_checkpoint_holds_metadata_and_loads_with_weights_only(tmp_path):
     path = save_checkpoint(trainer.state_dict(), tmp_path / "c.pt")
     payload = load_checkpoint(path)
     assert payload["format"] == "g2048lab-checkpoint"
-    assert payload["model_config"]["d_model"] == trainer.model_config.d_model
+    assert payload["model_config"]["d_model"] == trainer.learner.model_config.d_model
     assert payload["counters"]["env_steps"] == ITERATION_STEPS
     assert payload["torch_version"] == torch.__version__ and payload["device"] == "cpu"
     assert "train/loss" in payload["metric_summary"]

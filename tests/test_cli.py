@@ -247,6 +247,11 @@ def test_one_run_has_one_writer_and_a_dead_one_is_taken_over(tmp_path):
         (["train", "--run-name", "", "--steps", 10], "an empty run name is not allowed"),
         (["train", "--seed", "-1", "--steps", 10], "a seed must be a non-negative integer"),
         (["dashboard", "--port", "99999"], "a TCP port is 1 to 65535, got 99999"),
+        (["train", "--ppo.learning-rate", "abc"], "--ppo.learning-rate: must be float, got 'abc'"),
+        (["train", "--ppo.gamma", "1.5"], "gamma must be in (0, 1]"),
+        (["train", "--ntuple.learning-rate", "0.2"], "add --learner ntuple or drop them"),
+        (["train", "--learner", "ntuple", "--ntuple.tuples", "9x9"], "unknown tuples layout"),
+        (["train", "--learner", "sarsa"], "invalid choice: 'sarsa'"),
     ],
 )
 def test_bad_input_gives_one_line_and_a_nonzero_exit(tmp_path, args, message):
@@ -287,3 +292,24 @@ def test_play_compares_baselines_as_json():
     result = g2048lab("play", "--no-watch", "--games", 50, "--json")
     summary = json.loads(result.stdout)
     assert summary["corner"]["mean_score"] > summary["random"]["mean_score"]
+
+
+def test_config_flags_reach_the_run_and_its_help_lists_every_field(tmp_path):
+    from g2048lab.cli import build_parser
+    from g2048lab.cli.train import build_trainer
+
+    args = build_parser().parse_args(
+        ["train", "--preset", "tiny", "--ppo.num-envs", "16", "--ppo.target-kl", "none",
+         "--ppo.normalize-values", "false", "--model.n-experts", "2", "--reward.merge-bonus",
+         "0.5", "--steps", "100"]
+    )  # fmt: skip
+    trainer = build_trainer(args, None)
+    learner = trainer.learner
+    assert learner.ppo.num_envs == 16 and learner.ppo.target_kl is None
+    assert learner.ppo.normalize_values is False and learner.ppo.minibatch_size == 512  # tiny's
+    assert learner.model_config.n_experts == 2 and learner.model_config.d_expert == 64
+    assert trainer.config.reward.merge_bonus == 0.5
+    text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    for flag in ("--ppo.clip-coef", "--model.d-expert", "--reward.log-score", "--ntuple.tuples"):
+        assert flag in text
+    assert "hidden width of one expert's MLP" in text  # the field's comment

@@ -367,7 +367,7 @@ def test_the_recorder_ignores_stale_requests_and_reports_what_it_could_not_do(st
     store.create_run("r", config={}, device="cpu")
     stale = store.request("r", "stop")
     trainer = Trainer(tiny())  # never started: idle
-    context = TrainingContext(trainer, "r", 0, 0, 0, 0.0)
+    context = TrainingContext(trainer.handle, "r", 0, 0, 0, 0.0)
 
     def broken_checkpoint() -> str:
         raise OSError("disk full")

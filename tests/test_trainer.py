@@ -54,8 +54,8 @@ class PauseOnce(Subscriber):
 
     def on_iteration(self, metrics, context):
         if self.seen is None:
-            context.trainer.pause()
-            self.seen = (context.trainer.state, context.trainer.env_steps)
+            context.run.request("pause")
+            self.seen = (context.run.status, context.env_steps)
 
 
 def test_paused_is_reported_only_once_the_loop_has_stopped():
@@ -156,13 +156,13 @@ def test_updates_arrive_during_a_long_rollout_and_are_rate_limited(monkeypatch):
     monkeypatch.setattr(trainer_module, "time", clock)
     ppo = PPOConfig(num_envs=32, rollout_steps=40, minibatch_size=256, epochs=1)
     trainer = Trainer(tiny(ppo=ppo, update_interval_s=0.5, total_env_steps=32 * 40))
-    step = trainer.env.step
+    step = trainer.learner.env.step
 
     def one_move(actions):
         clock.now += 0.125
         return step(actions)
 
-    monkeypatch.setattr(trainer.env, "step", one_move)
+    monkeypatch.setattr(trainer.learner.env, "step", one_move)
     clocked = trainer.subscribe(Clocked(clock))
     trainer.run()
     during = [(t, u) for t, u in clocked.sent if u.iteration == 0 and u.status == "running"]
@@ -181,14 +181,17 @@ def test_the_message_carries_the_live_game_and_model_insight():
     assert again == update
     assert len(update.actions) == 4 and abs(sum(update.actions) - 1) < 1e-4
     assert np.array(update.board_state).shape == (4, 4)
-    heads = trainer.model_config.n_heads
+    heads = trainer.learner.model_config.n_heads
     assert np.array(update.attention_weights).shape == (heads, 16, 16)
     assert np.allclose(np.array(update.attention_weights).sum(-1), 1, atol=1e-3)
     layers = np.array(update.attention_layers)
-    assert layers.shape == (trainer.model_config.n_layers, heads, 16, 16)
+    assert layers.shape == (trainer.learner.model_config.n_layers, heads, 16, 16)
     assert np.allclose(layers[-1], update.attention_weights)
     usage = np.array(update.expert_usage)
-    assert usage.shape == (trainer.model_config.n_layers, trainer.model_config.n_experts)
+    assert usage.shape == (
+        trainer.learner.model_config.n_layers,
+        trainer.learner.model_config.n_experts,
+    )
     assert np.allclose(usage.sum(-1), 1, atol=1e-3)
     assert update.gpu_memory is None and update.model_params > 0
     assert update.loss is not None and update.process_memory > 0
@@ -233,11 +236,11 @@ def test_injected_out_of_memory_halves_the_minibatch_and_says_so():
         if module.training and args[0].shape[0] > 64:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
-    trainer.model.register_forward_pre_hook(fail_big)
+    trainer.learner.model.register_forward_pre_hook(fail_big)
     trainer.run()
     events = [e for u in trainer.updates.drain() for e in u.events]
     assert "out of memory with minibatch 256: halved to 128" in events
-    assert trainer.minibatch_size == 64
+    assert trainer.learner.minibatch_size == 64
     assert trainer.metrics[-1]["train/minibatch_size"] == 64
 
 
@@ -251,10 +254,10 @@ def test_an_injected_nan_is_skipped_and_the_weights_stay_finite():
             output.logits = output.logits * float("nan")
         return output
 
-    trainer.model.register_forward_hook(poison_first_training_pass)
+    trainer.learner.model.register_forward_hook(poison_first_training_pass)
     trainer.run()
     assert trainer.metrics[0]["train/skipped_minibatches"] == 1
-    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    assert all(torch.isfinite(p).all() for p in trainer.learner.model.parameters())
     events = [e for u in trainer.updates.drain() for e in u.events]
     assert any("non-finite" in e for e in events)
 

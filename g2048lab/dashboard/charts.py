@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 __all__ = [
+    "LEARNING_RATES",
     "LOSSES",
     "LiveFigure",
     "TILE_TICKS",
@@ -24,13 +25,15 @@ __all__ = [
     "training_figure",
 ]
 
-LOSSES = {  # trace name -> metric key
+LOSSES = {  # trace name -> metric key, of every built-in learner; a trace without data hides
     "loss": "train/loss",
     "policy loss": "train/policy_loss",
     "value loss": "train/value_loss",
     "entropy": "train/entropy",
     "MoE balancing": "train/aux_loss",
+    "TD error": "ntuple/td_error",
 }
+LEARNING_RATES = ("train/learning_rate", "ntuple/learning_rate")  # the first with data shows
 TILE_TICKS = [2**k for k in range(1, 18)]
 _MARGIN = {"l": 48, "r": 12, "t": 36, "b": 36}
 _LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0}

@@ -25,7 +25,14 @@ import traitlets
 from ..messages import TrainingUpdate
 from ..runs import RunStore
 from .board import GameView
-from .charts import LOSSES, LiveFigure, games_figure, model_figure, training_figure
+from .charts import (
+    LEARNING_RATES,
+    LOSSES,
+    LiveFigure,
+    games_figure,
+    model_figure,
+    training_figure,
+)
 from .export import download_link, metrics_csv
 from .header import header_html
 from .layout import PHONE_WIDTH, ROOT_CLASS, button, panel, panels, style_widget, toolbar
@@ -132,8 +139,7 @@ class Dashboard:
         self.scores = Series(capacity)
         self.tiles = Series(capacity, reduce="max")
         self.metrics: dict[str, Series] = {
-            key: Series(capacity)
-            for key in (*LOSSES.values(), "train/learning_rate", "time/steps_per_s")
+            key: Series(capacity) for key in (*LOSSES.values(), *LEARNING_RATES, "time/steps_per_s")
         }
         self.memory: Series = Series(capacity)
         self.memory_key: str | None = None  # memory/gpu_gb on CUDA, else memory/rss_gb
@@ -190,6 +196,7 @@ class Dashboard:
         self.training_chart = LiveFigure(training_figure())
         self.model_chart = LiveFigure(model_figure())
         selectors = toolbar(self.layer, self.head)
+        self.model_panel = panel("model", selectors, self.model_chart.figure)
         self.root = widgets.VBox(
             [
                 style_widget(),
@@ -202,7 +209,7 @@ class Dashboard:
                     panel("live game", self.game),
                     panel("games", self.games_chart.figure),
                     panel("training", self.training_chart.figure),
-                    panel("model", selectors, self.model_chart.figure),
+                    self.model_panel,
                 ),
             ],
             layout=widgets.Layout(width="100%"),
@@ -317,15 +324,17 @@ class Dashboard:
         rows = snapshot.metrics
         if not rows:
             return
-        steps = [row.get("env_steps") for row in rows]
-        for key, series in self.metrics.items():
-            series.extend(steps, [row.get(key) for row in rows])
+        for key, series in self.metrics.items():  # a learner's rows hold its own keys
+            known = [row for row in rows if row.get(key) is not None]
+            series.extend([row.get("env_steps") for row in known], [row[key] for row in known])
         if self.memory_key is None:
             on_gpu = any(row.get("memory/gpu_gb") is not None for row in rows)
             self.memory_key = "memory/gpu_gb" if on_gpu else "memory/rss_gb"
             title = "GPU memory (GB allocated)" if on_gpu else "process memory (GB resident)"
             self.training_chart.figure.layout.annotations[3].text = title
-        self.memory.extend(steps, [row.get(self.memory_key) for row in rows])
+        self.memory.extend(
+            [row.get("env_steps") for row in rows], [row.get(self.memory_key) for row in rows]
+        )
 
     def _absorb_games(self, update: TrainingUpdate) -> None:
         games = update.finished_games
@@ -363,7 +372,8 @@ class Dashboard:
 
     def _render_header(self) -> None:
         u, source = self.latest, self.source
-        last_row_steps = self.metrics["train/loss"].x[-1] if self.metrics["train/loss"] else None
+        rates = self.metrics["time/steps_per_s"]
+        last_row_steps = rates.x[-1] if rates.x else None
         env_steps = u.env_steps if u is not None else last_row_steps
         remaining = None
         if u is not None and self.status in (*LIVE, "idle"):
@@ -401,6 +411,10 @@ class Dashboard:
         facts.append(f"best score {u.best_score:,}")
         facts.append(f"max tile {u.max_tile:,}")
         facts.append(f"{u.episode:,} games")
+        if u.move_values is not None:
+            arrows = "↑→↓←"  # Action order
+            moves = [f"{arrows[a]} {v:,.0f}" for a, v in enumerate(u.move_values) if v is not None]
+            facts.append("move values " + " ".join(moves))
         chosen = int(np.argmax(u.actions)) if u.actions else None
         self.game.show(u.board_state, u.actions, chosen, " · ".join(facts))
 
@@ -439,9 +453,13 @@ class Dashboard:
                 training.set(
                     name,
                     (series.version, weight),
-                    lambda s=series: _xy(s.x, ema(s.y, weight), n),
+                    lambda s=series: {"visible": bool(s.x), **_xy(s.x, ema(s.y, weight), n)},
                 )
-            rate, memory = self.metrics["train/learning_rate"], self.memory
+            rate = next(
+                (self.metrics[k] for k in LEARNING_RATES if self.metrics[k].x),
+                self.metrics[LEARNING_RATES[0]],
+            )
+            memory = self.memory
             training.set("learning rate", rate.version, lambda: _xy(rate.x, rate.y, n))
             training.set("memory", memory.version, lambda: _xy(memory.x, memory.y, n))
 
@@ -449,6 +467,10 @@ class Dashboard:
         u = self.latest
         if u is None:
             return
+        # a learner without attention or experts (the n-tuple network) has no model panel,
+        # as TensorBoard hides a plugin with no data for the run
+        shown = bool(u.attention_weights or u.attention_layers or u.expert_usage)
+        self.model_panel.layout.display = None if shown else "none"
         chart = self.model_chart
         with chart.figure.batch_update():
             layers = u.attention_layers or ([u.attention_weights] if u.attention_weights else [])

@@ -121,7 +121,8 @@ class TrainerSource:
         self.name = trainer.run_id
         self.device = str(trainer.device)
         self.budget = Budget(trainer.config.total_env_steps, trainer.config.max_seconds)
-        self.params_m = trainer.model.num_params().total / 1e6
+        self.params_m = trainer.learner.view().model_params
+        self.learner = trainer.learner.name
         self.checkpointer = next(
             (s for s in trainer.subscribers if isinstance(s, Checkpointer)), None
         )
@@ -131,7 +132,7 @@ class TrainerSource:
         trainer.subscribe(self._queue)
         self._seed = trainer.updates.latest()  # what it sent before we subscribed
         self._metrics_read = -1  # the last iteration whose metrics row was read
-        self._pending: dict[str, str] = {}  # action -> the trainer's state when asked
+        self._pending: dict[str, object] = {}  # action -> the trainer's state (or saves) when asked
         self._lock = threading.Lock()
 
     def poll(self) -> Snapshot:
@@ -150,7 +151,7 @@ class TrainerSource:
         with self._lock:
             for action, before in list(self._pending.items()):
                 if action == "checkpoint":
-                    done = any(n.startswith("checkpoint saved") for n in notes) or state in ENDED
+                    done = trainer.handle.checkpoints_saved != before or state in ENDED
                 else:
                     done = state != before
                 if done:
@@ -176,7 +177,8 @@ class TrainerSource:
         if not self.can(action):
             return f"{action}: not possible now (the run is {self.trainer.state})"
         with self._lock:
-            self._pending[action] = self.trainer.state
+            saves = self.trainer.handle.checkpoints_saved
+            self._pending[action] = saves if action == "checkpoint" else self.trainer.state
         try:
             if action == "checkpoint":
                 return f"checkpoint: {self.checkpointer.request()}"

@@ -1,0 +1,42 @@
+"""The ``g2048lab`` command: one module per command family.
+
+g2048lab play | train | eval | runs | dashboard   (g2048lab COMMAND --help)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from . import dashboard, evaluate, play, runs, train
+
+__all__ = ["build_parser", "main"]
+
+COMMANDS = (play, train, evaluate, runs, dashboard)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="g2048lab", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"g2048lab {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.add_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from ..checkpoint import CheckpointError
+    from ..runs import StoreError
+
+    try:
+        return args.run(args)
+    except (CheckpointError, StoreError, ValueError, OSError, MemoryError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"g2048lab {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""``g2048lab eval``: play whole games with a checkpoint, greedily, sampled or with search."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from ..evaluation import evaluate
+from .args import positive_int, seed_number
+from .tables import summary_table
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .. import learners
+    from ..checkpoint import learner_name, load_checkpoint
+    from ..device import select_device
+
+    payload = load_checkpoint(args.checkpoint)
+    name = learner_name(payload)
+    agent = learners.get(name).load_agent(payload, select_device(args.device))
+    if args.search is not None:
+        if args.sampled:
+            raise ValueError("--search plays the best move it finds: drop --sampled")
+        policy = agent.search_policy(args.search)
+        how = f"search depth {args.search}"
+    else:
+        policy = agent.policy(greedy=not args.sampled, seed=args.seed)
+        how = "sampled" if args.sampled else "greedy"
+    start = time.perf_counter()
+    result = evaluate(policy, args.games, seed=args.seed)
+    seconds = time.perf_counter() - start
+    summary = result.summary()
+    summary.update(
+        checkpoint=str(args.checkpoint),
+        learner=name,
+        play=how,
+        env_steps=payload["counters"]["env_steps"],
+        ms_per_move=1000 * seconds / max(1, int(result.lengths.sum())),
+    )
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        from rich.console import Console
+
+        label = f"{name}, {how} @ {summary['env_steps']:,} steps"
+        Console().print(summary_table({label: summary}))
+        print(f"{summary['ms_per_move']:.3f} ms per move (all games in one batch)")
+    return 0
+
+
+def add_parser(commands) -> None:
+    evaluate_ = commands.add_parser("eval", help="play whole games greedily with a checkpoint")
+    evaluate_.add_argument("checkpoint", help="a checkpoint file or a run folder")
+    evaluate_.add_argument("--games", type=positive_int, default=200)
+    evaluate_.add_argument("--seed", type=seed_number, default=10_000)
+    evaluate_.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    evaluate_.add_argument("--sampled", action="store_true", help="sample moves, not argmax")
+    evaluate_.add_argument(
+        "--search",
+        type=positive_int,
+        default=None,
+        metavar="DEPTH",
+        help="expectimax over the learner's value, DEPTH moves deep (1 = greedy over afterstates)",
+    )
+    evaluate_.add_argument("--json", action="store_true")
+    evaluate_.set_defaults(run=cmd_eval)

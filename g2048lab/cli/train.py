@@ -1,0 +1,330 @@
+"""``g2048lab train``: train a learner, in one process or as a rank under torchrun."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .. import learners
+from ..status import LIVE, Status
+from .args import DEFAULT_RUNS_DIR, positive_float, positive_int, run_name, seed_number
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train; with ``--distributed`` (under torchrun) rank 0 does what a single process does
+    and the other ranks only train."""
+    if not args.distributed:
+        return _train_main(args, None)
+    if not learners.get(args.learner).distributed:
+        raise ValueError(f"the {args.learner} learner trains in one process: drop --distributed")
+    from ..distributed import init_distributed
+
+    dist = init_distributed(args.device, args.dist_timeout)
+    try:
+        return _train_main(args, dist) if dist.is_main else _train_worker(args, dist)
+    finally:
+        dist.close()
+
+
+def _budget(args: argparse.Namespace) -> dict:
+    budget = {}
+    if args.steps is not None:
+        budget["total_env_steps"] = args.steps
+    if args.minutes is not None:
+        budget["max_seconds"] = args.minutes * 60
+    return budget
+
+
+def _train_worker(args: argparse.Namespace, dist) -> int:
+    """A rank other than 0: train in step with the others; no store, logs or checkpoints."""
+    checkpoint = None
+    if args.resume:
+        path = Path(args.resume)
+        checkpoint = path if path.exists() else Path(args.runs_dir) / args.resume
+    trainer = build_trainer(args, dist, checkpoint=checkpoint)
+    try:
+        trainer.run()
+    except Exception as error:
+        print(f"g2048lab train: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# the config dataclasses whose fields are flags: prefix -> (class, the learner they are for)
+CONFIG_FLAGS = {
+    "ppo": ("g2048lab.ppo:PPOConfig", "ppo"),
+    "model": ("g2048lab.model:ModelConfig", "ppo"),
+    "reward": ("g2048lab.env:RewardConfig", "ppo"),
+    "ntuple": ("g2048lab.ntuple:NTupleConfig", "ntuple"),
+}
+
+
+def _config_class(prefix: str) -> type:
+    import importlib
+
+    module, name = CONFIG_FLAGS[prefix][0].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def build_trainer(args: argparse.Namespace, dist, run_id: str | None = None, checkpoint=None):
+    """The ``Trainer`` the command line asks for, in a single process or on any torchrun
+    rank: a new run from ``--learner``, ``--preset`` and the ``--ppo.*``, ``--model.*``,
+    ``--reward.*`` and ``--ntuple.*`` flags, or the run saved at ``checkpoint``."""
+    from dataclasses import replace
+
+    from ..trainer import Trainer, TrainerConfig
+    from .flags import overrides
+
+    budget = _budget(args)
+    given = {p: overrides(args, p, _config_class(p)) for p in CONFIG_FLAGS}
+    given = {prefix: fields for prefix, fields in given.items() if fields}
+    if checkpoint is not None:
+        if given:
+            flag = f"--{next(iter(given))}.*"
+            raise ValueError(f"{flag} flags cannot change a resumed run: start a new run instead")
+        device = args.device if dist is None else "auto"
+        return Trainer.from_checkpoint(
+            checkpoint, dist=dist, device=device, threads=args.threads, **budget
+        )
+    for prefix in given:
+        if CONFIG_FLAGS[prefix][1] != args.learner:
+            raise ValueError(
+                f"--{prefix}.* flags set the {CONFIG_FLAGS[prefix][1]} learner's settings: "
+                f"add --learner {CONFIG_FLAGS[prefix][1]} or drop them"
+            )
+    if args.preset is not None:
+        from ..model import PRESETS
+
+        if args.preset not in (*PRESETS, "auto"):
+            raise ValueError(
+                f"unknown preset {args.preset!r}; choose one of {', '.join([*PRESETS, 'auto'])}"
+            )
+    settings: dict = {}
+    if "model" in given or "ppo" in given:
+        from ..device import ppo_sizes_for, resolve_preset, select_device
+        from ..model import ModelConfig
+        from ..ppo import PPOConfig
+
+        device = dist.device if dist else select_device(args.device)
+        preset = resolve_preset(args.preset or "auto", device)
+        if "model" in given:
+            settings["model"] = ModelConfig.from_preset(preset, **given["model"])
+        if "ppo" in given:
+            settings["ppo"] = replace(PPOConfig(**ppo_sizes_for(preset, device)), **given["ppo"])
+    if "reward" in given:
+        settings["reward"] = _config_class("reward")(**given["reward"])
+    if "ntuple" in given:
+        settings["learner_config"] = _config_class("ntuple")(**given["ntuple"])
+    config = TrainerConfig(
+        learner=args.learner,
+        preset=args.preset or "auto",
+        device=args.device,
+        threads=args.threads,
+        seed=args.seed,
+        run_id=run_id,
+        **settings,
+        **budget,
+    )
+    return Trainer(config, dist=dist)
+
+
+def _train_main(args: argparse.Namespace, dist) -> int:
+    """Train in a background thread; the main thread shows progress and handles Ctrl-C."""
+    from ..checkpoint import Checkpointer, CheckpointManager
+    from ..logs import JsonLinesLog
+    from ..runs import RunRecorder, RunStore
+
+    store = RunStore(args.runs_dir)
+    claim = None
+    if args.resume:
+        checkpoint, name = _resume_target(store, args.resume)
+        if name is not None:  # before reading anything: this process is the run's writer
+            _say_how_it_ended(store.get_run(name))
+            claim = store.claim(name)
+        trainer = build_trainer(args, dist, checkpoint=checkpoint)
+        if name is None:
+            name = trainer.run_id if not _run_exists(store, trainer.run_id) else None
+            run = store.create_run(name, config=_run_config(trainer), device=str(trainer.device))
+            name = run.name
+        else:  # what was recorded after the checkpoint is gone with the process that did it
+            lost = store.rewind(name, trainer.iteration, trainer.env_steps)
+            trainer.note(
+                f"resumed from iteration {trainer.iteration} (lost {lost:,} env steps since "
+                "the last checkpoint)"
+            )
+    else:
+        name = args.run_name or time.strftime("run-%Y%m%d-%H%M%S")
+        if _run_exists(store, name):
+            raise ValueError(
+                f"run {name!r} exists in {args.runs_dir}: pick another --run-name, "
+                f"or continue it with --resume {name}"
+            )
+        trainer = build_trainer(args, dist, run_id=name)
+        store.create_run(name, config=_run_config(trainer), device=str(trainer.device))
+    folder = store.run_dir(name)
+    checkpointer = Checkpointer(
+        CheckpointManager(folder),
+        every_episodes=args.checkpoint_games,
+        every_minutes=args.checkpoint_minutes,
+    )
+    trainer.subscribe(checkpointer)
+    trainer.subscribe(RunRecorder(store, name, checkpoint=checkpointer.request, claim=claim))
+    trainer.subscribe(JsonLinesLog(folder / "log.jsonl"))
+    print(
+        f"run {name}: {trainer.learner.describe()} on {trainer.device}; folder {folder}",
+        file=sys.stderr,
+    )
+    _train_with_progress(trainer, quiet=args.quiet, last_checkpoint=checkpointer)
+    latest = checkpointer.manager.latest()
+    saved = f"; last checkpoint {latest}" if latest else ""
+    if trainer.state == Status.FAILED:
+        print(
+            f"g2048lab train: error: run {name} failed: {_one_line(trainer.error)}{saved}",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"run {name} {trainer.state} after {trainer.env_steps:,} env steps{saved}", file=sys.stderr
+    )
+    return 0
+
+
+def _one_line(error: BaseException) -> str:
+    """``error`` for a person: its type and the first line of its message."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def _say_how_it_ended(run) -> None:
+    """Before resuming: a run that failed or was killed says so, and why."""
+    if run.status in (Status.FAILED, Status.KILLED):
+        how = "was killed" if run.status == Status.KILLED else "failed"
+        print(f"run {run.name} {how}: {run.error}", file=sys.stderr)
+
+
+def _run_exists(store, name: str) -> bool:
+    from ..runs import RunNotFound
+
+    try:
+        store.get_run(name)
+    except RunNotFound:
+        return False
+    return True
+
+
+def _resume_target(store, target: str) -> tuple[Path, str | None]:
+    """A checkpoint file or folder, or a run name in the store -> (path, run name or None)."""
+    path = Path(target)
+    if path.exists():
+        return path, None
+    run = store.get_run(target)  # raises RunNotFound with the known names
+    return store.run_dir(run.name), run.name
+
+
+def _run_config(trainer) -> dict:
+    return {
+        "learner": trainer.learner.name,
+        **trainer.learner.config_dict(),
+        "seed": trainer.config.seed,
+        "total_env_steps": trainer.config.total_env_steps,
+        "max_seconds": trainer.config.max_seconds,
+    }
+
+
+def _train_with_progress(trainer, quiet: bool, last_checkpoint) -> None:
+    """Run ``trainer`` in its thread and show a live bar. SIGINT (Ctrl-C) and SIGTERM stop it
+    cleanly, with a final checkpoint; repeats do not interrupt the saving; three within 5 s
+    force an exit (``interrupts.py``). ``last_checkpoint``: the run's ``Checkpointer``."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..interrupts import Interrupts
+
+    stop = threading.Event()  # set by the handler; acted on here, where no lock is held
+
+    def lost() -> str:
+        path = last_checkpoint.manager.latest()
+        since = f"since the last checkpoint ({path})" if path else "of this process"
+        return f"the run's work {since} is lost; resume with --resume {trainer.run_id}"
+
+    restore = Interrupts().install(stop.set, lost)
+    budget = trainer.config.total_env_steps or (trainer.config.max_seconds or 0)
+    by_steps = trainer.config.total_env_steps is not None
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=quiet,
+    )
+    try:
+        trainer.start()
+        with progress:
+            task = progress.add_task(trainer.run_id, total=budget or None, stats="starting")
+            while trainer.state in (Status.IDLE, *LIVE):
+                if stop.wait(0.5):
+                    stop.clear()
+                    trainer.stop()
+                update = trainer.updates.latest()
+                if update is None:
+                    continue
+                done = update.env_steps if by_steps else update.elapsed_s
+                score = f"{update.score:,.0f}" if update.score is not None else "-"
+                loss = f"{update.loss:.3f}" if update.loss is not None else "-"
+                stats = (
+                    f"{update.status} | {update.env_steps:,} steps | "
+                    f"{update.steps_per_second:,.0f}/s | score {score} | "
+                    f"best tile {update.max_tile} | loss {loss}"
+                )
+                progress.update(task, completed=done, stats=stats)
+        with contextlib.suppress(BaseException):  # the caller reports state and error
+            trainer.join()
+    finally:
+        restore()
+
+
+def add_parser(commands) -> None:
+    train = commands.add_parser("train", help="train an agent (Ctrl-C stops with a checkpoint)")
+    train.add_argument(
+        "--learner",
+        default="ppo",
+        choices=learners.names(),
+        help="ppo: the MoE transformer trained with PPO (default); ntuple: a 4x6-tuple network "
+        "trained by TD(0) on afterstates, 268 MB of weights (a fast, strong baseline)",
+    )
+    train.add_argument(
+        "--preset", default=None, help="ppo: tiny, cpu, small, base or auto (default)"
+    )
+    budget = train.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=positive_int, help="env steps for the whole run")
+    budget.add_argument("--minutes", type=positive_float, help="training minutes for the whole run")
+    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    train.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    train.add_argument("--run-name", type=run_name, default=None, help="default: run-<date>-<time>")
+    train.add_argument("--seed", type=seed_number, default=0)
+    train.add_argument("--threads", type=positive_int, default=None, help="CPU threads")
+    train.add_argument("--resume", metavar="RUN_NAME_OR_CHECKPOINT", default=None)
+    train.add_argument("--checkpoint-minutes", type=positive_float, default=5.0)
+    train.add_argument("--checkpoint-games", type=positive_int, default=None)
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel under torchrun (NCCL on GPUs, gloo on CPUs)",
+    )
+    train.add_argument(
+        "--dist-timeout",
+        type=positive_float,
+        default=60.0,
+        help="seconds before a collective gives up on a silent rank",
+    )
+    from .flags import add_config_flags
+
+    for prefix in CONFIG_FLAGS:  # seeds come from --seed
+        add_config_flags(train, prefix, _config_class(prefix), skip=("seed",))
+    train.set_defaults(run=cmd_train)

@@ -1,0 +1,192 @@
+"""The seam between a run and the algorithm that learns in it.
+
+A run (``trainer.Trainer``) owns what every algorithm shares: the thread and its
+states, budgets, pause/resume/stop, message cadence, subscribers, counters, the
+recorded games and assembling checkpoints. A ``Learner`` owns its algorithm: its
+model or tables, optimiser, how it plays and learns, its state, its metrics, the
+live insight it can show (``LearnerView``) and, when it has one, a value function
+for search. A run talks to its learner only through this module's types; the
+learner talks back to the run only through ``RunHooks``.
+
+A trained learner also yields an ``Agent``: what ``eval``, ``play`` and search need
+of it, built from a checkpoint without a run (``Learner.load_agent``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..distributed import DistContext
+    from ..recording import GameRecord, GameRecorder
+    from ..search import ValueModel
+    from ..trainer import TrainerConfig
+
+__all__ = ["Agent", "Learner", "LearnerSetup", "LearnerView", "RunHooks"]
+
+Policy = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class LearnerSetup:
+    """What the run decided for its learner: where it computes and how it is seeded."""
+
+    device: torch.device
+    seed: int
+    dist: DistContext | None = None
+    threads: int | None = None  # torch CPU threads, None on CUDA
+
+
+class RunHooks(Protocol):
+    """What a learner may ask of its run while it plays and learns."""
+
+    recorder: GameRecorder
+
+    def tick(self) -> bool:
+        """Between two small steps (a move of every game, a minibatch, a chunk of moves):
+        honours pause and stop, sends a message when one is due. False: stop now."""
+
+    def progress(self) -> float:
+        """The share of the run's budget spent, 0..1 (0 without a budget)."""
+
+    def played(self, steps: int, scores: np.ndarray, tiles: np.ndarray) -> None:
+        """``steps`` moves played (all games; the run multiplies by the ranks) and the raw
+        scores and largest tile values of the games that ended with them, (G,) each."""
+
+    def recorded(self, games: list[GameRecord]) -> None:
+        """Whole games cut out by ``recorder``, for replay."""
+
+    def note(self, event: str) -> None:
+        """A line for the next message's ``events`` (an out-of-memory halving, say)."""
+
+    def position(self) -> tuple[int, int]:
+        """(env steps, iterations) of the run so far, to stamp recorded games."""
+
+
+@dataclass
+class LearnerView:
+    """What a learner shows of itself in a training update (messages.TrainingUpdate).
+    What a learner does not have stays None or empty: viewers hide those panels."""
+
+    board: np.ndarray  # (4, 4) uint8 exponents of the board on show
+    actions: list[float] = field(default_factory=list)  # (4,) move probabilities, Action order
+    value: float | None = None  # value estimate of the board on show
+    move_values: list[float | None] | None = None  # (4,) reward + afterstate value, None illegal
+    losses: dict[str, float | None] = field(default_factory=dict)  # loss, policy_loss, ...
+    learning_rate: float | None = None
+    attention: list | None = None  # (heads, 16, 16), last layer
+    attention_layers: list | None = None  # (layers, heads, 16, 16) when small enough
+    expert_usage: list[list[float]] = field(default_factory=list)  # (layers, experts)
+    model_params: float | None = None  # millions of trained numbers
+    minibatch_size: int | None = None
+
+
+class Agent(ABC):
+    """A player made from a learner's weights: a policy, and a value for search if it has
+    one. Built by ``Learner.load_agent`` from a checkpoint, or ``Learner.agent()``."""
+
+    @abstractmethod
+    def policy(self, greedy: bool = True, seed: int = 0) -> Policy:
+        """``obs -> actions`` (evaluation.Policy); ``greedy``: the best move, else sampled
+        where the learner has a distribution over moves."""
+
+    def value_model(self) -> ValueModel | None:
+        """The value function expectimax search uses (search.ValueModel), None if none."""
+        return None
+
+    def search_policy(self, depth: int) -> Policy:
+        """Expectimax ``depth`` plies deep over ``value_model()`` (search.py); a learner
+        with a faster search of its own overrides this."""
+        from ..search import search_policy
+
+        model = self.value_model()
+        if model is None:
+            raise ValueError(f"{self.describe()} has no value function to search with")
+        return search_policy(model, depth)
+
+    def describe(self) -> str:
+        """A few words for listings: "GameTransformer 0.04 M parameters"."""
+        return type(self).__name__
+
+
+class Learner(ABC):
+    """An algorithm that learns to play inside a run; see the module docstring.
+
+    Subclasses set ``name`` (the ``--learner`` value, stored per run and per checkpoint),
+    ``metrics`` (the namespaced metric names of their rows, each with its meaning) and
+    ``panels`` (what their ``view`` fills: "policy", "value", "move_values", "losses",
+    "attention", "experts"), and register with ``learners.register``.
+    """
+
+    name: ClassVar[str]
+    metrics: ClassVar[dict[str, str]] = {}
+    panels: ClassVar[frozenset[str]] = frozenset()
+    distributed: ClassVar[bool] = False  # whether it trains under torchrun
+
+    def __init__(self, config: TrainerConfig, setup: LearnerSetup):
+        self.run_config = config
+        self.setup = setup
+
+    # --- what the run drives -------------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def parallel_games(self) -> int:
+        """Games this learner plays at once (the run records up to this many)."""
+
+    @abstractmethod
+    def iterate(self, hooks: RunHooks) -> dict[str, float | None] | None:
+        """One iteration of the algorithm (a rollout and an update, a chunk of games...),
+        calling ``hooks.tick()`` between small steps. Returns this iteration's metric row
+        (names from ``metrics``), or None if a tick said stop before it finished."""
+
+    @abstractmethod
+    def view(self) -> LearnerView:
+        """The board on show and what the learner thinks of it, for the next message."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything to continue exactly: tensors, arrays as tensors and plain containers
+        (``torch.load(weights_only=True)``). Merged into the run's checkpoint one level
+        deep, so its keys must not clash with the run's (trainer.RUN_FIELDS)."""
+
+    @abstractmethod
+    def load_state_dict(self, payload: dict[str, Any]) -> None:
+        """Continue from a checkpoint holding ``state_dict()``'s fields."""
+
+    @abstractmethod
+    def config_dict(self) -> dict[str, Any]:
+        """Its settings as plain data, stored with the run (``runs``, comparisons)."""
+
+    @abstractmethod
+    def agent(self) -> Agent:
+        """A player on the learner's current weights (shares them; no copy)."""
+
+    def describe(self) -> str:
+        """One line for the start of a run: what it trains, how big."""
+        return self.name
+
+    # --- checkpoints, without a run ----------------------------------------------------
+
+    @classmethod
+    @abstractmethod
+    def check_payload(cls, payload: dict[str, Any], bad: Callable[[str, str], Exception]) -> None:
+        """Raise ``bad(field, problem)`` for the first of its fields that a reader cannot
+        use. Cheap: no weights allocated (checkpoint.load_checkpoint calls it)."""
+
+    @classmethod
+    @abstractmethod
+    def config_from_payload(cls, payload: dict[str, Any]) -> dict[str, Any]:
+        """The ``TrainerConfig`` fields that rebuild this learner as saved."""
+
+    @classmethod
+    @abstractmethod
+    def load_agent(cls, payload: dict[str, Any], device: torch.device) -> Agent:
+        """A player from a checkpoint's fields, on ``device``."""

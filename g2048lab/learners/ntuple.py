@@ -1,0 +1,260 @@
+"""The n-tuple learner: TD(0) on afterstates with a 4x6-tuple network (``--learner ntuple``).
+
+The classic strong baseline for 2048 (Szubert & Jaskowski 2014; ntuple.py): one game at
+a time in one compiled kernel, greedy over the four afterstates, learning after every
+move. An iteration is ``ITERATION_MOVES`` moves in chunks of ``CHUNK_MOVES`` with a tick
+between chunks, so pause and stop take effect within a few milliseconds. The weights are
+268 MB (float32, 4 x 16**6); memory is checked before they are allocated.
+
+For replay, every ``SHOWCASE_EVERY`` iterations the network plays one whole game greedily
+on a board of its own (seeded from the run's seed and the iteration) and that game is
+recorded: training games are played inside the kernel and are not kept move by move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..env import VecEnv
+from ..ntuple import (
+    TABLE_EXPONENTS,
+    TUPLE_LAYOUTS,
+    NTupleConfig,
+    NTupleNetwork,
+    network_bytes,
+)
+from . import register
+from .base import Agent, Learner, LearnerSetup, LearnerView, RunHooks
+
+__all__ = ["NTupleAgent", "NTupleLearner"]
+
+ITERATION_MOVES = 500_000  # about a third of a second at 1.5 M moves/s
+CHUNK_MOVES = 20_000  # moves between ticks: a few milliseconds
+SHOWCASE_EVERY = 10  # iterations between recorded greedy games
+
+
+@register
+class NTupleLearner(Learner):
+    """TD(0) n-tuple network; see the module docstring. Settings: ``learner_config``, an
+    ``NTupleConfig`` (its seed is the run's)."""
+
+    name = "ntuple"
+    panels = frozenset({"value", "move_values", "losses"})
+    metrics = {
+        "ntuple/td_error": "mean |TD error| per update over the iteration, in game score",
+        "ntuple/learning_rate": "the TD step as a share of the error (spread over the features)",
+        "ntuple/games_per_s": "training games finished per second over the iteration",
+        "ntuple/range_games": "games ended at the table's range (a 65536 tile within reach)",
+    }
+
+    def __init__(self, config, setup: LearnerSetup):
+        super().__init__(config, setup)
+        options = config.learner_config or NTupleConfig()
+        if not isinstance(options, NTupleConfig):
+            raise ValueError(
+                f"the ntuple learner takes an NTupleConfig as learner_config, got {options!r}"
+            )
+        self.options = NTupleConfig(**{**asdict(options), "seed": setup.seed})
+        self.network = NTupleNetwork(self.options)  # MemoryError, in words, if it cannot fit
+        self._iterations = 0
+        self._last: dict[str, float | None] = {}
+
+    @property
+    def parallel_games(self) -> int:
+        return 1
+
+    def describe(self) -> str:
+        size = network_bytes(self.options) / 1e6
+        return (
+            f"ntuple: {self.options.tuples}-tuple network ({size:,.0f} MB of weights), TD(0), "
+            f"learning rate {self.options.learning_rate}"
+        )
+
+    def config_dict(self) -> dict[str, Any]:
+        return {"ntuple": asdict(self.options)}
+
+    def agent(self) -> NTupleAgent:
+        return NTupleAgent(self.network)
+
+    def iterate(self, hooks: RunHooks) -> dict[str, float | None] | None:
+        import time
+
+        start = time.perf_counter()
+        error_sum, updates, games, range_games = 0.0, 0, 0, 0
+        for _ in range(ITERATION_MOVES // CHUNK_MOVES):
+            if not hooks.tick():
+                return None
+            stats = self.network.train(CHUNK_MOVES)
+            hooks.played(stats.moves, stats.scores, stats.max_tiles)
+            error_sum += stats.td_error_sum
+            updates += stats.updates
+            games += len(stats.scores)
+            range_games += stats.range_games
+        if range_games:
+            hooks.note(f"{range_games} games reached the n-tuple table's range and were ended")
+        self._iterations += 1
+        if self._iterations % SHOWCASE_EVERY == 1 and hooks.recorder.slots:
+            hooks.recorded(self._showcase(hooks))
+        seconds = time.perf_counter() - start
+        self._last = {
+            "ntuple/td_error": error_sum / updates if updates else None,
+            "ntuple/learning_rate": self.options.learning_rate,
+            "ntuple/games_per_s": games / seconds if seconds > 0 else None,
+            "ntuple/range_games": range_games,
+        }
+        return dict(self._last)
+
+    def _showcase(self, hooks: RunHooks):
+        """Play one whole game greedily and cut it out with the run's recorder."""
+        env_steps, iteration = hooks.position()
+        env = VecEnv(1, seed=self.setup.seed * 1_000_003 + iteration)
+        obs, _ = env.reset()
+        columns: dict[str, list] = {k: [] for k in ("boards", "actions", "probs", "values")}
+        columns.update(rewards=[], score_gains=[], dones=[])
+        final: dict[tuple[int, int], np.ndarray] = {}
+        for t in range(200_000):
+            q = self.network.move_values(obs["board"])[0]
+            action = int(np.argmax(q))
+            probs = np.zeros(4, np.float32)
+            probs[action] = 1.0  # the greedy player's move, with certainty
+            columns["boards"].append(obs["board"])
+            obs, reward, terminated, _, info = env.step(np.array([action]))
+            columns["actions"].append([action])
+            columns["probs"].append(probs[None])
+            columns["values"].append([q[action]])
+            columns["rewards"].append(reward)
+            columns["score_gains"].append(info["score_gain"])
+            columns["dones"].append(terminated)
+            if terminated[0]:
+                final[(t, 0)] = info["final_board"][0]
+                break
+        arrays = {k: np.asarray(v) for k, v in columns.items()}
+        return hooks.recorder.add_rollout(
+            arrays["boards"],
+            arrays["actions"],
+            arrays["probs"].astype(np.float32),
+            arrays["values"].astype(np.float32),
+            arrays["rewards"].astype(np.float32),
+            arrays["score_gains"].astype(np.int64),
+            arrays["dones"].astype(np.bool_),
+            final,
+            env_steps,
+            iteration,
+        )
+
+    def view(self) -> LearnerView:
+        board = self.network.board
+        q = self.network.move_values(board[None])[0]
+        legal = np.isfinite(q)
+        move_values = [float(v) if ok else None for v, ok in zip(q, legal)]
+        actions: list[float] = []
+        value = None
+        if legal.any():
+            best = int(np.argmax(q))
+            actions = [1.0 if a == best else 0.0 for a in range(4)]  # greedy: certain
+            value = float(q[best])
+        td_error = self._last.get("ntuple/td_error")
+        return LearnerView(
+            board=board,
+            actions=actions,
+            value=value,
+            move_values=move_values,
+            losses={"loss": td_error},
+            learning_rate=self.options.learning_rate,
+            model_params=self.network.weights.size / 1e6,
+        )
+
+    # --- checkpoints -------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        state = self.network.state_dict(copy=False)  # saved in this thread before training goes on
+        tensors = {
+            "weights": torch.from_numpy(state.pop("weights")),
+            "board": torch.from_numpy(np.ascontiguousarray(state.pop("board"))),
+            "prev_afterstate": torch.from_numpy(np.ascontiguousarray(state.pop("prev_afterstate"))),
+        }
+        state["rng_state"] = str(state["rng_state"])  # a uint64: kept exact as text
+        return {"ntuple": {**state, **tensors}, "ntuple_iterations": self._iterations}
+
+    def load_state_dict(self, payload: dict[str, Any]) -> None:
+        self.network.load_state_dict(_network_state(payload))
+        self.options = self.network.config
+        self._iterations = payload.get("ntuple_iterations", 0)
+
+    @classmethod
+    def check_payload(cls, payload: dict[str, Any], bad: Callable[[str, str], Exception]) -> None:
+        from .. import checkpoint as ck
+
+        fields = {
+            "ntuple": ck.DICT,
+            "ntuple.weights": ck.TENSOR,
+            "ntuple.board": ck.BYTES,
+            "ntuple.prev_afterstate": ck.BYTES,
+            "ntuple.rng_state": ck.TEXT,
+            "ntuple.score": ck.COUNT,
+            "ntuple.length": ck.COUNT,
+            "ntuple.moves": ck.COUNT,
+            "ntuple.games": ck.COUNT,
+        }
+        ck.check_fields(payload, fields, bad)
+        state = payload["ntuple"]
+        settings = {k: state[k] for k in asdict(NTupleConfig()) if k in state}
+        config = ck.build(NTupleConfig, settings, "ntuple", bad)
+        weights = state["weights"]
+        layout = TUPLE_LAYOUTS[config.tuples]
+        want = (len(layout), TABLE_EXPONENTS ** len(layout[0]))
+        if weights.dtype != torch.float32 or tuple(weights.shape) != want:
+            raise bad("ntuple.weights", f"is {ck.show(weights)}, not float32 {want}")
+        for name in ("board", "prev_afterstate"):
+            if tuple(state[name].shape) != (4, 4):
+                raise bad(f"ntuple.{name}", f"is {ck.show(state[name])}, not a (4, 4) board")
+        if not state["rng_state"].isdigit() or int(state["rng_state"]) >= 2**64:
+            raise bad("ntuple.rng_state", "is not a 64-bit generator state")
+
+    @classmethod
+    def config_from_payload(cls, payload: dict[str, Any]) -> dict[str, Any]:
+        state = payload["ntuple"]
+        return {"learner_config": NTupleConfig(**{k: state[k] for k in asdict(NTupleConfig())})}
+
+    @classmethod
+    def load_agent(cls, payload: dict[str, Any], device: torch.device) -> NTupleAgent:
+        return NTupleAgent(NTupleNetwork.from_state_dict(_network_state(payload)))
+
+
+def _network_state(payload: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's ``ntuple`` field as ``NTupleNetwork.load_state_dict`` takes it."""
+    state = dict(payload["ntuple"])
+    for name in ("weights", "board", "prev_afterstate"):
+        state[name] = state[name].numpy()
+    state["rng_state"] = int(state["rng_state"])
+    return state
+
+
+class NTupleAgent(Agent):
+    """An n-tuple network as a player: greedy over afterstates, or expectimax with its own
+    compiled search (``search_policy``)."""
+
+    def __init__(self, network: NTupleNetwork):
+        self.network = network
+
+    def policy(self, greedy: bool = True, seed: int = 0):
+        if not greedy:
+            raise ValueError("the n-tuple player has no move probabilities: drop --sampled")
+        return lambda obs: self.network.greedy_actions(obs["board"])
+
+    def value_model(self):
+        from ..search import ValueModel
+
+        return ValueModel(values=self.network.values, of="afterstate")
+
+    def search_policy(self, depth: int):
+        """Expectimax ``depth`` plies deep, compiled (ntuple.NTupleNetwork.search_actions)."""
+        return lambda obs: self.network.search_actions(obs["board"], depth)
+
+    def describe(self) -> str:
+        return f"{self.network.config.tuples}-tuple network"

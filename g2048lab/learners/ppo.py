@@ -1,0 +1,482 @@
+"""The first learner: PPO on the Mixture-of-Experts ``GameTransformer`` (``--learner ppo``).
+
+Each iteration plays ``rollout_steps`` moves in ``num_envs`` parallel games (a tick per
+move), then learns from them with GAE and the PPO epochs (a tick per minibatch). Runs
+under torchrun (DDP), halves its minibatch on out-of-memory, uses bf16 autocast on CUDA.
+Its settings are the run's ``preset``, ``model``, ``ppo``, ``reward`` and ``precision``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from ..device import ppo_sizes_for, resolve_preset
+from ..env import RewardConfig, VecEnv
+from ..model import GameTransformer, ModelConfig
+from ..ppo import (
+    PPOConfig,
+    RolloutBuffer,
+    RunningMeanStd,
+    UpdateStats,
+    compute_gae,
+    learning_rate_at,
+    normalize_advantages,
+    ppo_update,
+    sample_actions,
+)
+from . import register
+from .base import Agent, Learner, LearnerSetup, LearnerView, RunHooks
+
+__all__ = ["PPOLearner", "TransformerAgent"]
+
+MAX_ATTENTION_FLOATS = 16384  # every layer's attention in messages up to this size
+
+# the games in play, one row per env slot: per-game shape of each tensor
+GAME_SHAPES: dict[str, tuple[int, ...]] = {
+    "env.boards": (4, 4),
+    "env.action_mask": (4,),
+    "env.score": (),
+    "env.length": (),
+    "env.max_exponent": (),
+    "obs.board": (4, 4),
+    "obs.action_mask": (4,),
+}
+
+SETTINGS = {
+    "model_config": ModelConfig,
+    "ppo_config": PPOConfig,
+    "reward_config": RewardConfig,
+    "return_stats": RunningMeanStd,
+}
+"""Fields that hold a dataclass's fields; a missing one takes its default."""
+
+
+def _fields(ck) -> dict:
+    """The PPO learner's checkpoint fields (checkpoint.RUN_FIELDS has the run's)."""
+    return {
+        "preset": ck.TEXT_OR_NONE,
+        "model_config": ck.DICT,
+        "ppo_config": ck.DICT,
+        "reward_config": ck.DICT,
+        "model": ck.TENSORS,
+        "optimizer": ck.DICT,
+        "optimizer.state": ck.DICT,
+        "optimizer.param_groups": ck.LIST,
+        "counters.minibatch_size": ck.POSITIVE,
+        "return_stats": ck.DICT,
+        "rng.cuda": ck.optional(ck.BYTES),  # only in files saved on a GPU
+        "rng.env": ck.DICT,
+        "env": ck.DICT,
+        "obs": ck.DICT_OR_NONE,  # None before the first rollout
+        **{name: ck.TENSOR for name in GAME_SHAPES},
+    }
+
+
+@register
+class PPOLearner(Learner):
+    """PPO on the MoE transformer; see the module docstring."""
+
+    name = "ppo"
+    distributed = True
+    panels = frozenset({"policy", "value", "losses", "attention", "experts"})
+    metrics = {
+        "train/loss": "PPO's total loss, mean over the update's minibatches",
+        "train/policy_loss": "clipped surrogate policy loss",
+        "train/value_loss": "value loss, in units of the returns' running std",
+        "train/entropy": "policy entropy, nats",
+        "train/aux_loss": "MoE load-balancing loss (1.0 when balanced)",
+        "train/approx_kl": "approximate KL between the rollout's and the updated policy",
+        "train/clip_fraction": "share of samples whose policy ratio was clipped",
+        "train/learning_rate": "Adam's learning rate",
+        "train/minibatch_size": "samples per minibatch, after any out-of-memory halving",
+        "train/skipped_minibatches": "minibatches skipped for a non-finite loss or gradient",
+    }
+
+    def __init__(self, config, setup: LearnerSetup):
+        super().__init__(config, setup)
+        self.device = device = setup.device
+        dist = setup.dist
+        self.preset = resolve_preset(config.preset, device) if config.model is None else None
+        self.model_config = config.model or ModelConfig.from_preset(self.preset)
+        self.ppo = config.ppo or PPOConfig(**ppo_sizes_for(self.preset or "custom", device))
+        self.autocast_dtype = _autocast_dtype(config.precision, device)
+        torch.manual_seed(setup.seed)
+        self.model = GameTransformer(self.model_config).to(device)
+        # the module the update trains through: DDP averages gradients across ranks
+        self.train_model: torch.nn.Module = self.model
+        if dist:
+            ids = [device.index] if device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.model, device_ids=ids)
+            torch.manual_seed(setup.seed + 7919 * dist.rank)  # each rank samples its own moves
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=self.ppo.learning_rate, eps=self.ppo.adam_eps
+        )
+        env_seed = setup.seed + (1_000_003 * dist.rank if dist else 0)  # each rank its own games
+        self.env = VecEnv(self.ppo.num_envs, seed=env_seed, reward=config.reward)
+        self.buffer = RolloutBuffer.allocate(self.ppo.rollout_steps, self.ppo.num_envs, device)
+        self.return_stats = RunningMeanStd()
+        self.minibatch_size = self.ppo.minibatch_size
+        self._obs: dict[str, np.ndarray] | None = None
+        self._shown_probs = np.full(4, 0.25, dtype=np.float32)
+        self._shown_value: float | None = None
+        self._last_usage: torch.Tensor | None = None
+        self._last_stats: UpdateStats | None = None
+
+    @property
+    def parallel_games(self) -> int:
+        return self.ppo.num_envs
+
+    def describe(self) -> str:
+        params = self.model.num_params()
+        return (
+            f"ppo: preset {self.preset or 'custom'} ({params.total / 1e6:.2f} M parameters, "
+            f"{params.active / 1e6:.2f} M active), {self.ppo.num_envs} games"
+        )
+
+    def config_dict(self) -> dict[str, Any]:
+        return {
+            "preset": self.preset,
+            "model": asdict(self.model_config),
+            "ppo": asdict(self.ppo),
+            "reward": asdict(self.run_config.reward),
+        }
+
+    def agent(self) -> TransformerAgent:
+        return TransformerAgent(
+            self.model, self.return_stats, self.ppo.gamma, self.run_config.reward
+        )
+
+    # --- one iteration -----------------------------------------------------------------
+
+    def iterate(self, hooks: RunHooks) -> dict[str, float | None] | None:
+        if self._obs is None:
+            self._obs, _ = self.env.reset()
+        if not self._rollout(hooks):
+            return None
+        stats = self._update(hooks)
+        return {
+            "train/loss": stats.loss,
+            "train/policy_loss": stats.policy_loss,
+            "train/value_loss": stats.value_loss,
+            "train/entropy": stats.entropy,
+            "train/aux_loss": stats.aux_loss,
+            "train/approx_kl": stats.approx_kl,
+            "train/clip_fraction": stats.clip_fraction,
+            "train/learning_rate": self.optimizer.param_groups[0]["lr"],
+            "train/minibatch_size": stats.minibatch_size,
+            "train/skipped_minibatches": stats.skipped,
+        }
+
+    def _rollout(self, hooks: RunHooks) -> bool:
+        """Play ``rollout_steps`` moves in every game into the buffer. False if stopped."""
+        buf, ppo, device = self.buffer, self.ppo, self.device
+        slots = hooks.recorder.slots
+        rec = {
+            "boards": np.empty((ppo.rollout_steps, slots, 4, 4), np.uint8),
+            "actions": np.empty((ppo.rollout_steps, slots), np.int64),
+            "probs": np.empty((ppo.rollout_steps, slots, 4), np.float32),
+            "values": np.empty((ppo.rollout_steps, slots), np.float32),
+            "rewards": np.empty((ppo.rollout_steps, slots), np.float32),
+            "score_gains": np.empty((ppo.rollout_steps, slots), np.int64),
+            "dones": np.zeros((ppo.rollout_steps, slots), np.bool_),
+        }
+        final_boards: dict[tuple[int, int], np.ndarray] = {}
+        obs = self._obs
+        self.model.eval()
+        for t in range(ppo.rollout_steps):
+            if not hooks.tick():
+                return False
+            boards = torch.from_numpy(obs["board"]).to(device)
+            masks = torch.from_numpy(obs["action_mask"]).to(device)
+            with torch.inference_mode(), self._autocast():
+                out = self.model(boards, masks)
+                actions, logprobs, probs = sample_actions(out.logits)
+                values = out.value.float() * self.return_stats.std + self.return_stats.mean
+            actions_np = actions.cpu().numpy()
+            next_obs, rewards, terminated, _, info = self.env.step(actions_np)
+            buf.boards[t] = boards
+            buf.masks[t] = masks
+            buf.actions[t] = actions
+            buf.logprobs[t] = logprobs
+            buf.values[t] = values
+            buf.rewards[t] = torch.from_numpy(rewards).to(device)
+            buf.dones[t] = torch.from_numpy(terminated).to(device)
+            probs_np = probs[:slots].float().cpu().numpy()
+            rec["boards"][t] = obs["board"][:slots]
+            rec["actions"][t] = actions_np[:slots]
+            rec["probs"][t] = probs_np
+            rec["values"][t] = values[:slots].cpu().numpy()
+            rec["rewards"][t] = rewards[:slots]
+            rec["score_gains"][t] = info["score_gain"][:slots]
+            rec["dones"][t] = terminated[:slots]
+            for slot in np.flatnonzero(terminated[:slots]):
+                final_boards[(t, int(slot))] = info["final_board"][slot]
+            episode = info["episode"]
+            hooks.played(
+                ppo.num_envs, episode["score"][terminated], episode["max_tile"][terminated]
+            )
+            self._shown_probs = probs_np[0]
+            self._shown_value = float(values[0])
+            self._last_usage = out.expert_usage
+            obs = next_obs
+            self._obs = obs
+        hooks.recorded(
+            hooks.recorder.add_rollout(
+                rec["boards"],
+                rec["actions"],
+                rec["probs"],
+                rec["values"],
+                rec["rewards"],
+                rec["score_gains"],
+                rec["dones"],
+                final_boards,
+                *hooks.position(),
+            )
+        )
+        return True
+
+    def _update(self, hooks: RunHooks) -> UpdateStats:
+        """GAE over the rollout, then the PPO epochs."""
+        buf, ppo, dist = self.buffer, self.ppo, self.setup.dist
+        lr = learning_rate_at(ppo, hooks.progress())
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with torch.inference_mode():
+            boards = torch.from_numpy(self._obs["board"]).to(self.device)
+            masks = torch.from_numpy(self._obs["action_mask"]).to(self.device)
+            with self._autocast():
+                last = self.model(boards, masks).value.float()
+            last_values = last * self.return_stats.std + self.return_stats.mean
+            advantages, returns = compute_gae(
+                buf.rewards, buf.values, buf.dones, last_values, ppo.gamma, ppo.gae_lambda
+            )
+        if ppo.normalize_values:
+            if dist:
+                n = returns.numel()
+                total, squares, count = dist.reduce(
+                    [returns.sum().item(), returns.pow(2).sum().item(), float(n)]
+                )
+                mean = total / count
+                self.return_stats.update_moments(mean, squares / count - mean**2, count)
+            else:
+                self.return_stats.update(returns)
+            scale, shift = self.return_stats.std, self.return_stats.mean
+        else:
+            scale, shift = 1.0, 0.0
+        flat_adv = advantages.reshape(-1)
+        batch = {
+            "boards": buf.boards.reshape(-1, 4, 4),
+            "masks": buf.masks.reshape(-1, 4),
+            "actions": buf.actions.reshape(-1),
+            "logprobs": buf.logprobs.reshape(-1),
+            "values": ((buf.values - shift) / scale).reshape(-1),
+            "returns": ((returns - shift) / scale).reshape(-1),
+            "advantages": normalize_advantages(flat_adv) if ppo.normalize_advantages else flat_adv,
+        }
+        batch = {k: v.clone() for k, v in batch.items()}  # leave inference mode's tensors
+        self.model.train()
+        stats = ppo_update(
+            self.train_model,
+            self.optimizer,
+            batch,
+            ppo,
+            self.minibatch_size,
+            on_minibatch=hooks.tick,
+            autocast_dtype=self.autocast_dtype,
+            reduce=dist.reduce if dist else None,
+        )
+        self.model.eval()
+        self.minibatch_size = stats.minibatch_size
+        for event in stats.events:
+            hooks.note(event)
+        self._last_stats = stats
+        return stats
+
+    # --- what it shows -----------------------------------------------------------------
+
+    def view(self) -> LearnerView:
+        stats, obs = self._last_stats, self._obs
+        board = obs["board"][0] if obs is not None else np.zeros((4, 4), np.uint8)
+        attention = attention_layers = None
+        if obs is not None:
+            was_training = self.model.training  # messages are also sent between minibatches
+            self.model.eval()
+            with torch.inference_mode():
+                out = self.model(
+                    torch.from_numpy(board[None]).to(self.device),
+                    torch.from_numpy(obs["action_mask"][:1]).to(self.device),
+                    return_attention=True,
+                )
+            self.model.train(was_training)
+            layers = out.attention[:, 0].float().cpu().numpy().round(4)  # (L, heads, 16, 16)
+            attention = layers[-1].tolist()
+            if layers.size <= MAX_ATTENTION_FLOATS:
+                attention_layers = layers.tolist()
+        usage = (
+            self._last_usage if stats is None or stats.expert_usage is None else stats.expert_usage
+        )
+        names = ("loss", "policy_loss", "value_loss", "entropy", "aux_loss")
+        learned = stats is not None and stats.minibatches > 0
+        return LearnerView(
+            board=board,
+            actions=[float(p) for p in self._shown_probs],
+            value=self._shown_value,
+            losses={name: float(getattr(stats, name)) if learned else None for name in names},
+            learning_rate=float(self.optimizer.param_groups[0]["lr"]),
+            attention=attention,
+            attention_layers=attention_layers,
+            expert_usage=usage.float().cpu().numpy().round(4).tolist() if usage is not None else [],
+            model_params=self.model.num_params().total / 1e6,
+            minibatch_size=self.minibatch_size,
+        )
+
+    # --- checkpoints -------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        env = self.env.state_dict()
+        rng = {"env": env.pop("rng")}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "preset": self.preset,
+            "model_config": asdict(self.model_config),
+            "ppo_config": asdict(self.ppo),
+            "reward_config": asdict(self.run_config.reward),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "counters": {"minibatch_size": self.minibatch_size},
+            "return_stats": asdict(self.return_stats),
+            "rng": rng,
+            "env": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in env.items()},
+            "obs": {k: torch.from_numpy(v.copy()) for k, v in self._obs.items()}
+            if self._obs
+            else None,
+        }
+
+    def load_state_dict(self, payload: dict[str, Any]) -> None:
+        from ..checkpoint import CheckpointError
+
+        try:
+            self.model.load_state_dict(payload["model"])
+        except RuntimeError:
+            raise CheckpointError(
+                f"the checkpoint's model ({_describe(payload['model_config'])}) does not fit this "
+                f"trainer's ({_describe(asdict(self.model_config))}); resume with "
+                "Trainer.from_checkpoint, which builds the saved architecture"
+            ) from None
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.minibatch_size = payload["counters"]["minibatch_size"]
+        self.return_stats = RunningMeanStd(**payload["return_stats"])
+        dist = self.setup.dist
+        if dist is not None and not dist.is_main:
+            # the file holds one process's games and RNG: other ranks play their own
+            iteration = payload["iteration"]
+            torch.manual_seed(self.setup.seed + 7919 * dist.rank + iteration)
+            return
+        if "cuda" in payload["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(payload["rng"]["cuda"], self.device)
+        env = {k: v.numpy() for k, v in payload["env"].items()}
+        self.env.load_state_dict({**env, "rng": payload["rng"]["env"]})
+        if payload["obs"] is not None:
+            self._obs = {k: v.numpy().copy() for k, v in payload["obs"].items()}
+
+    @classmethod
+    def check_payload(cls, payload: dict[str, Any], bad: Callable[[str, str], Exception]) -> None:
+        from .. import checkpoint as ck
+
+        ck.check_fields(payload, _fields(ck), bad)
+        built = {
+            name: ck.build(settings, payload[name], name, bad)
+            for name, settings in SETTINGS.items()
+        }
+        with torch.device("meta"), ck.SkipInit():
+            model = GameTransformer(built["model_config"])
+        ck.check_weights(model, payload["model"], bad)
+        ck.check_optimizer(payload["optimizer"], [tuple(p.shape) for p in model.parameters()], bad)
+        games = built["ppo_config"].num_envs
+        for name, shape in GAME_SHAPES.items():
+            tensor = ck.lookup(payload, name)
+            if isinstance(tensor, torch.Tensor) and tuple(tensor.shape) != (games, *shape):
+                raise bad(name, f"is {ck.show(tensor)}, not {(games, *shape)} for {games} games")
+        try:
+            np.random.default_rng().bit_generator.state = payload["rng"]["env"]
+        except (TypeError, ValueError, KeyError):
+            raise bad("rng.env", "is not a NumPy PCG64 generator state") from None
+
+    @classmethod
+    def config_from_payload(cls, payload: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "preset": payload["preset"] or "auto",
+            "model": ModelConfig(**payload["model_config"]),
+            "ppo": PPOConfig(**payload["ppo_config"]),
+            "reward": RewardConfig(**payload["reward_config"]),
+        }
+
+    @classmethod
+    def load_agent(cls, payload: dict[str, Any], device: torch.device) -> TransformerAgent:
+        model = GameTransformer(ModelConfig(**payload["model_config"])).to(device)
+        model.load_state_dict(payload["model"])
+        model.eval()
+        stats = RunningMeanStd(**payload["return_stats"])
+        ppo = PPOConfig(**payload["ppo_config"])
+        return TransformerAgent(model, stats, ppo.gamma, RewardConfig(**payload["reward_config"]))
+
+    def _autocast(self):
+        return torch.autocast(
+            self.device.type,
+            dtype=self.autocast_dtype or torch.bfloat16,
+            enabled=self.autocast_dtype is not None,
+        )
+
+
+class TransformerAgent(Agent):
+    """A ``GameTransformer`` as a player: its policy head, and its value head (in the
+    training reward's units) for search."""
+
+    def __init__(
+        self,
+        model: GameTransformer,
+        return_stats: RunningMeanStd,
+        gamma: float,
+        reward: RewardConfig,
+    ):
+        self.model, self.return_stats, self.gamma, self.reward = model, return_stats, gamma, reward
+
+    def policy(self, greedy: bool = True, seed: int = 0):
+        from ..evaluation import model_policy
+
+        return model_policy(self.model, greedy=greedy, seed=seed)
+
+    def value_model(self):
+        from ..search import transformer_value_model
+
+        self.model.eval()
+        return transformer_value_model(
+            self.model,
+            gamma=self.gamma,
+            return_mean=self.return_stats.mean,
+            return_std=self.return_stats.std,
+            reward=self.reward,
+        )
+
+    def describe(self) -> str:
+        return f"GameTransformer, {self.model.num_params().total / 1e6:.2f} M parameters"
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def _describe(model_config: dict) -> str:
+    keys = ("d_model", "n_heads", "n_layers", "n_experts", "top_k", "d_expert")
+    return ", ".join(f"{k}={model_config.get(k)}" for k in keys)

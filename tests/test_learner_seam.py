@@ -1,0 +1,201 @@
+"""The learner seam: a learner written in this file alone runs through the run, the run
+store, a checkpoint and its resume, ``g2048lab eval`` and the dashboard, touching no
+package file (learners/base.py)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from g2048lab import learners
+from g2048lab.checkpoint import (
+    DICT,
+    Checkpointer,
+    CheckpointError,
+    CheckpointManager,
+    check_fields,
+    load_checkpoint,
+    save_checkpoint,
+)
+from g2048lab.cli import main
+from g2048lab.dashboard import Dashboard, StoreSource
+from g2048lab.env import VecEnv
+from g2048lab.evaluation import corner_policy
+from g2048lab.learners import Agent, Learner, LearnerView
+from g2048lab.runs import RunRecorder, RunStore
+from g2048lab.trainer import Trainer, TrainerConfig
+
+GAMES = 8  # parallel games of the corner learner
+MOVES = 64  # moves per game per iteration
+
+
+class CornerAgent(Agent):
+    def policy(self, greedy=True, seed=0):
+        return corner_policy
+
+
+@learners.register
+class CornerLearner(Learner):
+    """Plays the corner heuristic and learns nothing: the least a learner can be."""
+
+    name = "corner"
+    panels = frozenset({"policy"})
+    metrics = {"corner/left_share": "share of moves that went LEFT in the iteration"}
+
+    def __init__(self, config, setup):
+        super().__init__(config, setup)
+        self.env = VecEnv(GAMES, seed=setup.seed)
+        self.obs, _ = self.env.reset()
+        self.shown = np.zeros(4, np.float32)
+
+    @property
+    def parallel_games(self):
+        return GAMES
+
+    def iterate(self, hooks):
+        slots = hooks.recorder.slots  # the run records whole games of the first slots
+        columns = {k: [] for k in ("boards", "actions", "rewards", "score_gains", "dones")}
+        final = {}
+        left = 0
+        for t in range(MOVES):
+            if not hooks.tick():
+                return None
+            actions = corner_policy(self.obs)
+            self.shown = np.eye(4, dtype=np.float32)[actions[0]]
+            columns["boards"].append(self.obs["board"][:slots])
+            self.obs, rewards, done, _, info = self.env.step(actions)
+            for name, value in zip(
+                ("actions", "rewards", "score_gains", "dones"),
+                (actions, rewards, info["score_gain"], done),
+            ):
+                columns[name].append(value[:slots])
+            final.update({(t, s): info["final_board"][s] for s in np.flatnonzero(done[:slots])})
+            episode = info["episode"]
+            hooks.played(GAMES, episode["score"][done], episode["max_tile"][done])
+            left += int((actions == 3).sum())
+        c = {k: np.asarray(v) for k, v in columns.items()}
+        probs = np.eye(4, dtype=np.float32)[c["actions"]]  # a fixed rule: certain of its move
+        values = np.full(c["actions"].shape, np.nan, np.float32)  # it has no value estimate
+        games = hooks.recorder.add_rollout(
+            c["boards"], c["actions"], probs, values, c["rewards"], c["score_gains"],
+            c["dones"], final, *hooks.position(),
+        )  # fmt: skip
+        hooks.recorded(games)
+        return {"corner/left_share": left / (GAMES * MOVES)}
+
+    def view(self):
+        return LearnerView(board=self.obs["board"][0], actions=self.shown.tolist())
+
+    def state_dict(self):
+        state = self.env.state_dict()
+        rng = state.pop("rng")
+        arrays = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
+        return {"corner": {"env": arrays, "rng": rng}}
+
+    def load_state_dict(self, payload):
+        env = {k: v.numpy() for k, v in payload["corner"]["env"].items()}
+        self.env.load_state_dict({**env, "rng": payload["corner"]["rng"]})
+        self.obs = {"board": self.env.boards.copy(), "action_mask": env["action_mask"].copy()}
+
+    def config_dict(self):
+        return {"games": GAMES}
+
+    def agent(self):
+        return CornerAgent()
+
+    @classmethod
+    def check_payload(cls, payload, bad):
+        check_fields(payload, {"corner": DICT, "corner.env": DICT, "corner.rng": DICT}, bad)
+        games = payload["corner"]["env"].get("boards")
+        if games is None or games.shape[0] != GAMES:
+            raise bad("corner.env", f"does not hold {GAMES} games")
+
+    @classmethod
+    def config_from_payload(cls, payload):
+        return {}
+
+    @classmethod
+    def load_agent(cls, payload, device):
+        return CornerAgent()
+
+
+def config(**changes) -> TrainerConfig:
+    defaults = dict(learner="corner", device="cpu", threads=1, total_env_steps=GAMES * MOVES * 6)
+    return TrainerConfig(**{**defaults, **changes})
+
+
+def test_an_unknown_learner_is_refused_with_the_known_names():
+    with pytest.raises(KeyError, match="no learner named 'nope'; choose one of .*corner.*ppo"):
+        TrainerConfig(learner="nope")
+
+
+def test_a_learner_from_a_test_file_runs_through_the_run_store_checkpoints_eval_and_dashboard(
+    tmp_path, capsys
+):
+    store = RunStore(tmp_path)
+    trainer = Trainer(config(run_id="c1"))
+    store.create_run("c1", config={"learner": "corner"}, device="cpu")
+    manager = CheckpointManager(store.run_dir("c1"))
+    checkpointer = trainer.subscribe(Checkpointer(manager, every_minutes=None))
+    trainer.subscribe(RunRecorder(store, "c1", checkpoint=checkpointer.request))
+    trainer.run()
+    assert trainer.state == "finished" and trainer.iteration == 6
+    assert trainer.env_steps == GAMES * MOVES * 6 and trainer.episodes > 0
+    # the run's rows carry the learner's namespaced metric; the message its name
+    assert all(row["corner/left_share"] > 0.2 for row in trainer.metrics)
+    update = trainer.updates.latest()
+    assert update.learner == "corner" and update.loss is None and update.attention_weights is None
+    assert update.expert_usage == [] and update.model_params is None
+    assert json.loads(update.to_json())["learner"] == "corner"
+    # the store has the run, its metrics, its recorded games and the final status
+    run = store.get_run("c1")
+    assert run.status == "finished" and run.env_steps == trainer.env_steps
+    assert len(store.metrics("c1")) == 6
+    assert store.games("c1")  # corner games are short: some ended and were recorded
+    # the checkpoint holds the run's and the learner's fields and resumes the games exactly
+    path = manager.latest()
+    payload = load_checkpoint(path)
+    assert payload["learner"] == "corner" and payload["counters"]["env_steps"] == trainer.env_steps
+    resumed = Trainer.from_checkpoint(path, total_env_steps=GAMES * MOVES * 9, threads=1)
+    assert resumed.learner.name == "corner" and resumed.iteration == 6
+    assert (resumed.learner.env.boards == trainer.learner.env.boards).all()
+    resumed.run()
+    straight = Trainer(config(total_env_steps=GAMES * MOVES * 9)).run()
+    assert (resumed.learner.env.boards == straight.learner.env.boards).all()
+    assert resumed.episodes == straight.episodes and resumed.best_score == straight.best_score
+    # a damaged learner field is named in one line
+    broken = dict(payload, corner={"env": {}, "rng": {}})
+    save_checkpoint(broken, tmp_path / "broken.pt")
+    with pytest.raises(CheckpointError, match="field 'corner.env' does not hold 8 games"):
+        load_checkpoint(tmp_path / "broken.pt")
+    # eval plays with the learner's agent
+    assert main(["eval", str(path), "--games", "20", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["learner"] == "corner" and summary["games"] == 20
+    assert summary["mean_score"] > 1000  # the corner heuristic, well above random (~1,100)
+    assert main(["eval", str(path), "--search", "2"]) == 2  # no value to search with
+    assert "has no value function" in capsys.readouterr().err
+    # the dashboard shows the run and hides the panels the learner cannot fill
+    dashboard = Dashboard(StoreSource(store, "c1"))
+    assert dashboard.model_panel.layout.display == "none"
+    assert "finished" in dashboard.header.value
+    training = dashboard.training_chart.traces
+    assert not any(training[name].visible for name in ("loss", "policy loss", "TD error"))
+    assert training["steps/s"].visible
+    dashboard.close()
+
+
+def test_the_ppo_learner_keeps_its_panels(tmp_path):
+    from g2048lab.ppo import PPOConfig
+
+    ppo = PPOConfig(num_envs=16, rollout_steps=8, minibatch_size=64, epochs=1)
+    trainer = Trainer(
+        replace(config(), learner="ppo", preset="tiny", ppo=ppo, total_env_steps=16 * 8 * 2)
+    ).run()
+    update = trainer.updates.latest()
+    assert update.learner == "ppo" and update.loss is not None and update.attention_weights
+    assert update.move_values is None and len(update.expert_usage) > 0

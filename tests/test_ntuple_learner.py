@@ -1,0 +1,109 @@
+"""The n-tuple learner through the run: training, messages, checkpoints and exact resume,
+eval with and without search, the CLI. The small "5x4" layout (1.3 MB) keeps it fast;
+tests/test_ntuple.py tests the network itself."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from g2048lab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from g2048lab.cli import main
+from g2048lab.learners.ntuple import ITERATION_MOVES
+from g2048lab.ntuple import NTupleConfig
+from g2048lab.trainer import Trainer, TrainerConfig
+
+SMALL = NTupleConfig(tuples="5x4")
+
+
+def config(iterations: int, **changes) -> TrainerConfig:
+    settings = dict(
+        learner="ntuple",
+        learner_config=SMALL,
+        device="cpu",
+        threads=1,
+        seed=5,
+        total_env_steps=iterations * ITERATION_MOVES,
+    )
+    return TrainerConfig(**{**settings, **changes})
+
+
+class StopAfter:
+    def __init__(self, iterations):
+        self.iterations = iterations
+
+    def on_update(self, update, context):
+        return None
+
+    def on_game(self, game, context):
+        return None
+
+    def on_end(self, context):
+        return None
+
+    def on_iteration(self, metrics, context):
+        return False if context.iteration >= self.iterations else None
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A run of 4 iterations (2 M moves), and its checkpoint halfway."""
+    return Trainer(config(4)).run()
+
+
+def test_it_learns_and_reports_through_the_run(trained):
+    assert trained.state == "finished" and trained.env_steps == 4 * ITERATION_MOVES
+    assert trained.episodes > 1000  # about 1,400 moves a game early on
+    rows = list(trained.metrics)
+    assert all(row["ntuple/td_error"] > 0 for row in rows)
+    assert (
+        rows[-1]["ntuple/games_per_s"] > 0
+        and rows[-1]["ntuple/learning_rate"] == SMALL.learning_rate
+    )
+    update = trained.updates.latest()
+    assert update.learner == "ntuple" and update.loss == pytest.approx(rows[-1]["ntuple/td_error"])
+    legal = [v for v in update.move_values if v is not None]
+    assert legal and update.value == max(legal)  # greedy: the best move's value
+    assert sum(update.actions) == 1.0 and update.actions[int(np.argmax(update.actions))] == 1.0
+    assert update.attention_weights is None and update.expert_usage == []
+    assert trained.recorder.recent  # a greedy game recorded for replay
+
+
+def test_a_resumed_run_continues_bit_exactly(tmp_path, trained):
+    first = Trainer(config(4))
+    first.subscribe(StopAfter(2))
+    first.run()
+    path = save_checkpoint(first.state_dict(), tmp_path / "half.pt")
+    resumed = Trainer.from_checkpoint(path, threads=1)
+    assert resumed.learner.options == first.learner.options and resumed.iteration == 2
+    resumed.run()
+    assert resumed.env_steps == trained.env_steps and resumed.episodes == trained.episodes
+    assert np.array_equal(resumed.learner.network.weights, trained.learner.network.weights)
+    assert resumed.best_score == trained.best_score
+
+
+def test_eval_greedy_and_with_search_and_damage_in_words(tmp_path, trained, capsys):
+    path = save_checkpoint(trained.state_dict(), tmp_path / "n.pt")
+    assert main(["eval", str(path), "--games", "30", "--json"]) == 0
+    greedy = json.loads(capsys.readouterr().out)
+    assert greedy["learner"] == "ntuple" and greedy["play"] == "greedy"
+    assert greedy["mean_score"] > 2500  # the corner heuristic scores about 2,300
+    assert main(["eval", str(path), "--games", "30", "--search", "2", "--json"]) == 0
+    searched = json.loads(capsys.readouterr().out)
+    assert searched["play"] == "search depth 2" and searched["ms_per_move"] > 0
+    assert main(["eval", str(path), "--sampled"]) == 2
+    assert "no move probabilities" in capsys.readouterr().err
+    payload = load_checkpoint(path)
+    payload["ntuple"]["weights"] = payload["ntuple"]["weights"][:, :10]
+    save_checkpoint(payload, tmp_path / "cut.pt")
+    with pytest.raises(
+        CheckpointError, match=r"field 'ntuple.weights' is .* not float32 \(5, 65536\)"
+    ):
+        load_checkpoint(tmp_path / "cut.pt")
+
+
+def test_the_cli_trains_it_and_refuses_distributed(tmp_path, capsys):
+    assert main(["train", "--learner", "ntuple", "--distributed", "--steps", "10"]) == 2
+    assert "trains in one process: drop --distributed" in capsys.readouterr().err
