@@ -108,8 +108,8 @@ def measure(setup: str, preset: str, args, precision: str, folder: Path) -> dict
     return {
         "steps_per_s": (last["env_steps"] - first["env_steps"])
         / (last["time/elapsed_s"] - first["time/elapsed_s"]),
-        "rollout_s": statistics.mean(r["time/rollout_s"] for r in measured),
-        "update_s": statistics.mean(r["time/update_s"] for r in measured),
+        "rollout_s": statistics.mean(r["train/rollout_s"] for r in measured),
+        "update_s": statistics.mean(r["train/update_s"] for r in measured),
         "emit_share": trainer.emit_seconds / trainer.elapsed_s,
         "checkpoint_s": checkpoint_s,
         "store_share": store_share,

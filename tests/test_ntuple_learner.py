@@ -93,6 +93,10 @@ def test_eval_greedy_and_with_search_and_damage_in_words(tmp_path, trained, caps
     assert main(["eval", str(path), "--games", "30", "--search", "2", "--json"]) == 0
     searched = json.loads(capsys.readouterr().out)
     assert searched["play"] == "search depth 2" and searched["ms_per_move"] > 0
+    assert main(["play", "--checkpoint", str(path), "--search", "2", "--no-watch", "--games",
+                 "5", "--json"]) == 0  # fmt: skip
+    played = json.loads(capsys.readouterr().out)
+    assert set(played) == {"random", "corner", "ntuple search 2"}
     assert main(["eval", str(path), "--sampled"]) == 2
     assert "no move probabilities" in capsys.readouterr().err
     payload = load_checkpoint(path)

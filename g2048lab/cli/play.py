@@ -1,4 +1,5 @@
-"""``g2048lab play``: watch a baseline policy play, then compare policies."""
+"""``g2048lab play``: watch a policy play (a baseline, or a checkpoint's learner, with or
+without search), then compare it with the baselines."""
 
 from __future__ import annotations
 
@@ -20,7 +21,11 @@ def cmd_play(args: argparse.Namespace) -> int:
     from rich.live import Live
 
     console = Console()
-    policy = POLICIES[args.policy](args.seed)
+    players = {name: make(args.seed) for name, make in POLICIES.items()}
+    shown = args.policy
+    if args.checkpoint is not None:
+        shown = _checkpoint_player(args, players)
+    policy = players[shown]
     if args.watch:
         env = VecEnv(1, seed=args.seed)
         obs, info = env.reset()
@@ -29,13 +34,13 @@ def cmd_play(args: argparse.Namespace) -> int:
                 obs, _, terminated, _, info = env.step(policy(obs))
                 board = info["final_board"][0] if terminated[0] else obs["board"][0]
                 score = info["episode"]["score"][0] if terminated[0] else info["score"][0]
-                live.update(board_table(board, f"{args.policy}: score {score:,}"), refresh=True)
+                live.update(board_table(board, f"{shown}: score {score:,}"), refresh=True)
                 if terminated[0]:
                     break
                 time.sleep(args.delay)
     rows = {
-        name: evaluate(make(args.seed), args.games, seed=args.seed).summary()
-        for name, make in POLICIES.items()
+        name: evaluate(player, args.games, seed=args.seed).summary()
+        for name, player in players.items()
     }
     if args.json:
         print(json.dumps(rows))
@@ -44,9 +49,28 @@ def cmd_play(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checkpoint_player(args: argparse.Namespace, players: dict) -> str:
+    """Add the checkpoint's player to ``players``; returns its name."""
+    from .. import learners
+    from ..checkpoint import learner_name, load_checkpoint
+    from ..device import select_device
+
+    payload = load_checkpoint(args.checkpoint)
+    agent = learners.get(learner_name(payload)).load_agent(payload, select_device("auto"))
+    name = learner_name(payload) + (f" search {args.search}" if args.search else "")
+    players[name] = agent.search_policy(args.search) if args.search else agent.policy()
+    return name
+
+
 def add_parser(commands) -> None:
     play = commands.add_parser("play", help="watch a baseline policy play, then compare policies")
     play.add_argument("--policy", choices=sorted(POLICIES), default="corner")
+    play.add_argument(
+        "--checkpoint", default=None, help="watch this checkpoint's learner (a file or run folder)"
+    )
+    play.add_argument(
+        "--search", type=positive_int, default=None, metavar="DEPTH", help="with --checkpoint"
+    )
     play.add_argument("--games", type=positive_int, default=1000, help="games per policy")
     play.add_argument("--seed", type=seed_number, default=0)
     play.add_argument("--delay", type=float, default=0.02, help="seconds between shown moves")

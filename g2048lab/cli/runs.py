@@ -19,6 +19,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
                 [
                     {
                         "name": r.name,
+                        "learner": r.config.get("learner", "ppo"),
                         "status": r.status,
                         "env_steps": r.env_steps,
                         "iteration": r.iteration,
@@ -41,6 +42,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     table = Table(title=f"runs in {args.runs_dir}")
     for column in (
         "run",
+        "learner",
         "status",
         "env steps",
         "best score",
@@ -48,11 +50,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
         "device",
         "last update",
     ):
-        table.add_column(column, justify="left" if column in ("run", "status") else "right")
+        table.add_column(
+            column, justify="left" if column in ("run", "learner", "status") else "right"
+        )
     now = time.time()
     for r in runs:
         table.add_row(
             r.name,
+            r.config.get("learner", "ppo"),
             r.status,
             f"{r.env_steps:,}",
             f"{r.best_score:,}",

@@ -8,6 +8,7 @@ Its settings are the run's ``preset``, ``model``, ``ppo``, ``reward`` and ``prec
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -96,6 +97,8 @@ class PPOLearner(Learner):
         "train/learning_rate": "Adam's learning rate",
         "train/minibatch_size": "samples per minibatch, after any out-of-memory halving",
         "train/skipped_minibatches": "minibatches skipped for a non-finite loss or gradient",
+        "train/rollout_s": "wall time of the iteration's rollout, seconds",
+        "train/update_s": "wall time of the iteration's update (GAE and the epochs), seconds",
     }
 
     def __init__(self, config, setup: LearnerSetup):
@@ -157,10 +160,14 @@ class PPOLearner(Learner):
     def iterate(self, hooks: RunHooks) -> dict[str, float | None] | None:
         if self._obs is None:
             self._obs, _ = self.env.reset()
+        start = time.perf_counter()
         if not self._rollout(hooks):
             return None
+        update_start = time.perf_counter()
         stats = self._update(hooks)
         return {
+            "train/rollout_s": update_start - start,
+            "train/update_s": time.perf_counter() - update_start,
             "train/loss": stats.loss,
             "train/policy_loss": stats.policy_loss,
             "train/value_loss": stats.value_loss,
