@@ -110,7 +110,8 @@ STEADY_HEAP = {"arena_max": 2, "mmap_threshold": 128 * 1024}
 
 
 def steady_heap() -> bool:
-    """Keep this process's C heap from growing all run long; True where it applied (glibc).
+    """Keep this process's C heap from growing all run long, at a cost in speed; True where
+    it applied (glibc). Opt-in: ``g2048lab train --steady-memory``.
 
     torch allocates CPU tensors with malloc, and the MoE's per-expert tensors change size
     every minibatch (the router picks how many tokens each expert gets). glibc then (1)
@@ -119,9 +120,13 @@ def steady_heap() -> bool:
     (2) gives each thread that allocates (the trainer's, torch's workers) its own arena,
     each fragmenting on its own. Measured (bench/memory_soak.py, cpu preset, 10 min): the
     resident size went 0.64 -> 1.0 GB and on, and stayed near 0.55 GB with the threshold
-    fixed at 128 kB (larger blocks are mapped and returned whole) and at most 2 arenas.
-    Process-wide; called by ``Trainer`` before its thread starts. Settings chosen before
-    (``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_``) are kept.
+    fixed at 128 kB (larger blocks are mapped and returned whole) and at most 2 arenas;
+    over 30 minutes +202 MB/h without, -0.3 MB/h with. But every tensor above 128 kB then
+    becomes a fresh mapping whose pages fault in: PPO trains about half as fast (7.5 k ->
+    3.9 k env steps/s, bench/train_throughput.py side by side), hence opt-in. Returning
+    free pages once an iteration (``malloc_trim``) did not hold the resident size either
+    (530-1060 MB, 11% slower). Process-wide; call it before training starts. Settings
+    chosen before (``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_``) are kept.
     """
     try:
         libc_version = os.confstr("CS_GNU_LIBC_VERSION") or ""

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from . import learners
-from .device import memory_stats, select_device, set_cpu_threads, steady_heap
+from .device import memory_stats, select_device, set_cpu_threads
 from .distributed import DistContext
 from .env import RewardConfig
 from .game import to_values
@@ -98,7 +98,6 @@ class Trainer:
         if dist is not None and not learner_class.distributed:
             raise ValueError(f"the {config.learner} learner does not train under torchrun")
         self.device = dist.device if dist else select_device(config.device)
-        steady_heap()  # else a long CPU run's heap grows (device.py)
         self.threads = set_cpu_threads(config.threads) if self.device.type == "cpu" else None
         setup = LearnerSetup(self.device, config.seed, dist, self.threads)
         self.learner: Learner = learner_class(config, setup)
