@@ -1,7 +1,7 @@
 """Resident memory of a long ``g2048lab train`` run: the curve, and its slope after warm-up.
 
     python bench/memory_soak.py [--minutes 30] [--interval 10] [--preset cpu] [--warmup 5]
-        [--runs-dir DIR] [--steady-memory] [--json]
+        [--runs-dir DIR] [--json]
 
 Starts ``g2048lab train --preset P --minutes M --threads 1 --quiet`` as a subprocess, as
 the command runs it (the run store, the JSON-lines log, a checkpoint every 5 minutes),
@@ -81,7 +81,7 @@ def soak(args: argparse.Namespace, runs_dir: Path) -> dict:
     command = [
         sys.executable, "-m", "g2048lab", "train", "--preset", args.preset,
         "--minutes", str(args.minutes), "--threads", "1", "--runs-dir", str(runs_dir),
-        "--run-name", RUN_NAME, "--quiet", *(["--steady-memory"] if args.steady_memory else []),
+        "--run-name", RUN_NAME, "--quiet",
     ]  # fmt: skip
     folder = runs_dir / RUN_NAME
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
@@ -154,9 +154,6 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0, help="minutes left out of the slope")
     parser.add_argument("--runs-dir", type=Path, default=None, help="default: a temporary one")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
-    parser.add_argument(
-        "--steady-memory", action="store_true", help="train with --steady-memory (glibc settings)"
-    )
     args = parser.parse_args()
     if args.runs_dir is not None:
         result = soak(args, args.runs_dir)

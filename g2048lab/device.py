@@ -25,7 +25,6 @@ __all__ = [
     "resolve_preset",
     "select_device",
     "set_cpu_threads",
-    "steady_heap",
 ]
 
 GB = 1024**3
@@ -101,51 +100,6 @@ def _rss_gb() -> float:
 def _peak_rss_gb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / GB if sys.platform == "darwin" else peak * 1024 / GB
-
-
-# glibc mallopt parameters (malloc.h)
-_M_MMAP_THRESHOLD = -3
-_M_ARENA_MAX = -8
-STEADY_HEAP = {"arena_max": 2, "mmap_threshold": 128 * 1024}
-
-
-def steady_heap() -> bool:
-    """Keep this process's C heap from growing all run long, at a cost in speed; True where
-    it applied (glibc). Opt-in: ``g2048lab train --steady-memory``.
-
-    torch allocates CPU tensors with malloc, and the MoE's per-expert tensors change size
-    every minibatch (the router picks how many tokens each expert gets). glibc then (1)
-    raises its mmap threshold each time such a tensor is freed, so later tensors of that
-    size come from the heap instead of fresh mappings and leave holes between them, and
-    (2) gives each thread that allocates (the trainer's, torch's workers) its own arena,
-    each fragmenting on its own. Measured (bench/memory_soak.py, cpu preset, 10 min): the
-    resident size went 0.64 -> 1.0 GB and on, and stayed near 0.55 GB with the threshold
-    fixed at 128 kB (larger blocks are mapped and returned whole) and at most 2 arenas;
-    over 30 minutes +202 MB/h without, -0.3 MB/h with. But every tensor above 128 kB then
-    becomes a fresh mapping whose pages fault in: PPO trains about half as fast (7.5 k ->
-    3.9 k env steps/s, bench/train_throughput.py side by side), hence opt-in. Returning
-    free pages once an iteration (``malloc_trim``) did not hold the resident size either
-    (530-1060 MB, 11% slower). Process-wide; call it before training starts. Settings
-    chosen before (``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_``) are kept.
-    """
-    try:
-        libc_version = os.confstr("CS_GNU_LIBC_VERSION") or ""
-    except (AttributeError, ValueError, OSError):  # no confstr (Windows) or no such name
-        return False
-    if not libc_version.startswith("glibc"):
-        return False
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    applied = False
-    if "MALLOC_ARENA_MAX" not in os.environ:
-        applied |= bool(mallopt(_M_ARENA_MAX, STEADY_HEAP["arena_max"]))
-    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        applied |= bool(mallopt(_M_MMAP_THRESHOLD, STEADY_HEAP["mmap_threshold"]))
-    return applied
 
 
 def resolve_preset(name: str, device: torch.device) -> str:

@@ -17,10 +17,6 @@ from .args import DEFAULT_RUNS_DIR, positive_float, positive_int, run_name, seed
 def cmd_train(args: argparse.Namespace) -> int:
     """Train; with ``--distributed`` (under torchrun) rank 0 does what a single process does
     and the other ranks only train."""
-    if args.steady_memory:
-        from ..device import steady_heap
-
-        steady_heap()
     if not args.distributed:
         return _train_main(args, None)
     if not learners.get(args.learner).distributed:
@@ -316,11 +312,6 @@ def add_parser(commands) -> None:
     train.add_argument("--checkpoint-minutes", type=positive_float, default=5.0)
     train.add_argument("--checkpoint-games", type=positive_int, default=None)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.add_argument(
-        "--steady-memory",
-        action="store_true",
-        help="keep resident memory flat on long CPU runs (glibc), at about half the PPO speed",
-    )
     train.add_argument(
         "--distributed",
         action="store_true",

@@ -57,6 +57,13 @@ def route(x: Tensor, router: nn.Linear, top_k: int) -> Routing:
     return Routing(logits=logits, probs=probs, weights=weights, indices=indices)
 
 
+BUCKET_ROWS = 256
+"""Each expert's batch is padded up to a multiple of this many rows (token 0, weight 0),
+so its tensors take a few sizes instead of a new one every minibatch: with sizes that
+change every call, glibc's heap fragments and a long CPU run's memory grows. The padded
+rows add exact zeros to the output and to every gradient."""
+
+
 class MoEFeedForward(nn.Module):
     """Sparse top-k Mixture of Experts: each token is computed only by its chosen experts."""
 
@@ -80,10 +87,15 @@ class MoEFeedForward(nn.Module):
         for e, expert in enumerate(self.experts):
             slots = torch.nonzero(slot_expert == e).squeeze(1)  # (n_e,) slots routed to e
             token = slots // self.top_k  # (n_e,)
+            weight = slot_weight.index_select(0, slots)  # (n_e,)
+            pad = -len(slots) % BUCKET_ROWS
+            if pad and len(slots) > BUCKET_ROWS:  # see BUCKET_ROWS: the pad adds exact zeros
+                token = torch.cat([token, token.new_zeros(pad)])
+                weight = torch.cat([weight, weight.new_zeros(pad)])
             # An expert that got no tokens still runs on an empty batch: it costs nothing
             # and keeps every parameter in the graph, which DistributedDataParallel expects.
-            out = expert(x.index_select(0, token))  # (n_e, C)
-            out = out * slot_weight.index_select(0, slots).unsqueeze(1)  # (n_e, C)
+            out = expert(x.index_select(0, token))  # (n_e', C)
+            out = out * weight.unsqueeze(1)  # (n_e', C)
             y.index_add_(0, token, out.to(y.dtype))
         return y.view(shape), routing
 
