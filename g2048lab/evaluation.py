@@ -10,13 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .env import VecEnv
 from .game import Action, sample_legal
 
-__all__ = ["EvalResult", "TILE_THRESHOLDS", "corner_policy", "evaluate", "random_policy"]
+__all__ = [
+    "EvalResult",
+    "TILE_THRESHOLDS",
+    "corner_policy",
+    "evaluate",
+    "random_policy",
+    "record_game",
+]
+
+if TYPE_CHECKING:
+    from .recording import GameRecord
 
 Policy = Callable[[dict[str, np.ndarray]], np.ndarray]
 
@@ -66,6 +77,47 @@ def evaluate(policy: Policy, games: int, seed: int = 0, max_moves: int = 200_000
         if done.all():
             return EvalResult(scores, max_tiles, lengths)
     raise RuntimeError(f"{(~done).sum()} games were still running after {max_moves} moves")
+
+
+def record_game(
+    policy: Policy,
+    seed: int = 0,
+    move_values: Callable[[np.ndarray], np.ndarray] | None = None,
+    max_moves: int = 200_000,
+) -> GameRecord:
+    """Play one whole game with ``policy`` and record it for the replay viewer
+    (``ReplayViewer([record_game(...)])``): any player, greedy or with search.
+
+    ``probs`` holds the move taken with certainty (a policy gives actions, not
+    probabilities); ``values`` the chosen move's value from ``move_values`` ((1, 4, 4)
+    board -> (1, 4) values, as ``NTupleNetwork.move_values``), else NaN; ``rewards`` the
+    raw score of each move.
+    """
+    from .recording import GameRecord
+
+    env = VecEnv(1, seed=seed)
+    obs, _ = env.reset()
+    boards, actions, values, gains = [], [], [], []
+    for _ in range(max_moves):
+        action = int(policy(obs)[0])
+        boards.append(obs["board"][0])
+        actions.append(action)
+        values.append(float(move_values(obs["board"])[0][action]) if move_values else np.nan)
+        obs, _, terminated, _, info = env.step(np.array([action]))
+        gains.append(int(info["score_gain"][0]))
+        if terminated[0]:
+            episode = info["episode"]
+            return GameRecord(
+                boards=np.stack([*boards, info["final_board"][0]]).astype(np.uint8),
+                actions=np.asarray(actions, dtype=np.int64),
+                probs=np.eye(4, dtype=np.float32)[actions],
+                values=np.asarray(values, dtype=np.float32),
+                rewards=np.asarray(gains, dtype=np.float32),
+                score_gains=np.asarray(gains, dtype=np.int64),
+                score=int(episode["score"][0]),
+                max_tile=int(episode["max_tile"][0]),
+            )
+    raise RuntimeError(f"the game was still running after {max_moves} moves")
 
 
 def random_policy(seed: int = 0) -> Policy:

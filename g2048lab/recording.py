@@ -142,6 +142,10 @@ class GameRecorder:
             env_steps=env_steps,
             iteration=iteration,
         )
+        return self.add_game(game)
+
+    def add_game(self, game: GameRecord) -> GameRecord:
+        """Keep a whole game recorded elsewhere (``evaluation.record_game``); returns it."""
         self.recent.append(game)
         self._serial += 1
         entry = (game.score, self._serial, game)

@@ -111,3 +111,20 @@ def test_eval_greedy_and_with_search_and_damage_in_words(tmp_path, trained, caps
 def test_the_cli_trains_it_and_refuses_distributed(tmp_path, capsys):
     assert main(["train", "--learner", "ntuple", "--distributed", "--steps", "10"]) == 2
     assert "trains in one process: drop --distributed" in capsys.readouterr().err
+
+
+def test_a_game_played_with_search_is_recorded_for_the_replay_viewer(trained):
+    from g2048lab.dashboard import ReplayViewer
+    from g2048lab.evaluation import record_game
+    from g2048lab.game import slide
+
+    agent = trained.learner.agent()
+    game = record_game(agent.search_policy(2), seed=7, move_values=agent.network.move_values)
+    assert game.length > 100 and game.score == int(game.score_gains.sum())
+    after, gains, moved = slide(game.boards[:-1], game.actions)  # each move as recorded
+    assert moved.all() and (gains == game.score_gains).all()
+    assert ((game.boards[1:] > 0).sum(axis=(1, 2)) == (after > 0).sum(axis=(1, 2)) + 1).all()
+    assert np.isfinite(game.values).all() and (game.probs.sum(axis=1) == 1).all()
+    viewer = ReplayViewer([game])
+    viewer.slider.value = 10
+    assert "value " in viewer.view.caption.value

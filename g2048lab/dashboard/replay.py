@@ -6,6 +6,7 @@ Everything happens on the main thread: the slider's ``observe`` callback redraws
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -165,9 +166,11 @@ class ReplayViewer:
             self.view.show(board, [0.0] * 4, caption=caption)
             return
         action = Action(int(game.actions[step]))
+        value = float(game.values[step])  # NaN: the player has no value estimate
         caption = (
             f"move {step + 1:,} of {game.length:,}: {ARROWS[action]} {action.name} · "
-            f"value {float(game.values[step]):,.2f} · reward {float(game.rewards[step]):.3f} · "
+            + (f"value {value:,.2f} · " if math.isfinite(value) else "")
+            + f"reward {float(game.rewards[step]):.3f} · "
             f"score {score:,} → {score + int(game.score_gains[step]):,}"
         )
         self.view.show(board, game.probs[step].tolist(), int(action), caption)

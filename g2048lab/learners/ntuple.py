@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..env import VecEnv
 from ..ntuple import (
     TABLE_EXPONENTS,
     TUPLE_LAYOUTS,
@@ -110,42 +109,19 @@ class NTupleLearner(Learner):
         return dict(self._last)
 
     def _showcase(self, hooks: RunHooks):
-        """Play one whole game greedily and cut it out with the run's recorder."""
+        """Play one whole game greedily, recorded for replay."""
+        from ..evaluation import record_game
+
         env_steps, iteration = hooks.position()
-        env = VecEnv(1, seed=self.setup.seed * 1_000_003 + iteration)
-        obs, _ = env.reset()
-        columns: dict[str, list] = {k: [] for k in ("boards", "actions", "probs", "values")}
-        columns.update(rewards=[], score_gains=[], dones=[])
-        final: dict[tuple[int, int], np.ndarray] = {}
-        for t in range(200_000):
-            q = self.network.move_values(obs["board"])[0]
-            action = int(np.argmax(q))
-            probs = np.zeros(4, np.float32)
-            probs[action] = 1.0  # the greedy player's move, with certainty
-            columns["boards"].append(obs["board"])
-            obs, reward, terminated, _, info = env.step(np.array([action]))
-            columns["actions"].append([action])
-            columns["probs"].append(probs[None])
-            columns["values"].append([q[action]])
-            columns["rewards"].append(reward)
-            columns["score_gains"].append(info["score_gain"])
-            columns["dones"].append(terminated)
-            if terminated[0]:
-                final[(t, 0)] = info["final_board"][0]
-                break
-        arrays = {k: np.asarray(v) for k, v in columns.items()}
-        return hooks.recorder.add_rollout(
-            arrays["boards"],
-            arrays["actions"],
-            arrays["probs"].astype(np.float32),
-            arrays["values"].astype(np.float32),
-            arrays["rewards"].astype(np.float32),
-            arrays["score_gains"].astype(np.int64),
-            arrays["dones"].astype(np.bool_),
-            final,
-            env_steps,
-            iteration,
+        network = self.network
+        game = record_game(
+            lambda obs: network.greedy_actions(obs["board"]),
+            seed=self.setup.seed * 1_000_003 + iteration,
+            move_values=network.move_values,
         )
+        game.env_steps, game.iteration = env_steps, iteration
+        hooks.recorder.add_game(game)
+        return [game]
 
     def view(self) -> LearnerView:
         board = self.network.board
