@@ -28,6 +28,7 @@ from numba import njit
 
 __all__ = [
     "Action",
+    "flat_boards",
     "MAX_EXPONENT",
     "SPAWN_FOUR_PROBABILITY",
     "legal_batch",
@@ -344,7 +345,7 @@ def _sample_legal_batch(mask, uniforms, out):
 # --- public, vectorised API ----------------------------------------------------------------
 
 
-def _as_boards(boards: np.ndarray) -> np.ndarray:
+def flat_boards(boards: np.ndarray) -> np.ndarray:
     """Check a batch of exponent boards and return it as a contiguous (N, 16) uint8 view."""
     boards = np.asarray(boards)
     if boards.ndim != 3 or boards.shape[1:] != (4, 4):
@@ -370,7 +371,7 @@ def slide(boards: np.ndarray, actions) -> tuple[np.ndarray, np.ndarray, np.ndarr
         score of each move (sum of the values of the tiles its merges create), and
         (N,) bool, whether the board changed (a move that changes nothing is illegal).
     """
-    flat = _as_boards(boards)
+    flat = flat_boards(boards)
     acts = np.broadcast_to(np.asarray(actions, dtype=np.int64), (flat.shape[0],))
     if acts.size and (acts.min() < 0 or acts.max() > 3):
         raise ValueError(
@@ -385,7 +386,7 @@ def slide(boards: np.ndarray, actions) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 def legal_mask(boards: np.ndarray) -> np.ndarray:
     """(N, 4, 4) uint8 boards -> (N, 4) bool, True where the move changes the board."""
-    flat = _as_boards(boards)
+    flat = flat_boards(boards)
     mask = np.empty((flat.shape[0], 4), dtype=np.bool_)
     legal_batch(flat, mask, LEGAL_TABLE)
     return mask
@@ -397,7 +398,7 @@ def spawn(boards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     The tile is a 2 (exponent 1) with probability 0.9, else a 4, on an empty cell
     chosen uniformly. Full boards are returned unchanged.
     """
-    flat = _as_boards(boards).copy()
+    flat = flat_boards(boards).copy()
     _spawn_batch(flat, rng.random((flat.shape[0], 2)))
     return flat.reshape(-1, 4, 4)
 

@@ -35,7 +35,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .game import LEGAL_TABLE, MOVE_TABLE, spawn_one
+from .game import LEGAL_TABLE, MOVE_TABLE, flat_boards, spawn_one
 
 __all__ = [
     "NETWORK_BYTES",
@@ -151,14 +151,7 @@ _SHIFTS16 = np.arange(16, dtype=np.uint64) * np.uint64(4)
 
 def _check_boards(boards) -> np.ndarray:
     """(N, 4, 4) uint8 exponent boards in the table's range -> contiguous (N, 16) uint8."""
-    boards = np.asarray(boards)
-    if boards.ndim != 3 or boards.shape[1:] != (4, 4):
-        raise ValueError(
-            f"boards must have shape (N, 4, 4), got {boards.shape}; use board[None] for one"
-        )
-    if boards.dtype != np.uint8:
-        raise ValueError(f"boards must be uint8 exponents, got {boards.dtype}; see to_exponents()")
-    flat = np.ascontiguousarray(boards).reshape(-1, 16)
+    flat = flat_boards(boards)  # shape and dtype, as the engine checks them
     if flat.size and flat.max() >= TABLE_EXPONENTS:
         n, i = np.argwhere(flat >= TABLE_EXPONENTS)[0]
         e = int(flat[n, i])
