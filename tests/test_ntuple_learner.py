@@ -128,3 +128,15 @@ def test_a_game_played_with_search_is_recorded_for_the_replay_viewer(trained):
     viewer = ReplayViewer([game])
     viewer.slider.value = 10
     assert "value " in viewer.view.caption.value
+
+
+def test_the_dashboard_shows_move_values_and_games_per_second_and_no_model_panel(trained):
+    from g2048lab.dashboard import Dashboard
+
+    dashboard = Dashboard(trained)
+    caption = dashboard.game.caption.value
+    assert "move values" in caption and "games/s" in caption
+    assert dashboard.model_panel.layout.display == "none"
+    assert dashboard.training_chart.traces["TD error"].visible
+    assert not dashboard.training_chart.traces["policy loss"].visible
+    dashboard.close()

@@ -79,6 +79,9 @@ class Presence(anywidget.AnyWidget):
     width = traitlets.Int(0).tag(sync=True)  # CSS px of the page's window; 0: not known yet
 
 
+GAMES_PER_S = "ntuple/games_per_s"  # shown under the board when a learner reports it
+
+
 class Dashboard:
     """Live view and controls of a training run; see the module docstring.
 
@@ -139,7 +142,8 @@ class Dashboard:
         self.scores = Series(capacity)
         self.tiles = Series(capacity, reduce="max")
         self.metrics: dict[str, Series] = {
-            key: Series(capacity) for key in (*LOSSES.values(), *LEARNING_RATES, "time/steps_per_s")
+            key: Series(capacity)
+            for key in (*LOSSES.values(), *LEARNING_RATES, "time/steps_per_s", GAMES_PER_S)
         }
         self.memory: Series = Series(capacity)
         self.memory_key: str | None = None  # memory/gpu_gb on CUDA, else memory/rss_gb
@@ -411,6 +415,9 @@ class Dashboard:
         facts.append(f"best score {u.best_score:,}")
         facts.append(f"max tile {u.max_tile:,}")
         facts.append(f"{u.episode:,} games")
+        games_per_s = self.metrics[GAMES_PER_S]  # learners that report it
+        if games_per_s.y:
+            facts.append(f"{games_per_s.y[-1]:,.0f} games/s")
         if u.move_values is not None:
             arrows = "↑→↓←"  # Action order
             moves = [f"{arrows[a]} {v:,.0f}" for a, v in enumerate(u.move_values) if v is not None]
