@@ -121,7 +121,7 @@ class TrainerSource:
         self.name = trainer.run_id
         self.device = str(trainer.device)
         self.budget = Budget(trainer.config.total_env_steps, trainer.config.max_seconds)
-        self.params_m = trainer.learner.view().model_params
+        self.params_m = None  # from the messages (a learner's view is the training thread's)
         self.learner = trainer.learner.name
         self.checkpointer = next(
             (s for s in trainer.subscribers if isinstance(s, Checkpointer)), None
