@@ -58,7 +58,7 @@ def iteration_times(preset: str) -> dict:
 
 def forced_out_of_memory() -> dict:
     from g2048lab.ppo import PPOConfig
-    from g2048lab.trainer import Trainer, TrainerConfig
+    from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 
     free, total = torch.cuda.mem_get_info()
     hog = torch.empty(max(0, free - 300 * 2**20), dtype=torch.uint8, device="cuda")
@@ -69,18 +69,9 @@ def forced_out_of_memory() -> dict:
             TrainerConfig(preset="cpu", device="cuda", ppo=ppo, total_env_steps=16384)
         )
 
-        class Events:
+        class Events(Subscriber):
             def on_update(self, update, context):
                 events.extend(update.events)
-
-            def on_iteration(self, metrics, context):
-                return None
-
-            def on_game(self, game, context):
-                return None
-
-            def on_end(self, context):
-                return None
 
         trainer.subscribe(Events())
         trainer.run()

@@ -1,4 +1,5 @@
-"""Small helpers shared by the test files: waiting, ports, stopping processes."""
+"""Small helpers shared by the test files: waiting, ports, stopping processes, stopping a
+run after N iterations."""
 
 from __future__ import annotations
 
@@ -8,7 +9,19 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from g2048lab.subscribers import Subscriber
+
 T = TypeVar("T")
+
+
+class StopAfter(Subscriber):
+    """Stops a run once it has finished ``iterations`` iterations."""
+
+    def __init__(self, iterations: int):
+        self.iterations = iterations
+
+    def on_iteration(self, metrics, context):
+        return context.iteration < self.iterations
 
 
 def wait_for(

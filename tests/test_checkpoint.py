@@ -19,17 +19,11 @@ from g2048lab.checkpoint import (
 )
 from g2048lab.cli import main
 from g2048lab.ppo import PPOConfig
-from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
+from g2048lab.trainer import Trainer, TrainerConfig
+
+from .helpers import StopAfter
 
 ITERATION_STEPS = 32 * 16
-
-
-class StopAfter(Subscriber):
-    def __init__(self, iterations: int):
-        self.iterations = iterations
-
-    def on_iteration(self, metrics, context):
-        return context.iteration < self.iterations
 
 
 def tiny(**changes) -> TrainerConfig:

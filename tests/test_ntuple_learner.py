@@ -15,6 +15,8 @@ from g2048lab.learners.ntuple import ITERATION_MOVES
 from g2048lab.ntuple import NTupleConfig
 from g2048lab.trainer import Trainer, TrainerConfig
 
+from .helpers import StopAfter
+
 SMALL = NTupleConfig(tuples="5x4")
 
 
@@ -28,23 +30,6 @@ def config(iterations: int, **changes) -> TrainerConfig:
         total_env_steps=iterations * ITERATION_MOVES,
     )
     return TrainerConfig(**{**settings, **changes})
-
-
-class StopAfter:
-    def __init__(self, iterations):
-        self.iterations = iterations
-
-    def on_update(self, update, context):
-        return None
-
-    def on_game(self, game, context):
-        return None
-
-    def on_end(self, context):
-        return None
-
-    def on_iteration(self, metrics, context):
-        return False if context.iteration >= self.iterations else None
 
 
 @pytest.fixture(scope="module")

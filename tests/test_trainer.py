@@ -12,7 +12,7 @@ from g2048lab.messages import TrainingUpdate
 from g2048lab.ppo import PPOConfig
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 
-from .helpers import wait_for
+from .helpers import StopAfter, wait_for
 
 
 def tiny(**changes) -> TrainerConfig:
@@ -103,14 +103,6 @@ def test_an_exception_in_the_thread_surfaces_through_join():
     assert trainer.state == "failed"
     assert "boom in a subscriber" in trainer.error_traceback
     assert trainer.updates.latest().status == "failed"
-
-
-class StopAfter(Subscriber):
-    def __init__(self, iterations):
-        self.iterations = iterations
-
-    def on_iteration(self, metrics, context):
-        return context.iteration < self.iterations
 
 
 def test_a_subscriber_can_stop_training():
