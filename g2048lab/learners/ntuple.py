@@ -13,6 +13,7 @@ recorded: training games are played inside the kernel and are not kept move by m
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -81,8 +82,6 @@ class NTupleLearner(Learner):
         return NTupleAgent(self.network)
 
     def iterate(self, hooks: RunHooks) -> dict[str, float | None] | None:
-        import time
-
         start = time.perf_counter()
         error_sum, updates, games, range_games = 0.0, 0, 0, 0
         for _ in range(ITERATION_MOVES // CHUNK_MOVES):
