@@ -2,11 +2,12 @@
 
 A router scores every token against every expert (in float32, so that bf16 autocast
 cannot flip which expert wins), each token goes to its ``top_k`` experts, and only those
-experts compute it: the dispatch is a loop over experts that gathers the token slots
-routed to each one, runs the expert on them and adds the weighted result back, as in
-mistral-inference's ``moe.py``. On 2 CPU cores this measured as fast as sorting all slots
-by expert once or padding them into one batched matmul, and it is the simplest. The
-losses that keep the router honest are separate pure functions over what it returned.
+experts compute it. The dispatch sorts the token slots by expert once
+(``dispatch_layout``), gathers them into one tensor, runs each expert on its block
+through ``split`` views and adds the weighted results back with one scatter. On 2 CPU
+cores that is faster than a gather and a scatter per expert (mistral-inference's loop),
+whose copies and zero-filled gradients cost more than the experts' matmuls. The losses
+that keep the router honest are separate pure functions over what the router returned.
 """
 
 from __future__ import annotations
@@ -44,17 +45,24 @@ class Routing:
 
 
 def route(x: Tensor, router: nn.Linear, top_k: int) -> Routing:
-    """Route tokens ``x`` (T, C) to their ``top_k`` experts, in float32 whatever the autocast."""
+    """Route tokens ``x`` (T, C) to their ``top_k`` experts, in float32 whatever the autocast.
+
+    The scores are computed expert-major, (E, T), and the fields are transposed views:
+    PyTorch's CPU softmax over a last dimension of 8 runs about 9x slower than over the
+    first dimension of the transposed tensor (1.7 ms against 0.19 ms for 16,384 tokens).
+    """
     with torch.autocast(device_type=x.device.type, enabled=False):
-        logits = F.linear(x.float(), router.weight.float())  # (T, E)
-    probs = logits.softmax(dim=-1)  # (T, E)
-    weights, indices = probs.topk(top_k, dim=-1)  # (T, k), (T, k)
+        logits_t = router.weight.float() @ x.float().t()  # (E, T)
+    probs_t = logits_t.softmax(dim=0)  # (E, T)
+    weights_t, indices_t = probs_t.topk(top_k, dim=0)  # (k, T), (k, T)
     if top_k > 1:
         # Renormalised over the chosen experts (Mixtral). With top_k=1 this would make every
         # weight 1 and cut the router off from the task loss, so top-1 keeps the raw
         # probability as a gate, as in Switch Transformer.
-        weights = weights / weights.sum(dim=-1, keepdim=True)
-    return Routing(logits=logits, probs=probs, weights=weights, indices=indices)
+        weights_t = weights_t / weights_t.sum(dim=0, keepdim=True)
+    return Routing(
+        logits=logits_t.t(), probs=probs_t.t(), weights=weights_t.t(), indices=indices_t.t()
+    )
 
 
 BUCKET_ROWS = 256
@@ -81,23 +89,53 @@ class MoEFeedForward(nn.Module):
         shape = x.shape
         x = x.reshape(-1, shape[-1])  # (N*T, C)
         routing = route(x, self.router, self.top_k)
-        slot_expert = routing.indices.reshape(-1)  # (N*T*k,) expert of each token slot
-        slot_weight = routing.weights.reshape(-1)  # (N*T*k,)
-        y = torch.zeros_like(x)  # (N*T, C)
-        for e, expert in enumerate(self.experts):
-            slots = torch.nonzero(slot_expert == e).squeeze(1)  # (n_e,) slots routed to e
-            token = slots // self.top_k  # (n_e,)
-            weight = slot_weight.index_select(0, slots)  # (n_e,)
-            pad = -len(slots) % BUCKET_ROWS
-            if pad and len(slots) > BUCKET_ROWS:  # see BUCKET_ROWS: the pad adds exact zeros
-                token = torch.cat([token, token.new_zeros(pad)])
-                weight = torch.cat([weight, weight.new_zeros(pad)])
-            # An expert that got no tokens still runs on an empty batch: it costs nothing
-            # and keeps every parameter in the graph, which DistributedDataParallel expects.
-            out = expert(x.index_select(0, token))  # (n_e', C)
-            out = out * weight.unsqueeze(1)  # (n_e', C)
-            y.index_add_(0, token, out.to(y.dtype))
+        layout = dispatch_layout(routing.indices, routing.weights, len(self.experts))
+        xs = x.index_select(0, layout.token)  # (P, C) every expert's rows, one after another
+        # An expert that got no tokens still runs on an empty batch: it costs nothing
+        # and keeps every parameter in the graph, which DistributedDataParallel expects.
+        out = torch.cat(
+            [expert(rows) for expert, rows in zip(self.experts, xs.split(layout.rows))]
+        )  # (P, C)
+        out = out * layout.weight.unsqueeze(1).to(out.dtype)
+        y = torch.zeros_like(x).index_add_(0, layout.token, out.to(x.dtype))  # (N*T, C)
         return y.view(shape), routing
+
+
+@dataclass
+class DispatchLayout:
+    """Where each routed token slot goes: ``P`` rows, expert 0's first, then expert 1's, ...
+
+    Each expert's block is padded to ``BUCKET_ROWS`` (token 0 with weight 0) once it holds
+    more than that many rows.
+    """
+
+    token: Tensor  # (P,) int64, the token each row computes
+    weight: Tensor  # (P,) float32, its mixing weight; 0 on padding rows
+    rows: list[int]  # (E,) rows of each expert's block, summing to P
+
+
+def dispatch_layout(indices: Tensor, weights: Tensor, n_experts: int) -> DispatchLayout:
+    """The expert-major layout of the slots ``indices`` (T, k) with ``weights`` (T, k).
+
+    One stable sort groups the slots by expert, so the experts read one gathered tensor
+    through ``split`` views, instead of one gather and one scatter each: on a CPU those
+    per-expert copies, and the zero-filled gradients behind them, cost more than the
+    experts' matmuls.
+    """
+    top_k = indices.shape[1]
+    slot_expert = indices.reshape(-1)  # (T*k,)
+    order = torch.argsort(slot_expert, stable=True)  # (T*k,) slots grouped by expert
+    counts = torch.bincount(slot_expert, minlength=n_experts)  # (E,)
+    padded = torch.where(counts > BUCKET_ROWS, -(-counts // BUCKET_ROWS) * BUCKET_ROWS, counts)
+    start = torch.cumsum(padded, 0) - padded  # (E,) first row of each expert's block
+    first_slot = torch.cumsum(counts, 0) - counts  # (E,) first sorted slot of each expert
+    expert = slot_expert[order]  # (T*k,)
+    row = start[expert] + torch.arange(len(order), device=order.device) - first_slot[expert]
+    rows = padded.tolist()
+    total = sum(rows)
+    token = order.new_zeros(total).index_put_((row,), order // top_k)  # (P,)
+    weight = weights.new_zeros(total).index_put((row,), weights.reshape(-1)[order])  # (P,)
+    return DispatchLayout(token=token, weight=weight, rows=rows)
 
 
 def routed_fraction(expert_indices: Tensor, n_experts: int) -> Tensor:
