@@ -4,6 +4,12 @@
         [--lr 1e-3] [--envs 256] [--steps 64] [--minibatch 1024] [--epochs 2] [--gamma 0.99]
         [--eval-games 200] [--search DEPTH] [--search-games 100]
     python bench/learn.py --learner ntuple --minutes 5 --eval-games 1000 --search 2
+    python bench/learn.py --minutes 30 --kickstart 5 [--teacher-weight 1] [--anneal-steps N]
+
+``--kickstart MINUTES`` first trains an n-tuple teacher for MINUTES, then the transformer
+with a distillation loss toward it (kickstart.py) for the rest of ``--minutes``: the
+total includes the teacher's time. The result then describes the student, with the
+teacher's own greedy play under ``teacher``.
 
 Progress lines (every ~30 s of training) go to stderr; the last stdout line is the
 result: env_steps, steps_per_s, mean_score, median_score, tile_share (greedy), the same
@@ -18,11 +24,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from dataclasses import asdict, replace
+from pathlib import Path
 
+from g2048lab.checkpoint import CheckpointManager
 from g2048lab.device import ppo_sizes_for, select_device
 from g2048lab.evaluation import evaluate
+from g2048lab.kickstart import TeacherConfig
 from g2048lab.model import ModelConfig
 from g2048lab.ppo import PPOConfig
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
@@ -67,7 +77,13 @@ class Curve(Subscriber):
             self.points.append(point)
             learned = "  ".join(
                 f"{key.split('/')[1]} {metrics[key]:.4g}"
-                for key in ("train/entropy", "train/approx_kl", "ntuple/td_error")
+                for key in (
+                    "train/entropy",
+                    "train/approx_kl",
+                    "ntuple/td_error",
+                    "teacher/agreement",
+                    "teacher/weight",
+                )
                 if metrics.get(key) is not None
             )
             print(
@@ -76,6 +92,31 @@ class Curve(Subscriber):
                 file=sys.stderr,
                 flush=True,
             )
+
+
+def train_teacher(args, folder: Path) -> tuple[TeacherConfig, dict]:
+    """An n-tuple network trained for ``--kickstart`` minutes, saved in ``folder``; its
+    TeacherConfig and its greedy play."""
+    trainer = Trainer(
+        TrainerConfig(
+            learner="ntuple",
+            device="cpu",
+            threads=args.threads,
+            seed=args.seed,
+            max_seconds=args.kickstart * 60,
+        )
+    )
+    trainer.run()
+    path = CheckpointManager(folder).save(trainer.state_dict())
+    played = evaluate(trainer.learner.agent().policy(), args.eval_games, seed=10_000).summary()
+    print(f"teacher: {played}", file=sys.stderr, flush=True)
+    config = TeacherConfig(
+        source=str(path),
+        weight=args.teacher_weight,
+        anneal_steps=args.anneal_steps,
+        temperature=args.temperature,
+    )
+    return config, {"minutes": args.kickstart, "moves": trainer.env_steps, **played}
 
 
 def main() -> None:
@@ -89,6 +130,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--eval-games", type=int, default=200)
+    parser.add_argument("--kickstart", type=float, default=None, metavar="MINUTES")
+    parser.add_argument("--teacher-weight", type=float, default=1.0)
+    parser.add_argument("--anneal-steps", type=int, default=5_000_000)
+    parser.add_argument("--temperature", type=float, default=None)
     for name, kind in [
         ("lr", float),
         ("envs", int),
@@ -126,6 +171,13 @@ def main() -> None:
     if args.model:
         fields = dict(item.split("=", 1) for item in args.model)
         model = ModelConfig.from_preset(args.preset, **{k: int(v) for k, v in fields.items()})
+    started = time.perf_counter()
+    folder = tempfile.TemporaryDirectory()
+    teacher = teacher_result = None
+    if args.kickstart:
+        if args.learner != "ppo":
+            parser.error("--kickstart trains a ppo student")
+        teacher, teacher_result = train_teacher(args, Path(folder.name))
     config = TrainerConfig(
         learner=args.learner,
         model=model,
@@ -133,8 +185,9 @@ def main() -> None:
         device=args.device,
         threads=args.threads,
         seed=args.seed,
-        max_seconds=args.minutes * 60,
+        max_seconds=args.minutes * 60 - (time.perf_counter() - started),
         ppo=ppo,
+        teacher=teacher,
     )
     trainer = Trainer(config)
     curve = trainer.subscribe(Curve())
@@ -181,6 +234,10 @@ def main() -> None:
             **searched.summary(),
             "ms_per_move": 1000 * seconds / int(searched.lengths.sum()),
         }
+    if teacher is not None:
+        result["teacher"] = {**teacher_result, **asdict(teacher)}
+        del result["teacher"]["source"]
+    folder.cleanup()
     result.update(curve=curve.points, by_minute=curve.by_minute())
     print(json.dumps(result))
 

@@ -92,9 +92,12 @@ class RolloutBuffer:
     values: Tensor  # (T, N) float32, in return units
     rewards: Tensor  # (T, N) float32, shaped
     dones: Tensor  # (T, N) float32, 1 where the move ended the game
+    teacher_probs: Tensor | None = None  # (T, N, 4) float32, a teacher's (kickstart.py)
 
     @classmethod
-    def allocate(cls, steps: int, envs: int, device: torch.device) -> RolloutBuffer:
+    def allocate(
+        cls, steps: int, envs: int, device: torch.device, teacher: bool = False
+    ) -> RolloutBuffer:
         def zeros(*shape, dtype=torch.float32):
             return torch.zeros(steps, envs, *shape, dtype=dtype, device=device)
 
@@ -106,6 +109,7 @@ class RolloutBuffer:
             values=zeros(),
             rewards=zeros(),
             dones=zeros(),
+            teacher_probs=zeros(4) if teacher else None,
         )
 
 
@@ -205,6 +209,8 @@ class LossParts:
     aux: Tensor
     approx_kl: Tensor  # (ratio - 1) - log ratio, Schulman's low-variance estimator
     clip_fraction: Tensor
+    distill: Tensor | None = None  # KL(teacher || student), mean; None without a teacher
+    agreement: Tensor | None = None  # share of boards where the argmax moves agree
 
 
 def ppo_loss(
@@ -217,14 +223,18 @@ def ppo_loss(
     advantages: Tensor,
     returns: Tensor,
     config: PPOConfig,
+    teacher_probs: Tensor | None = None,
+    distill_coef: float = 0.0,
 ) -> LossParts:
-    """The clipped PPO loss of one minibatch.
+    """The clipped PPO loss of one minibatch, plus kickstarting's distillation term.
 
     Args:
         logits: (M, 4) masked logits of the current policy.
         values: (M,) current value predictions, in the same units as ``returns``.
         aux_loss: scalar MoE balancing loss of the forward pass.
         actions, old_logprobs, old_values, advantages, returns: (M,) from the rollout.
+        teacher_probs: (M, 4) a teacher's move probabilities on the same boards, or None;
+            adds ``distill_coef * KL(teacher || student)`` (kickstart.distillation_loss).
     """
     logp = F.log_softmax(logits.float(), dim=-1).gather(1, actions[:, None]).squeeze(1)
     log_ratio = logp - old_logprobs
@@ -246,10 +256,19 @@ def ppo_loss(
         - config.entropy_coef * entropy
         + config.aux_loss_coef * aux_loss
     )
+    distill = agree = None
+    if teacher_probs is not None:
+        from .kickstart import agreement, distillation_loss
+
+        distill = distillation_loss(logits, teacher_probs).mean()
+        total = total + distill_coef * distill
+        agree = agreement(logits.detach(), teacher_probs)
     with torch.no_grad():
         approx_kl = ((ratio - 1) - log_ratio).mean()
         clip_fraction = ((ratio - 1).abs() > config.clip_coef).float().mean()
-    return LossParts(total, policy_loss, value_loss, entropy, aux_loss, approx_kl, clip_fraction)
+    return LossParts(
+        total, policy_loss, value_loss, entropy, aux_loss, approx_kl, clip_fraction, distill, agree
+    )
 
 
 def learning_rate_at(config: PPOConfig, progress: float) -> float:
@@ -277,6 +296,8 @@ class UpdateStats:
     aux_loss: float = math.nan
     approx_kl: float = math.nan
     clip_fraction: float = math.nan
+    distill_loss: float | None = None  # with a teacher: KL(teacher || student)
+    agreement: float | None = None  # with a teacher: share of argmax moves that agree
     minibatches: int = 0  # optimiser steps taken
     skipped: int = 0  # minibatches skipped for a non-finite loss or gradient
     minibatch_size: int = 0  # after any out-of-memory halving
@@ -294,6 +315,7 @@ def ppo_update(
     on_minibatch: Callable[[], bool] | None = None,
     autocast_dtype: torch.dtype | None = None,
     reduce: Callable[[list[float], str], list[float]] | None = None,
+    distill_coef: float = 0.0,
 ) -> UpdateStats:
     """Run ``config.epochs`` epochs of minibatch PPO over a flattened rollout.
 
@@ -312,6 +334,9 @@ def ppo_update(
     ``model`` is DistributedDataParallel: all ranks skip a minibatch if any rank's loss
     is not finite, stop on the mean KL, and report the mean losses. Out-of-memory is
     then an error: the ranks could not halve their minibatches in step.
+
+    With ``batch["teacher_probs"]`` (B, 4) each minibatch also learns toward the teacher,
+    weighted by ``distill_coef`` (kickstart.py).
     """
     from .device import is_out_of_memory
 
@@ -327,7 +352,7 @@ def ppo_update(
             index = queue.popleft()
             try:
                 parts, usage = _minibatch_step(
-                    model, optimizer, batch, index, config, autocast_dtype, reduce
+                    model, optimizer, batch, index, config, autocast_dtype, reduce, distill_coef
                 )
             except Exception as error:
                 if not is_out_of_memory(error):
@@ -383,7 +408,9 @@ def ppo_update(
     return stats
 
 
-def _minibatch_step(model, optimizer, batch, index, config, autocast_dtype, reduce=None):
+def _minibatch_step(
+    model, optimizer, batch, index, config, autocast_dtype, reduce=None, distill_coef=0.0
+):
     """One optimiser step on ``batch[index]``; (None, None) if it was not finite."""
     with torch.autocast(
         device_type=index.device.type,
@@ -401,6 +428,8 @@ def _minibatch_step(model, optimizer, batch, index, config, autocast_dtype, redu
         batch["advantages"][index],
         batch["returns"][index],
         config,
+        teacher_probs=batch["teacher_probs"][index] if "teacher_probs" in batch else None,
+        distill_coef=distill_coef,
     )
     optimizer.zero_grad(set_to_none=True)
     finite = bool(torch.isfinite(parts.total))
@@ -423,4 +452,7 @@ def _minibatch_step(model, optimizer, batch, index, config, autocast_dtype, redu
         "approx_kl": parts.approx_kl.item(),
         "clip_fraction": parts.clip_fraction.item(),
     }
+    if parts.distill is not None:
+        values["distill_loss"] = parts.distill.item()
+        values["agreement"] = parts.agreement.item()
     return values, out.expert_usage.detach().float()

@@ -29,6 +29,7 @@ from .device import memory_stats, select_device, set_cpu_threads
 from .distributed import DistContext
 from .env import RewardConfig
 from .game import to_values
+from .kickstart import TeacherConfig
 from .learners import Learner, LearnerSetup
 from .messages import TrainingUpdate
 from .model import ModelConfig
@@ -50,8 +51,8 @@ class TrainerConfig:
 
     Budgets: ``total_env_steps`` and/or ``max_seconds`` (wall time spent running,
     pauses excluded); with neither the run goes on until ``stop()``. ``learner`` names
-    the algorithm (``learners.names()``); ``preset``, ``model``, ``ppo``, ``reward`` and
-    ``precision`` are the default PPO learner's settings, ``learner_config`` another
+    the algorithm (``learners.names()``); ``preset``, ``model``, ``ppo``, ``reward``,
+    ``teacher`` and ``precision`` are the default PPO learner's settings, ``learner_config`` another
     learner's (its config dataclass; None: its defaults).
     """
 
@@ -61,6 +62,7 @@ class TrainerConfig:
     model: ModelConfig | None = None  # overrides the preset when given
     ppo: PPOConfig | None = None
     reward: RewardConfig = field(default_factory=RewardConfig)
+    teacher: TeacherConfig | None = None  # a PPO student's teacher (kickstart.py)
     device: str = "auto"  # auto | cpu | cuda[:N]
     threads: int | None = None  # torch CPU threads; None: cores - 1
     precision: str = "auto"  # auto | fp32 | bf16 (autocast); auto: bf16 on CUDA that has it

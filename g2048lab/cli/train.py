@@ -60,7 +60,9 @@ CONFIG_FLAGS = {
     "model": ("g2048lab.model:ModelConfig", "ppo"),
     "reward": ("g2048lab.env:RewardConfig", "ppo"),
     "ntuple": ("g2048lab.ntuple:NTupleConfig", "ntuple"),
+    "teacher": ("g2048lab.kickstart:TeacherConfig", "ppo"),
 }
+SKIPPED_FIELDS = ("seed", "source")  # seeds come from --seed, the teacher from --teacher
 
 
 def _config_class(prefix: str) -> type:
@@ -82,6 +84,10 @@ def build_trainer(args: argparse.Namespace, dist, run_id: str | None = None, che
     budget = _budget(args)
     given = {p: overrides(args, p, _config_class(p)) for p in CONFIG_FLAGS}
     given = {prefix: fields for prefix, fields in given.items() if fields}
+    if "teacher" in given and args.teacher is None:
+        raise ValueError("--teacher.* flags need --teacher RUN_OR_CHECKPOINT")
+    if args.teacher is not None:
+        given.setdefault("teacher", {})["source"] = _teacher_source(args)
     if checkpoint is not None:
         if given:
             flag = f"--{next(iter(given))}.*"
@@ -117,6 +123,8 @@ def build_trainer(args: argparse.Namespace, dist, run_id: str | None = None, che
             settings["ppo"] = replace(PPOConfig(**ppo_sizes_for(preset, device)), **given["ppo"])
     if "reward" in given:
         settings["reward"] = _config_class("reward")(**given["reward"])
+    if "teacher" in given:
+        settings["teacher"] = _config_class("teacher")(**given["teacher"])
     if "ntuple" in given:
         settings["learner_config"] = _config_class("ntuple")(**given["ntuple"])
     config = TrainerConfig(
@@ -130,6 +138,19 @@ def build_trainer(args: argparse.Namespace, dist, run_id: str | None = None, che
         **budget,
     )
     return Trainer(config, dist=dist)
+
+
+def _teacher_source(args: argparse.Namespace) -> str:
+    """--teacher as an absolute path: a checkpoint file or run folder, or a run's name."""
+    path = Path(args.teacher)
+    if not path.exists():
+        path = Path(args.runs_dir) / args.teacher
+    if not path.exists():
+        raise ValueError(
+            f"--teacher {args.teacher}: no such checkpoint file, run folder or run in "
+            f"{args.runs_dir}; `g2048lab runs` lists the runs"
+        )
+    return str(path.resolve())
 
 
 def _train_main(args: argparse.Namespace, dist) -> int:
@@ -325,6 +346,15 @@ def add_parser(commands) -> None:
     )
     from .flags import add_config_flags
 
-    for prefix in CONFIG_FLAGS:  # seeds come from --seed
-        add_config_flags(train, prefix, _config_class(prefix), skip=("seed",))
+    train.add_argument(
+        "--teacher",
+        metavar="RUN_OR_CHECKPOINT",
+        default=None,
+        help="ppo: kickstart from this run's latest checkpoint (a run name, run folder or "
+        "checkpoint file): a distillation loss toward its moves, annealed to 0 over "
+        "--teacher.anneal-steps env steps. An ntuple teacher's moves are a softmax over its "
+        "move values at 50 score points, a ppo teacher's its policy",
+    )
+    for prefix in CONFIG_FLAGS:
+        add_config_flags(train, prefix, _config_class(prefix), skip=SKIPPED_FIELDS)
     train.set_defaults(run=cmd_train)

@@ -32,6 +32,9 @@ LOSSES = {  # trace name -> metric key, of every built-in learner; a trace witho
     "entropy": "train/entropy",
     "MoE balancing": "train/aux_loss",
     "TD error": "ntuple/td_error",
+    "distillation": "teacher/distill_loss",  # kickstarting (kickstart.py)
+    "teacher agreement": "teacher/agreement",
+    "teacher weight": "teacher/weight",
 }
 LEARNING_RATES = ("train/learning_rate", "ntuple/learning_rate")  # the first with data shows
 TILE_TICKS = [2**k for k in range(1, 18)]

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ..search import ValueModel
     from ..trainer import TrainerConfig
 
-__all__ = ["Agent", "Learner", "LearnerSetup", "LearnerView", "RunHooks"]
+__all__ = ["Agent", "Learner", "LearnerSetup", "LearnerView", "RunHooks", "softmax_probs"]
 
 Policy = Callable[[dict[str, np.ndarray]], np.ndarray]
 
@@ -88,6 +88,19 @@ class LearnerView:
     minibatch_size: int | None = None
 
 
+def softmax_probs(scores: np.ndarray, masks: np.ndarray, temperature: float) -> np.ndarray:
+    """(N, 4) move scores and (N, 4) bool legal moves -> (N, 4) float32
+    ``softmax(scores / temperature)`` over the legal moves, 0 elsewhere; a row without a
+    legal move with a finite score is all 0."""
+    scaled = np.where(masks, scores, -np.inf).astype(np.float64) / temperature  # (N, 4)
+    top = scaled.max(-1, keepdims=True)
+    top[~np.isfinite(top)] = 0.0
+    weights = np.where(masks, np.exp(scaled - top), 0.0)
+    total = weights.sum(-1, keepdims=True)
+    probs = np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)
+    return probs.astype(np.float32)
+
+
 class Agent(ABC):
     """A player made from a learner's weights: a policy, and a value for search if it has
     one. Built by ``Learner.load_agent`` from a checkpoint, or ``Learner.agent()``."""
@@ -96,6 +109,16 @@ class Agent(ABC):
     def policy(self, greedy: bool = True, seed: int = 0) -> Policy:
         """``obs -> actions`` (evaluation.Policy); ``greedy``: the best move, else sampled
         where the learner has a distribution over moves."""
+
+    can_teach: ClassVar[bool] = False  # whether move_probs ranks moves (kickstart.py)
+
+    def move_probs(
+        self, boards: np.ndarray, masks: np.ndarray, temperature: float | None = None
+    ) -> np.ndarray:
+        """(N, 4, 4) uint8 boards and their (N, 4) bool legal moves -> (N, 4) float32
+        probability of each move, 0 where illegal (all 0 for a board without a move): what
+        it teaches a student (kickstart.py). ``temperature`` None: the agent's own."""
+        raise ValueError(f"{self.describe()} cannot rank moves, so it cannot teach")
 
     def value_model(self) -> ValueModel | None:
         """The value function expectimax search uses (search.ValueModel), None if none."""

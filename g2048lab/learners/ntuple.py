@@ -13,6 +13,7 @@ recorded: training games are played inside the kernel and are not kept move by m
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -29,7 +30,7 @@ from ..ntuple import (
     network_bytes,
 )
 from . import register
-from .base import Agent, Learner, LearnerSetup, LearnerView, RunHooks
+from .base import Agent, Learner, LearnerSetup, LearnerView, RunHooks, softmax_probs
 
 __all__ = ["NTupleAgent", "NTupleLearner"]
 
@@ -54,6 +55,8 @@ class NTupleLearner(Learner):
 
     def __init__(self, config, setup: LearnerSetup):
         super().__init__(config, setup)
+        if config.teacher is not None:
+            raise ValueError("the ntuple learner learns alone: drop --teacher")
         options = config.learner_config or NTupleConfig()
         if not isinstance(options, NTupleConfig):
             raise ValueError(
@@ -221,6 +224,22 @@ class NTupleAgent(Agent):
         if not greedy:
             raise ValueError("the n-tuple player has no move probabilities: drop --sampled")
         return lambda obs: self.network.greedy_actions(obs["board"])
+
+    can_teach = True
+    TEMPERATURE = 50.0
+    """Score points: a move worth 50 points less than the best gets 1/e of its weight."""
+
+    def move_probs(self, boards, masks, temperature=None):
+        """A softmax over each move's reward + afterstate value (score points), at
+        ``temperature`` points (``TEMPERATURE`` by default)."""
+        values = np.full(masks.shape, -np.inf, dtype=np.float32)  # (N, 4)
+        try:
+            values[:] = self.network.move_values(boards)
+        except ValueError:  # a board past the table's range: such boards are not taught
+            for n, board in enumerate(boards):
+                with contextlib.suppress(ValueError):
+                    values[n] = self.network.move_values(board[None])[0]
+        return softmax_probs(values, masks, temperature or self.TEMPERATURE)
 
     def value_model(self):
         from ..search import ValueModel

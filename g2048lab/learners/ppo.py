@@ -19,6 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..device import ppo_sizes_for, resolve_preset
 from ..env import RewardConfig, VecEnv
+from ..kickstart import TeacherConfig, load_teacher, teacher_weight
 from ..model import GameTransformer, ModelConfig
 from ..ppo import (
     PPOConfig,
@@ -32,7 +33,7 @@ from ..ppo import (
     sample_actions,
 )
 from . import register
-from .base import Agent, Learner, LearnerSetup, LearnerView, RunHooks
+from .base import Agent, Learner, LearnerSetup, LearnerView, RunHooks, softmax_probs
 
 __all__ = ["PPOLearner", "TransformerAgent"]
 
@@ -54,6 +55,7 @@ SETTINGS = {
     "ppo_config": PPOConfig,
     "reward_config": RewardConfig,
     "return_stats": RunningMeanStd,
+    "teacher_config": TeacherConfig,
 }
 """Fields that hold a dataclass's fields; a missing one takes its default."""
 
@@ -71,6 +73,7 @@ def _fields(ck) -> dict:
         "optimizer.param_groups": ck.LIST,
         "counters.minibatch_size": ck.POSITIVE,
         "return_stats": ck.DICT,
+        "teacher_config": ck.optional(ck.DICT_OR_NONE),  # absent before kickstarting existed
         "rng.cuda": ck.optional(ck.BYTES),  # only in files saved on a GPU
         "rng.env": ck.DICT,
         "env": ck.DICT,
@@ -99,6 +102,10 @@ class PPOLearner(Learner):
         "train/skipped_minibatches": "minibatches skipped for a non-finite loss or gradient",
         "train/rollout_s": "wall time of the iteration's rollout, seconds",
         "train/update_s": "wall time of the iteration's update (GAE and the epochs), seconds",
+        "teacher/weight": "the distillation loss's weight now (kickstart.py), with a teacher",
+        "teacher/distill_loss": "KL(teacher || student) over the update's boards, nats",
+        "teacher/agreement": "share of the update's boards where the student's best move "
+        "is the teacher's",
     }
 
     def __init__(self, config, setup: LearnerSetup):
@@ -122,7 +129,14 @@ class PPOLearner(Learner):
         )
         env_seed = setup.seed + (1_000_003 * dist.rank if dist else 0)  # each rank its own games
         self.env = VecEnv(self.ppo.num_envs, seed=env_seed, reward=config.reward)
-        self.buffer = RolloutBuffer.allocate(self.ppo.rollout_steps, self.ppo.num_envs, device)
+        self.teacher_config = config.teacher
+        self.teacher = None
+        if config.teacher is not None and config.teacher.weight > 0:
+            self.teacher = load_teacher(config.teacher.source, device)
+        self.buffer = RolloutBuffer.allocate(
+            self.ppo.rollout_steps, self.ppo.num_envs, device, teacher=self.teacher is not None
+        )
+        self._distill_coef = 0.0  # this iteration's teacher weight
         self.return_stats = RunningMeanStd()
         self.minibatch_size = self.ppo.minibatch_size
         self._obs: dict[str, np.ndarray] | None = None
@@ -148,6 +162,7 @@ class PPOLearner(Learner):
             "model": asdict(self.model_config),
             "ppo": asdict(self.ppo),
             "reward": asdict(self.run_config.reward),
+            "teacher": asdict(self.teacher_config) if self.teacher_config else None,
         }
 
     def agent(self) -> TransformerAgent:
@@ -161,11 +176,15 @@ class PPOLearner(Learner):
         if self._obs is None:
             self._obs, _ = self.env.reset()
         start = time.perf_counter()
+        teacher = self.teacher_config
+        self._distill_coef = 0.0
+        if teacher is not None and self.teacher is not None:
+            self._distill_coef = teacher_weight(teacher, hooks.position()[0])
         if not self._rollout(hooks):
             return None
         update_start = time.perf_counter()
         stats = self._update(hooks)
-        return {
+        row = {
             "train/rollout_s": update_start - start,
             "train/update_s": time.perf_counter() - update_start,
             "train/loss": stats.loss,
@@ -179,6 +198,11 @@ class PPOLearner(Learner):
             "train/minibatch_size": stats.minibatch_size,
             "train/skipped_minibatches": stats.skipped,
         }
+        if teacher is not None:
+            row["teacher/weight"] = self._distill_coef
+            row["teacher/distill_loss"] = stats.distill_loss
+            row["teacher/agreement"] = stats.agreement
+        return row
 
     def _rollout(self, hooks: RunHooks) -> bool:
         """Play ``rollout_steps`` moves in every game into the buffer. False if stopped."""
@@ -206,6 +230,11 @@ class PPOLearner(Learner):
                 actions, logprobs, probs = sample_actions(out.logits)
                 values = out.value.float() * self.return_stats.std + self.return_stats.mean
             actions_np = actions.cpu().numpy()
+            if self._distill_coef > 0:
+                taught = self.teacher.move_probs(
+                    obs["board"], obs["action_mask"], self.teacher_config.temperature
+                )
+                buf.teacher_probs[t] = torch.from_numpy(taught).to(device)
             next_obs, rewards, terminated, _, info = self.env.step(actions_np)
             buf.boards[t] = boards
             buf.masks[t] = masks
@@ -286,6 +315,8 @@ class PPOLearner(Learner):
             "returns": ((returns - shift) / scale).reshape(-1),
             "advantages": normalize_advantages(flat_adv) if ppo.normalize_advantages else flat_adv,
         }
+        if self._distill_coef > 0:
+            batch["teacher_probs"] = buf.teacher_probs.reshape(-1, 4)
         batch = {k: v.clone() for k, v in batch.items()}  # leave inference mode's tensors
         self.model.train()
         stats = ppo_update(
@@ -297,6 +328,7 @@ class PPOLearner(Learner):
             on_minibatch=hooks.tick,
             autocast_dtype=self.autocast_dtype,
             reduce=dist.reduce if dist else None,
+            distill_coef=self._distill_coef,
         )
         self.model.eval()
         self.minibatch_size = stats.minibatch_size
@@ -359,6 +391,7 @@ class PPOLearner(Learner):
             "optimizer": self.optimizer.state_dict(),
             "counters": {"minibatch_size": self.minibatch_size},
             "return_stats": asdict(self.return_stats),
+            "teacher_config": asdict(self.teacher_config) if self.teacher_config else None,
             "rng": rng,
             "env": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in env.items()},
             "obs": {k: torch.from_numpy(v.copy()) for k, v in self._obs.items()}
@@ -401,6 +434,7 @@ class PPOLearner(Learner):
         built = {
             name: ck.build(settings, payload[name], name, bad)
             for name, settings in SETTINGS.items()
+            if payload.get(name) is not None
         }
         with torch.device("meta"), ck.SkipInit():
             model = GameTransformer(built["model_config"])
@@ -423,6 +457,9 @@ class PPOLearner(Learner):
             "model": ModelConfig(**payload["model_config"]),
             "ppo": PPOConfig(**payload["ppo_config"]),
             "reward": RewardConfig(**payload["reward_config"]),
+            "teacher": TeacherConfig(**payload["teacher_config"])
+            if payload.get("teacher_config")
+            else None,
         }
 
     @classmethod
@@ -459,6 +496,17 @@ class TransformerAgent(Agent):
         from ..evaluation import model_policy
 
         return model_policy(self.model, greedy=greedy, seed=seed)
+
+    can_teach = True
+
+    def move_probs(self, boards, masks, temperature=None):
+        """Its policy: a softmax over the logits / ``temperature`` (1 by default)."""
+        device = next(self.model.parameters()).device
+        with torch.inference_mode():
+            logits = self.model(
+                torch.from_numpy(boards).to(device), torch.from_numpy(masks).to(device)
+            ).logits
+        return softmax_probs(logits.float().cpu().numpy(), masks, temperature or 1.0)
 
     def value_model(self):
         from ..search import transformer_value_model

@@ -1,0 +1,93 @@
+"""Kickstarting: PPO with an added distillation loss toward a teacher's policy.
+
+Schmitt et al. 2018, "Kickstarting Deep Reinforcement Learning": the student plays and
+learns with its own RL loss, plus ``weight * KL(teacher || student)`` on the boards it
+visits; the weight falls linearly to zero over ``anneal_steps`` env steps, so the student
+ends on its own. Any agent that can rank moves can teach (``Agent.move_probs``): an
+n-tuple network through a softmax over its move values (reward + afterstate value, in
+score points, at ``temperature`` points), a PPO checkpoint through its policy.
+
+The pure pieces are here: the config, the weight schedule, the loss and the agreement
+metric; ``load_teacher`` builds the teacher from a checkpoint. The PPO learner wires them
+into its rollout (the teacher's probabilities per board) and its update (the loss).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from .learners.base import Agent
+
+__all__ = [
+    "TeacherConfig",
+    "agreement",
+    "distillation_loss",
+    "load_teacher",
+    "teacher_weight",
+]
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """Who teaches a PPO student, how hard and for how long."""
+
+    source: str = ""  # the teacher's checkpoint file or run folder
+    weight: float = 1.0  # the distillation loss's weight at the start
+    anneal_steps: int = 2_000_000  # env steps over which the weight falls linearly to 0
+    temperature: float | None = None  # teacher softmax temperature; None: the teacher's own
+
+    def __post_init__(self) -> None:
+        if self.weight < 0:
+            raise ValueError(f"teacher weight must be at least 0, got {self.weight}")
+        if self.anneal_steps < 1:
+            raise ValueError(f"teacher anneal-steps must be at least 1, got {self.anneal_steps}")
+        if self.temperature is not None and self.temperature <= 0:
+            raise ValueError(f"teacher temperature must be positive, got {self.temperature}")
+
+
+def teacher_weight(config: TeacherConfig, env_steps: int) -> float:
+    """The distillation weight after ``env_steps`` steps: linear from ``weight`` to 0."""
+    return config.weight * max(0.0, 1.0 - env_steps / config.anneal_steps)
+
+
+def distillation_loss(logits: Tensor, teacher_probs: Tensor) -> Tensor:
+    """(M,) KL(teacher || student) in nats per board.
+
+    ``logits`` (M, 4) the student's masked logits (-inf where illegal); ``teacher_probs``
+    (M, 4) the teacher's move probabilities, 0 where illegal. The gradient is that of the
+    cross-entropy the paper uses; the KL is 0 when the student matches the teacher.
+    """
+    logp = F.log_softmax(logits.float(), dim=-1)  # (M, 4)
+    taught = teacher_probs > 0
+    # 0 * log 0 = 0, and no -inf reaches the product (it would make NaN gradients)
+    student = logp.masked_fill(~taught, 0.0)
+    teacher = teacher_probs.clamp_min(1e-30).log().masked_fill(~taught, 0.0)
+    return (teacher_probs * (teacher - student)).sum(-1)
+
+
+def agreement(logits: Tensor, teacher_probs: Tensor) -> Tensor:
+    """() share of boards where the student's most probable move is the teacher's."""
+    return (logits.argmax(-1) == teacher_probs.argmax(-1)).float().mean()
+
+
+def load_teacher(source: str | Path, device: torch.device) -> Agent:
+    """The agent saved at ``source`` (a checkpoint file or a run folder: its latest file).
+
+    Raises ``CheckpointError`` for a file that is not a readable checkpoint and ValueError
+    for a learner that cannot rank moves, each in one line.
+    """
+    from . import learners
+    from .checkpoint import learner_name, load_checkpoint
+
+    payload = load_checkpoint(source)
+    agent = learners.get(learner_name(payload)).load_agent(payload, device)
+    if not agent.can_teach:
+        raise ValueError(f"{agent.describe()} at {source} cannot rank moves, so it cannot teach")
+    return agent

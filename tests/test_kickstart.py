@@ -1,0 +1,190 @@
+"""Kickstarting: the distillation loss, the weight schedule, teachers of both learners, a
+student that learns its teacher's moves, and the run, checkpoint and command around it."""
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from g2048lab.checkpoint import CheckpointManager, load_checkpoint
+from g2048lab.kickstart import (
+    TeacherConfig,
+    agreement,
+    distillation_loss,
+    load_teacher,
+    teacher_weight,
+)
+from g2048lab.learners.base import softmax_probs
+from g2048lab.ntuple import NTupleConfig
+from g2048lab.ppo import PPOConfig
+from g2048lab.trainer import Trainer, TrainerConfig
+
+CLI = [sys.executable, "-m", "g2048lab"]
+SMALL_PPO = PPOConfig(num_envs=32, rollout_steps=32, minibatch_size=256, epochs=2)
+
+
+@pytest.fixture(scope="module")
+def ntuple_teacher(tmp_path_factory):
+    """A small n-tuple network trained for 200k moves, saved as a run checkpoint."""
+    trainer = Trainer(
+        TrainerConfig(
+            learner="ntuple",
+            learner_config=NTupleConfig(tuples="5x4"),
+            device="cpu",
+            total_env_steps=200_000,
+        )
+    )
+    trainer.run()
+    folder = tmp_path_factory.mktemp("teacher")
+    return CheckpointManager(folder).save(trainer.state_dict())
+
+
+def test_the_weight_falls_linearly_to_zero_and_stays_there():
+    config = TeacherConfig(source="x", weight=2.0, anneal_steps=1000)
+    assert [teacher_weight(config, s) for s in (0, 250, 1000, 5000)] == [2.0, 1.5, 0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"weight": -1.0}, "weight must be at least 0"),
+        ({"anneal_steps": 0}, "anneal-steps must be at least 1"),
+        ({"temperature": 0.0}, "temperature must be positive"),
+    ],
+)
+def test_bad_teacher_settings_are_refused_in_words(fields, message):
+    with pytest.raises(ValueError, match=message):
+        TeacherConfig(source="x", **fields)
+
+
+def test_the_distillation_loss_is_the_kl_and_its_gradient_is_finite_with_illegal_moves():
+    logits = torch.tensor([[0.5, -1.0, float("-inf"), 2.0], [0.0, 0.0, 0.0, 0.0]])
+    logits.requires_grad_(True)
+    teacher = torch.tensor([[0.2, 0.0, 0.0, 0.8], [0.25, 0.25, 0.25, 0.25]])
+    loss = distillation_loss(logits, teacher)
+    student = torch.log_softmax(logits.detach(), -1)
+    expected = [
+        0.2 * (math.log(0.2) - student[0, 0]) + 0.8 * (math.log(0.8) - student[0, 3]),
+        0.0,
+    ]
+    torch.testing.assert_close(loss, torch.tensor(expected, dtype=torch.float32))
+    loss.sum().backward()
+    assert torch.isfinite(logits.grad).all()
+    # the student that equals its teacher has nothing to learn
+    same = distillation_loss(teacher.clamp_min(1e-12).log(), teacher)
+    torch.testing.assert_close(same, torch.zeros(2), atol=1e-6, rtol=0)
+    assert agreement(logits.detach(), teacher) == 1.0
+
+
+def test_softmax_probs_cover_only_legal_moves():
+    scores = np.array([[10.0, 0.0, 5.0, -np.inf], [1.0, 2.0, 3.0, 4.0]], dtype=np.float32)
+    masks = np.array([[True, True, False, False], [False, False, False, False]])
+    probs = softmax_probs(scores, masks, temperature=10.0)
+    np.testing.assert_allclose(probs[0, :2], [1 / (1 + math.exp(-1)), 1 / (1 + math.exp(1))])
+    assert probs[0, 2:].tolist() == [0.0, 0.0] and probs[1].tolist() == [0.0] * 4
+    sharp = softmax_probs(scores, masks, temperature=0.1)
+    assert sharp[0, 0] > 0.999
+
+
+def test_an_ntuple_teacher_prefers_its_best_move(ntuple_teacher):
+    from g2048lab.env import VecEnv
+
+    teacher = load_teacher(ntuple_teacher, torch.device("cpu"))
+    obs, _ = VecEnv(64, seed=3).reset()
+    probs = teacher.move_probs(obs["board"], obs["action_mask"])
+    assert probs.shape == (64, 4) and np.allclose(probs.sum(-1), 1.0, atol=1e-5)
+    assert (probs[~obs["action_mask"]] == 0).all()
+    greedy = teacher.policy()(obs)
+    assert (probs.argmax(-1) == greedy).all()
+
+
+def test_a_kickstarted_student_learns_its_teachers_moves(ntuple_teacher):
+    teacher = TeacherConfig(source=str(ntuple_teacher), weight=5.0, anneal_steps=10**9)
+    trainer = Trainer(
+        TrainerConfig(
+            preset="tiny",
+            device="cpu",
+            threads=1,
+            ppo=SMALL_PPO,
+            total_env_steps=40 * 1024,
+            teacher=teacher,
+        )
+    )
+    trainer.run()
+    rows = list(trainer.metrics)
+    first, last = rows[0], rows[-5:]
+    late = sum(r["teacher/agreement"] for r in last) / len(last)
+    assert late > first["teacher/agreement"] + 0.15, (first["teacher/agreement"], late)
+    assert sum(r["teacher/distill_loss"] for r in last) / 5 < first["teacher/distill_loss"]
+    assert all(r["teacher/weight"] == pytest.approx(5.0, rel=1e-3) for r in rows)
+
+
+def test_the_teacher_goes_quiet_after_annealing_and_the_run_resumes_with_it(
+    ntuple_teacher, tmp_path
+):
+    teacher = TeacherConfig(source=str(ntuple_teacher), weight=1.0, anneal_steps=2048)
+    config = TrainerConfig(
+        preset="tiny", device="cpu", ppo=SMALL_PPO, total_env_steps=3 * 1024, teacher=teacher
+    )
+    trainer = Trainer(config)
+    trainer.run()
+    weights = [r["teacher/weight"] for r in trainer.metrics]
+    assert weights == [1.0, 0.5, 0.0]
+    assert trainer.metrics[-1]["teacher/distill_loss"] is None  # not asked once annealed
+    path = CheckpointManager(tmp_path).save(trainer.state_dict())
+    assert load_checkpoint(path)["teacher_config"]["anneal_steps"] == 2048
+    resumed = Trainer.from_checkpoint(path, total_env_steps=4 * 1024)
+    assert resumed.config.teacher == teacher
+    resumed.run()
+    assert resumed.metrics[-1]["teacher/weight"] == 0.0
+
+
+def test_an_ntuple_student_or_a_teacher_that_cannot_teach_is_refused(ntuple_teacher, tmp_path):
+    teacher = TeacherConfig(source=str(ntuple_teacher))
+    with pytest.raises(ValueError, match="learns alone: drop --teacher"):
+        Trainer(TrainerConfig(learner="ntuple", device="cpu", teacher=teacher))
+    from g2048lab.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        Trainer(TrainerConfig(preset="tiny", device="cpu", teacher=TeacherConfig(source="no.pt")))
+
+
+def g2048lab(*args):
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=180)
+
+
+def test_train_with_teacher_from_the_command_line(ntuple_teacher, tmp_path):
+    from g2048lab.runs import RunStore
+
+    runs = tmp_path / "runs"
+    done = g2048lab(
+        "train", "--preset", "tiny", "--device", "cpu", "--threads", 1, "--quiet",
+        "--steps", 2 * 2048, "--runs-dir", runs, "--run-name", "kid",
+        "--teacher", ntuple_teacher, "--teacher.weight", 2, "--teacher.anneal-steps", 10_000,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    store = RunStore(runs)
+    rows = store.metrics("kid")
+    assert rows[-1]["teacher/weight"] == pytest.approx(2 * (1 - 2048 / 10_000))
+    assert 0 <= rows[-1]["teacher/agreement"] <= 1
+    assert store.get_run("kid").config["teacher"]["weight"] == 2.0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--teacher", "nobody"], "--teacher nobody: no such checkpoint file, run folder or run"),
+        (["--teacher.weight", "2"], "--teacher.* flags need --teacher RUN_OR_CHECKPOINT"),
+        (["--teacher", "TEACHER", "--learner", "ntuple"], "add --learner ppo or drop them"),
+        (["--teacher", "TEACHER", "--teacher.weight", "-1"], "weight must be at least 0"),
+    ],
+)
+def test_bad_teacher_flags_are_one_line(ntuple_teacher, tmp_path, args, message):
+    args = [str(ntuple_teacher) if a == "TEACHER" else a for a in args]
+    result = g2048lab("train", "--steps", 10, "--runs-dir", tmp_path, *args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
