@@ -101,25 +101,51 @@ def test_an_ntuple_teacher_prefers_its_best_move(ntuple_teacher):
     assert (probs.argmax(-1) == greedy).all()
 
 
-def test_a_kickstarted_student_learns_its_teachers_moves(ntuple_teacher):
-    teacher = TeacherConfig(source=str(ntuple_teacher), weight=5.0, anneal_steps=10**9)
+@pytest.fixture(scope="module")
+def ppo_teacher(tmp_path_factory):
+    """A tiny transformer whose policy head is scaled up 300x: a sharp policy of the
+    student's own architecture, so the student can match it exactly."""
+    trainer = Trainer(
+        TrainerConfig(preset="tiny", device="cpu", seed=7, ppo=SMALL_PPO, total_env_steps=1024)
+    )
+    trainer.run()
+    with torch.no_grad():
+        trainer.learner.model.policy_head.weight.mul_(300)
+    return CheckpointManager(tmp_path_factory.mktemp("ppo_teacher")).save(trainer.state_dict())
+
+
+def test_a_kickstarted_student_learns_its_teachers_moves(ppo_teacher):
+    teacher = TeacherConfig(source=str(ppo_teacher), weight=1.0, anneal_steps=10**9)
     trainer = Trainer(
         TrainerConfig(
             preset="tiny",
             device="cpu",
             threads=1,
             ppo=SMALL_PPO,
-            total_env_steps=40 * 1024,
+            total_env_steps=10 * 1024,
             teacher=teacher,
         )
     )
     trainer.run()
     rows = list(trainer.metrics)
-    first, last = rows[0], rows[-5:]
-    late = sum(r["teacher/agreement"] for r in last) / len(last)
-    assert late > first["teacher/agreement"] + 0.15, (first["teacher/agreement"], late)
-    assert sum(r["teacher/distill_loss"] for r in last) / 5 < first["teacher/distill_loss"]
-    assert all(r["teacher/weight"] == pytest.approx(5.0, rel=1e-3) for r in rows)
+    first, last = rows[0], rows[-1]
+    assert last["teacher/distill_loss"] < 0.2 * first["teacher/distill_loss"]
+    assert last["teacher/agreement"] > 0.95
+    assert all(r["teacher/weight"] == pytest.approx(1.0, rel=1e-3) for r in rows)
+    # its greedy moves are now the teacher's on boards it has never seen
+    from g2048lab.env import VecEnv
+
+    obs, _ = VecEnv(256, seed=99).reset()
+    student = trainer.learner.agent().policy()(obs)
+    taught = load_teacher(ppo_teacher, torch.device("cpu")).policy()(obs)
+    assert (student == taught).mean() > 0.9
+    from g2048lab.dashboard import Dashboard
+
+    dashboard = Dashboard(trainer)
+    traces = dashboard.training_chart.traces
+    assert all(traces[name].visible for name in ("distillation", "teacher agreement", "loss"))
+    assert not traces["TD error"].visible
+    dashboard.close()
 
 
 def test_the_teacher_goes_quiet_after_annealing_and_the_run_resumes_with_it(

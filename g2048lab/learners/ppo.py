@@ -151,10 +151,17 @@ class PPOLearner(Learner):
 
     def describe(self) -> str:
         params = self.model.num_params()
-        return (
+        text = (
             f"ppo: preset {self.preset or 'custom'} ({params.total / 1e6:.2f} M parameters, "
             f"{params.active / 1e6:.2f} M active), {self.ppo.num_envs} games"
         )
+        if self.teacher is not None:
+            t = self.teacher_config
+            text += (
+                f"; taught by {self.teacher.describe()} (weight {t.weight:g} falling to 0 "
+                f"over {t.anneal_steps:,} env steps)"
+            )
+        return text
 
     def config_dict(self) -> dict[str, Any]:
         return {
