@@ -16,14 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-
-if TYPE_CHECKING:
-    from .learners.base import Agent
 
 __all__ = [
     "TeacherConfig",
@@ -77,17 +73,18 @@ def agreement(logits: Tensor, teacher_probs: Tensor) -> Tensor:
     return (logits.argmax(-1) == teacher_probs.argmax(-1)).float().mean()
 
 
-def load_teacher(source: str | Path, device: torch.device) -> Agent:
-    """The agent saved at ``source`` (a checkpoint file or a run folder: its latest file).
+def load_teacher(source: str | Path, device: torch.device):
+    """The ``Agent`` saved at ``source`` (a checkpoint file or a run folder: its latest file).
 
     Raises ``CheckpointError`` for a file that is not a readable checkpoint and ValueError
     for a learner that cannot rank moves, each in one line.
     """
     from . import learners
     from .checkpoint import learner_name, load_checkpoint
+    from .learners.base import Agent
 
     payload = load_checkpoint(source)
     agent = learners.get(learner_name(payload)).load_agent(payload, device)
-    if not agent.can_teach:
+    if type(agent).move_probs is Agent.move_probs:
         raise ValueError(f"{agent.describe()} at {source} cannot rank moves, so it cannot teach")
     return agent

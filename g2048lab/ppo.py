@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .kickstart import agreement, distillation_loss
+
 __all__ = [
     "LossParts",
     "UpdateStats",
@@ -258,8 +260,6 @@ def ppo_loss(
     )
     distill = agree = None
     if teacher_probs is not None:
-        from .kickstart import agreement, distillation_loss
-
         distill = distillation_loss(logits, teacher_probs).mean()
         total = total + distill_coef * distill
         agree = agreement(logits.detach(), teacher_probs)

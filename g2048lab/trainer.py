@@ -99,6 +99,8 @@ class Trainer:
         learner_class = learners.get(config.learner)
         if dist is not None and not learner_class.distributed:
             raise ValueError(f"the {config.learner} learner does not train under torchrun")
+        if config.teacher is not None and not learner_class.kickstarts:
+            raise ValueError(f"the {config.learner} learner learns alone: drop --teacher")
         self.device = dist.device if dist else select_device(config.device)
         self.threads = set_cpu_threads(config.threads) if self.device.type == "cpu" else None
         setup = LearnerSetup(self.device, config.seed, dist, self.threads)

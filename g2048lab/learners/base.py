@@ -110,14 +110,13 @@ class Agent(ABC):
         """``obs -> actions`` (evaluation.Policy); ``greedy``: the best move, else sampled
         where the learner has a distribution over moves."""
 
-    can_teach: ClassVar[bool] = False  # whether move_probs ranks moves (kickstart.py)
-
     def move_probs(
         self, boards: np.ndarray, masks: np.ndarray, temperature: float | None = None
     ) -> np.ndarray:
         """(N, 4, 4) uint8 boards and their (N, 4) bool legal moves -> (N, 4) float32
         probability of each move, 0 where illegal (all 0 for a board without a move): what
-        it teaches a student (kickstart.py). ``temperature`` None: the agent's own."""
+        it teaches a student (kickstart.py). ``temperature`` None: the agent's own. An
+        agent that does not override this cannot teach."""
         raise ValueError(f"{self.describe()} cannot rank moves, so it cannot teach")
 
     def value_model(self) -> ValueModel | None:
@@ -152,6 +151,7 @@ class Learner(ABC):
     metrics: ClassVar[dict[str, str]] = {}
     panels: ClassVar[frozenset[str]] = frozenset()
     distributed: ClassVar[bool] = False  # whether it trains under torchrun
+    kickstarts: ClassVar[bool] = False  # whether it learns from a teacher (config.teacher)
 
     def __init__(self, config: TrainerConfig, setup: LearnerSetup):
         self.run_config = config

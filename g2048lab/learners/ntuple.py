@@ -55,8 +55,6 @@ class NTupleLearner(Learner):
 
     def __init__(self, config, setup: LearnerSetup):
         super().__init__(config, setup)
-        if config.teacher is not None:
-            raise ValueError("the ntuple learner learns alone: drop --teacher")
         options = config.learner_config or NTupleConfig()
         if not isinstance(options, NTupleConfig):
             raise ValueError(
@@ -225,7 +223,6 @@ class NTupleAgent(Agent):
             raise ValueError("the n-tuple player has no move probabilities: drop --sampled")
         return lambda obs: self.network.greedy_actions(obs["board"])
 
-    can_teach = True
     TEMPERATURE = 50.0
     """Score points: a move worth 50 points less than the best gets 1/e of its weight."""
 

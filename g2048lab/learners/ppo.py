@@ -88,6 +88,7 @@ class PPOLearner(Learner):
 
     name = "ppo"
     distributed = True
+    kickstarts = True
     panels = frozenset({"policy", "value", "losses", "attention", "experts"})
     metrics = {
         "train/loss": "PPO's total loss, mean over the update's minibatches",
@@ -129,7 +130,6 @@ class PPOLearner(Learner):
         )
         env_seed = setup.seed + (1_000_003 * dist.rank if dist else 0)  # each rank its own games
         self.env = VecEnv(self.ppo.num_envs, seed=env_seed, reward=config.reward)
-        self.teacher_config = config.teacher
         self.teacher = None
         if config.teacher is not None and config.teacher.weight > 0:
             self.teacher = load_teacher(config.teacher.source, device)
@@ -156,7 +156,7 @@ class PPOLearner(Learner):
             f"{params.active / 1e6:.2f} M active), {self.ppo.num_envs} games"
         )
         if self.teacher is not None:
-            t = self.teacher_config
+            t = self.run_config.teacher
             text += (
                 f"; taught by {self.teacher.describe()} (weight {t.weight:g} falling to 0 "
                 f"over {t.anneal_steps:,} env steps)"
@@ -169,7 +169,7 @@ class PPOLearner(Learner):
             "model": asdict(self.model_config),
             "ppo": asdict(self.ppo),
             "reward": asdict(self.run_config.reward),
-            "teacher": asdict(self.teacher_config) if self.teacher_config else None,
+            "teacher": asdict(self.run_config.teacher) if self.run_config.teacher else None,
         }
 
     def agent(self) -> TransformerAgent:
@@ -183,9 +183,9 @@ class PPOLearner(Learner):
         if self._obs is None:
             self._obs, _ = self.env.reset()
         start = time.perf_counter()
-        teacher = self.teacher_config
+        teacher = self.run_config.teacher
         self._distill_coef = 0.0
-        if teacher is not None and self.teacher is not None:
+        if self.teacher is not None:
             self._distill_coef = teacher_weight(teacher, hooks.position()[0])
         if not self._rollout(hooks):
             return None
@@ -239,7 +239,7 @@ class PPOLearner(Learner):
             actions_np = actions.cpu().numpy()
             if self._distill_coef > 0:
                 taught = self.teacher.move_probs(
-                    obs["board"], obs["action_mask"], self.teacher_config.temperature
+                    obs["board"], obs["action_mask"], self.run_config.teacher.temperature
                 )
                 buf.teacher_probs[t] = torch.from_numpy(taught).to(device)
             next_obs, rewards, terminated, _, info = self.env.step(actions_np)
@@ -398,7 +398,7 @@ class PPOLearner(Learner):
             "optimizer": self.optimizer.state_dict(),
             "counters": {"minibatch_size": self.minibatch_size},
             "return_stats": asdict(self.return_stats),
-            "teacher_config": asdict(self.teacher_config) if self.teacher_config else None,
+            "teacher_config": asdict(self.run_config.teacher) if self.run_config.teacher else None,
             "rng": rng,
             "env": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in env.items()},
             "obs": {k: torch.from_numpy(v.copy()) for k, v in self._obs.items()}
@@ -503,8 +503,6 @@ class TransformerAgent(Agent):
         from ..evaluation import model_policy
 
         return model_policy(self.model, greedy=greedy, seed=seed)
-
-    can_teach = True
 
     def move_probs(self, boards, masks, temperature=None):
         """Its policy: a softmax over the logits / ``temperature`` (1 by default)."""
