@@ -9,8 +9,13 @@ checkpoint files per run (``root/<run name>/``). The database holds, per run:
 - recorded games: the best and the most recent few, for replay;
 - control requests (pause, resume, stop, checkpoint) that viewers leave and the
   training process serves and acknowledges;
-- events: what happened to the run, in words (checkpoints, resumes, take-overs);
-- its writer: the one process allowed to write the run (``claim``).
+- events: what happened to the run, in words (checkpoints, resumes, take-overs, renames);
+- its writer: the one process allowed to write the run (``claim``);
+- tags and a note, a person's labels to find and compare runs by (``set_tags``, ``set_note``).
+
+A run can be renamed (``rename_run``: its row and its folder) and deleted (``delete_run``:
+its rows in every table and its folder), each refused while a process writes the run;
+each docstring says why a kill -9 at any point leaves a usable store.
 
 One run has one writer. ``claim(name)`` takes an exclusive ``flock`` on
 ``root/<name>/.writer.lock``, held for as long as the writer's process lives (the kernel
@@ -37,6 +42,7 @@ import io
 import json
 import os
 import re
+import shutil
 import socket
 import sqlite3
 import threading
@@ -63,6 +69,7 @@ __all__ = [
     "RunClaim",
     "RunNotFound",
     "RunRecorder",
+    "RunSize",
     "RunStore",
     "GAME_KINDS",
     "SCHEMA_VERSION",
@@ -71,7 +78,7 @@ __all__ = [
     "Writer",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DATABASE_NAME = "runs.sqlite"
 BUSY_TIMEOUT_S = 10.0  # how long a writer waits for another writer before giving up
 HISTORY_INTERVAL_S = 10.0  # at most one history message per this many seconds of a run
@@ -85,8 +92,14 @@ STATUSES = tuple(Status)
 ACTIONS = tuple(c.value for c in Control if c is not Control.START)
 GAME_KINDS = ("best", "recent")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_TAG = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
+NOTE_LIMIT = 2000  # characters
+TRASH_PREFIX = ".deleted-"  # root/.deleted-<name>-<hex>: a deleted run's folder, until removed
+_RUN_TABLES = ("metrics", "latest_updates", "update_history", "games", "requests", "events")
 
-# _MIGRATIONS[v] takes a store from schema v to v + 1 (v = 0: an empty file).
+# _MIGRATIONS[v] takes a store from schema v to v + 1 (v = 0: an empty file). A comment goes
+# before a statement, never after its last word: SQLite keeps an added column's text, a
+# trailing comment and all, in the table's schema, which then no longer parses.
 _MIGRATIONS = (
     """
     CREATE TABLE runs (
@@ -160,14 +173,20 @@ _MIGRATIONS = (
     );
     CREATE INDEX events_by_run ON events (run_id, id)
     """,
+    """
+    ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';  -- JSON list, sorted
+    ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT '';
+    -- the run's old name while a rename moves its folder (rename_run)
+    ALTER TABLE runs ADD COLUMN renamed_from TEXT
+    """,
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
 _RUN_COLUMNS = (
     "id, name, status, config, device, created_at, updated_at, error, "
     "iteration, env_steps, episodes, best_score, max_tile, "
-    "rewinds, writer_pid, writer_host, writer_since, writer_token"
-)
+    "rewinds, tags, note, writer_pid, writer_host, writer_since, writer_token"
+)  # writer_token last: _checked reads it as row[-1]
 _GAME_COLUMNS = "id, score, max_tile, length, best, recent, timestamp, env_steps"
 _SELECT_REQUESTS = (
     "SELECT requests.id, runs.name, action, requests.created_at, acknowledged_at, result"
@@ -219,6 +238,24 @@ class RunInfo:
     max_tile: int
     rewinds: int = 0  # times it was resumed from a checkpoint, forgetting what came after
     writer: Writer | None = None  # the live process writing it, if any
+    tags: tuple[str, ...] = ()  # sorted
+    note: str = ""
+
+    @property
+    def learner(self) -> str:
+        """The learner that trains it (runs from before learners: "ppo")."""
+        return self.config.get("learner", "ppo")
+
+
+@dataclass(frozen=True)
+class RunSize:
+    """What a run takes up (``run_size``) or took up (``delete_run``). The store's file does
+    not shrink when rows go: SQLite reuses their pages for new rows."""
+
+    checkpoint_files: int  # .pt files in its folder
+    folder_bytes: int  # all the files in its folder
+    metric_rows: int
+    rows: int  # in all the store's tables, its own row included
 
 
 @dataclass(frozen=True)
@@ -271,8 +308,10 @@ class RunStore:
             )
         _keep_reserve(self.root / RESERVE_NAME)
         self._local = threading.local()
-        self._run_ids: dict[str, int] = {}  # names are never reused, so ids can be cached
         self._migrate()
+        with suppress(StoreError):  # a read-only store is still read; its writers finish these
+            self._finish_renames()
+            self._empty_trash()
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.root)!r})"
@@ -329,58 +368,199 @@ class RunStore:
         row = rows.fetchone()
         return None if row is None else self._checked(row)
 
+    # --- tags, notes, renames, deletes ----------------------------------------------------
+
+    def set_tags(self, name: str, tags: Iterable[str]) -> tuple[str, ...]:
+        """Replace the run's tags: each 1-32 letters, digits, -, _, . and :; kept
+        deduplicated and sorted (returned). Allowed while the run trains: its writer never
+        writes tags or notes, and each write here is one statement on those columns alone."""
+        tags = check_tags(tags)
+        self._set_label(name, "tags", json.dumps(tags))
+        return tags
+
+    def set_note(self, name: str, note: str) -> None:
+        """Replace the run's note (a person's words on it; "" clears it), stored as given, at
+        most NOTE_LIMIT characters. Allowed while the run trains, as ``set_tags``."""
+        if len(note) > NOTE_LIMIT:
+            raise StoreError(
+                f"a note holds at most {NOTE_LIMIT:,} characters, this one has {len(note):,}: "
+                "shorten it"
+            )
+        self._set_label(name, "note", note)
+
+    def _set_label(self, name: str, column: str, value: str) -> None:
+        # not updated_at: it tells the liveness of writers on other hosts, and which run is
+        # most likely live (latest_run); a label says nothing of either
+        with self._write() as db:
+            db.execute(f"UPDATE runs SET {column} = ? WHERE id = ?", (value, self._run_id(name)))
+
+    def rename_run(self, old: str, new: str) -> RunInfo:
+        """Give a run a new name; its folder ``root/OLD`` becomes ``root/NEW``. Checkpoints
+        hold no folder path, and ``train --resume NEW`` runs them under the store's name
+        (not the one they were saved under). Refused with RunBusy while a process writes
+        the run, StoreError if NEW is taken or not a valid name. Adds the event "renamed
+        from OLD".
+
+        Crash safety. Holding the run's writer flock (no process can claim the run
+        meanwhile), it (1) renames the row, noting OLD in ``renamed_from``, in one
+        transaction; (2) moves the folder; (3) clears ``renamed_from``. A crash before (1)
+        commits changes nothing. After it, the store knows the run as NEW and where its
+        folder may still be: the next ``RunStore`` opened on the folder, or ``run_dir`` of
+        either name, finishes (2) and (3) once the flock is free (the kernel frees it when a
+        process dies); while it is held, ``run_dir`` of either name refuses, so no one makes
+        an empty NEW folder or takes OLD's meanwhile.
+        """
+        check_run_name(new)
+        self.get_run(old)  # RunNotFound; a dead writer's run is marked killed
+        source, target = self.root / old, self.root / new
+        if self._db().execute("SELECT 1 FROM runs WHERE name = ?", (new,)).fetchone():
+            raise StoreError(f"a run named {new!r} exists in {self.path}: choose another name")
+        if target.exists():
+            raise StoreError(f"{target} exists: move it away or choose another name")
+        fd = self._lock(old, "rename")
+        try:
+            with self._write() as db:
+                run = self._locked_run(old, "rename")
+                try:
+                    self._rename_row(db, run.id, old, new, moving=old)
+                except sqlite3.IntegrityError:
+                    raise StoreError(
+                        f"a run named {new!r} exists in {self.path}: choose another name"
+                    ) from None
+                self._add_event(db, run.id, f"renamed from {old}")
+            try:
+                source.rename(target)
+            except OSError as error:  # nothing moved: the run keeps its old name
+                with self._write() as db:
+                    self._rename_row(db, run.id, new, old, moving=None)
+                    self._add_event(db, run.id, f"not renamed to {new}: {error.strerror}")
+                raise StoreError(f"cannot move {source} to {target}: {error.strerror}") from None
+            with self._write() as db:
+                db.execute("UPDATE runs SET renamed_from = NULL WHERE id = ?", (run.id,))
+        finally:
+            os.close(fd)
+        return self.get_run(new)
+
+    def _rename_row(
+        self, db: sqlite3.Connection, run_id: int, old: str, new: str, moving: str | None
+    ) -> None:
+        # a killed run's error tells how to resume it, by name
+        db.execute(
+            "UPDATE runs SET name = ?, renamed_from = ?,"
+            " error = replace(error, '--resume ' || ?, '--resume ' || ?) WHERE id = ?",
+            (new, moving, old, new, run_id),
+        )
+
+    def run_size(self, name: str) -> RunSize:
+        """What the run takes up: checkpoint files and bytes in its folder, rows in the store
+        (what ``delete_run`` would free)."""
+        run_id = self._run_id(name)
+        db = self._db()
+        counts = {
+            table: db.execute(
+                f"SELECT count(*) FROM {table} WHERE run_id = ?", (run_id,)
+            ).fetchone()[0]
+            for table in _RUN_TABLES
+        }
+        return RunSize(*_folder_size(self.root / name), counts["metrics"], sum(counts.values()) + 1)
+
+    def delete_run(self, name: str) -> RunSize:
+        """Delete the run: its rows in every table and its folder (checkpoint files, log).
+        Refused with RunBusy while a process writes it. Returns what it took up. A new run
+        may take the name afterwards.
+
+        Crash safety. Holding the run's writer flock, it (1) moves the run's folder to a
+        hidden trash folder, ``root/.deleted-<name>-<hex>``; (2) deletes the rows in one
+        transaction; (3) removes the trash. A crash before (2) commits leaves the run in the
+        store without its folder, to delete again; trash left by a crash is removed by the
+        next delete or ``RunStore`` opened on the folder (not trash whose flock a live
+        delete holds). If (2) fails (a full disk, a store busy too long), the folder is
+        moved back and the run stays whole.
+        """
+        self.get_run(name)  # RunNotFound; a dead writer's run is marked killed
+        fd = self._lock(name, "delete")
+        try:
+            self._locked_run(name, "delete")
+            folder = self.root / name
+            files, size = _folder_size(folder)
+            trash = self.root / f"{TRASH_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
+            try:
+                folder.rename(trash)
+            except OSError as error:
+                raise StoreError(f"cannot move {folder} away: {error.strerror}") from None
+            try:
+                with self._write() as db:
+                    run_id = self._locked_run(name, "delete").id
+                    rows = {
+                        table: db.execute(
+                            f"DELETE FROM {table} WHERE run_id = ?", (run_id,)
+                        ).rowcount
+                        for table in _RUN_TABLES
+                    }
+                    db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            except StoreError:
+                trash.rename(folder)
+                raise
+            shutil.rmtree(trash, ignore_errors=True)
+        finally:
+            os.close(fd)
+        self._empty_trash()
+        return RunSize(files, size, rows["metrics"], sum(rows.values()) + 1)
+
     # --- the writer ----------------------------------------------------------------------
 
     def claim(self, name: str) -> RunClaim:
         """Become the run's only writer, for as long as this process lives or until
         ``RunClaim.release()``. Raises ``RunBusy`` naming the live writer, if there is one;
         takes over from one that died (and records that as an event)."""
-        lock = self.run_dir(name) / LOCK_NAME
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as error:
-            raise StoreError(f"cannot open {lock}: {error.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            writer = self.get_run(name).writer
-            raise RunBusy(
-                f"run {name!r} is being written by {writer or 'another process'}: stop that "
-                "process first (Ctrl-C, or stop in the dashboard) or wait for it to end"
-            ) from None
+        fd = self._lock(name, "")
         try:
             return self._record_claim(name, fd)
         except BaseException:
             os.close(fd)  # closing releases the flock
             raise
 
+    def _lock(self, name: str, doing: str) -> int:
+        """An fd holding the run's writer flock (``claim`` keeps it; ``rename_run`` and
+        ``delete_run`` hold it while they work, so that no process claims the run meanwhile).
+        RunBusy if a process holds it, saying what it stops: ``doing`` ("rename", "delete";
+        "" for a claim)."""
+        fd = _try_flock(self.run_dir(name) / LOCK_NAME)
+        if fd is None:
+            raise _busy(name, self.get_run(name).writer, doing)
+        return fd
+
     def _record_claim(self, name: str, fd: int) -> RunClaim:
-        run_id, host, now = self._run_id(name), socket.gethostname(), time.time()
-        token = uuid.uuid4().hex
+        host, now, token = socket.gethostname(), time.time(), uuid.uuid4().hex
         with self._write() as db:
-            row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
-            old = _run_info(row.fetchone())
+            old = self._locked_run(name, "")
             if old.writer is not None:
-                if old.writer.host != host and now - old.updated_at < STALE_AFTER_S:
-                    raise RunBusy(
-                        f"run {name!r} is being written by {old.writer} (heard from "
-                        f"{now - old.updated_at:.0f} s ago): stop that process first"
-                    )
-                self._add_event(db, run_id, f"taken over from {old.writer}, which had died")
+                self._add_event(db, old.id, f"taken over from {old.writer}, which had died")
             db.execute(
                 "UPDATE runs SET writer_pid = ?, writer_host = ?, writer_since = ?,"
                 " writer_token = ?, updated_at = ? WHERE id = ?",
-                (os.getpid(), host, now, token, now, run_id),
+                (os.getpid(), host, now, token, now, old.id),
             )
         return RunClaim(self, name, token, fd)
 
+    def _locked_run(self, name: str, doing: str) -> RunInfo:
+        """The run as stored, for a caller that holds its flock (so a writer recorded on this
+        host is dead); RunBusy if a writer on another host wrote it within STALE_AFTER_S."""
+        row = self._db().execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE name = ?", (name,))
+        row = row.fetchone()
+        if row is None:
+            raise self._not_found(name)
+        run, host = _run_info(row), socket.gethostname()
+        if run.writer and run.writer.host != host and time.time() - run.updated_at < STALE_AFTER_S:
+            raise _busy(name, run.writer, doing, heard=time.time() - run.updated_at)
+        return run
+
     def _release(self, claim: RunClaim) -> None:
-        with self._write() as db:
+        with self._write() as db:  # tokens are unique: no need for the run's name
             db.execute(
                 "UPDATE runs SET writer_pid = NULL, writer_host = NULL, writer_since = NULL,"
-                " writer_token = NULL WHERE id = ? AND writer_token = ?",
-                (self._run_id(claim.name), claim.token),
+                " writer_token = NULL WHERE writer_token = ?",
+                (claim.token,),
             )
 
     def _checked(self, row: tuple) -> RunInfo:
@@ -431,9 +611,8 @@ class RunStore:
 
     def add_event(self, name: str, text: str) -> None:
         """Record what happened to the run, in words."""
-        run_id = self._run_id(name)
         with self._write() as db:
-            self._add_event(db, run_id, text)
+            self._add_event(db, self._run_id(name), text)
 
     def _add_event(self, db: sqlite3.Connection, run_id: int, text: str) -> None:
         db.execute(
@@ -455,8 +634,8 @@ class RunStore:
         ``rewinds`` count goes up (viewers then read its history again). For a run resumed
         from its last checkpoint. Returns the env steps that were lost (recorded past the
         checkpoint)."""
-        run_id = self._run_id(name)
         with self._write() as db:
+            run_id = self._run_id(name)
             (recorded,) = db.execute(
                 "SELECT env_steps FROM runs WHERE id = ?", (run_id,)
             ).fetchone()
@@ -489,7 +668,6 @@ class RunStore:
     ) -> None:
         """Set a run's status (one of STATUSES) and error text (None clears it). With
         ``claim``, only while that claim is the run's writer."""
-        run_id = self._run_id(name)
         _check_choice("status", status, STATUSES)
         token = claim and claim.token
         for attempt in range(2):
@@ -498,9 +676,11 @@ class RunStore:
                     db.execute(
                         "UPDATE runs SET status = ?, error = ?, updated_at = ? WHERE id = ?"
                         " AND (? IS NULL OR writer_token = ?)",
-                        (status, error, time.time(), run_id, token, token),
+                        (status, error, time.time(), self._run_id(name), token, token),
                     )
                 return
+            except RunNotFound:
+                raise
             except StoreError:
                 reserve = self.root / RESERVE_NAME
                 if attempt or not reserve.exists():
@@ -508,8 +688,10 @@ class RunStore:
                 reserve.unlink()  # a full disk? the reserve makes room for this last word
 
     def run_dir(self, name: str) -> Path:
-        """The run's folder for checkpoint files, ``root/<name>``; created if missing."""
+        """The run's folder for checkpoint files, ``root/<name>``; created if missing. A move
+        of that folder that a rename left half done (``rename_run``) is finished first."""
         self._run_id(name)
+        self._finish_renames(name)
         folder = self.root / name
         try:
             folder.mkdir(exist_ok=True)
@@ -523,11 +705,15 @@ class RunStore:
         """Store one iteration's metrics row (it must hold ``iteration``). A row for an
         iteration already stored replaces it, so a run resumed from a checkpoint rewrites
         the iterations it repeats."""
-        run_id = self._run_id(name)
+        self.add_metrics_batch(name, [row])
+
+    def add_metrics_batch(self, name: str, rows: Iterable[dict]) -> None:
+        """``add_metrics`` for many rows in one transaction (imports, benchmarks)."""
         with self._write() as db:
-            db.execute(
+            run_id = self._run_id(name)
+            db.executemany(
                 "INSERT OR REPLACE INTO metrics (run_id, iteration, row) VALUES (?, ?, ?)",
-                (run_id, int(row["iteration"]), json.dumps(row)),
+                [(run_id, int(row["iteration"]), json.dumps(row)) for row in rows],
             )
 
     def metrics(self, name: str, since_iteration: int = -1) -> list[dict]:
@@ -537,6 +723,15 @@ class RunStore:
             (self._run_id(name), since_iteration),
         )
         return [json.loads(row) for (row,) in rows]
+
+    def last_metrics(self) -> dict[str, dict]:
+        """Every run's last metric row (of its highest iteration), by run name, in one query
+        (for lists of many runs); runs without rows are left out."""
+        rows = self._db().execute(  # SQLite takes the bare column `row` from the max's row
+            "SELECT runs.name, metrics.row, max(metrics.iteration) FROM metrics"
+            " JOIN runs ON runs.id = metrics.run_id GROUP BY metrics.run_id"
+        )
+        return {name: json.loads(row) for name, row, _ in rows}
 
     # --- training updates ----------------------------------------------------------------
 
@@ -550,10 +745,10 @@ class RunStore:
         ``HISTORY_LIMIT`` copies, every second one of the older half is dropped: the history
         spans the whole run, densest near the present, in bounded space.
         """
-        run_id = self._run_id(name)
         _check_choice("status", update.status, STATUSES)
         message = update.to_json()
         with self._write() as db:
+            run_id = self._run_id(name)
             db.execute(
                 "INSERT OR REPLACE INTO latest_updates (run_id, message) VALUES (?, ?)",
                 (run_id, message),
@@ -630,13 +825,13 @@ class RunStore:
         The run then keeps its ``keep_best`` highest-scoring "best" games (the earlier wins a
         tie) and its ``keep_recent`` latest "recent" ones; a game in neither list is deleted.
         """
-        run_id = self._run_id(name)
         kinds = set(kinds)
         for kind in kinds:
             _check_choice("game kind", kind, GAME_KINDS)
         arrays = io.BytesIO()
         np.savez(arrays, **{field: getattr(game, field) for field in GameRecorder.FIELDS})
         with self._write() as db:
+            run_id = self._run_id(name)
             game_id = db.execute(
                 "INSERT INTO games (run_id, best, recent, score, max_tile, length, env_steps,"
                 " iteration, timestamp, arrays) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -716,12 +911,11 @@ class RunStore:
     def request(self, name: str, action: str) -> int:
         """Ask the run's training process to pause, resume, stop or checkpoint; returns the
         request's id (``request_state`` tells when it was served and how)."""
-        run_id = self._run_id(name)
         _check_choice("action", action, ACTIONS)
         with self._write() as db:
             return db.execute(
                 "INSERT INTO requests (run_id, action, created_at) VALUES (?, ?, ?)",
-                (run_id, action, time.time()),
+                (self._run_id(name), action, time.time()),
             ).lastrowid
 
     def pending_requests(self, name: str) -> list[ControlRequest]:
@@ -815,6 +1009,57 @@ class RunStore:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{temporary}{suffix}").unlink(missing_ok=True)
 
+    def _finish_renames(self, name: str | None = None) -> None:
+        """Finish the folder moves of renames whose process died between renaming the row
+        and moving the folder (``rename_run``). With ``name``: only the moves to or from
+        ``root/<name>``, and StoreError if one of them is under way or cannot be finished;
+        without: all that can be."""
+        pending = self._db().execute(
+            "SELECT id, name, renamed_from FROM runs WHERE renamed_from IS NOT NULL"
+        )
+        for run_id, new, old in pending.fetchall():
+            if name is None:
+                with suppress(StoreError):
+                    self._finish_rename(run_id, old, new)
+            elif name in (old, new):
+                self._finish_rename(run_id, old, new)
+
+    def _finish_rename(self, run_id: int, old: str, new: str) -> None:
+        source, target = self.root / old, self.root / new
+        if source.is_dir():  # else it has moved already
+            fd = _try_flock(source / LOCK_NAME)
+            if fd is None:  # the renaming process lives: its move comes in a moment
+                raise StoreError(f"run {new!r} is being renamed from {old!r}: try again")
+            try:
+                if target.exists():
+                    raise StoreError(
+                        f"run {new!r} has its files in {source}, but {target} exists too: "
+                        f"move {target} away"
+                    )
+                source.rename(target)
+            except OSError as error:
+                raise StoreError(f"cannot move {source} to {target}: {error.strerror}") from None
+            finally:
+                os.close(fd)
+        with self._write() as db:
+            db.execute(
+                "UPDATE runs SET renamed_from = NULL WHERE id = ? AND renamed_from = ?",
+                (run_id, old),
+            )
+
+    def _empty_trash(self) -> None:
+        """Remove deleted runs' folders left in the trash by a delete that did not finish
+        (its process died); not those whose flock a live delete holds. One folder listing."""
+        with suppress(OSError):
+            for entry in os.scandir(self.root):
+                if not (entry.name.startswith(TRASH_PREFIX) and entry.is_dir()):
+                    continue
+                with suppress(StoreError):
+                    fd = _try_flock(Path(entry.path) / LOCK_NAME)
+                    if fd is not None:
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                        os.close(fd)
+
     def _migrate(self) -> None:
         """Create the tables of an empty store, or bring an older one up to SCHEMA_VERSION."""
         if self._schema_version(self._db()) == SCHEMA_VERSION:
@@ -836,13 +1081,13 @@ class RunStore:
         return version
 
     def _run_id(self, name: str) -> int:
-        run_id = self._run_ids.get(name)
-        if run_id is None:
-            row = self._db().execute("SELECT id FROM runs WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                raise self._not_found(name)
-            run_id = self._run_ids[name] = row[0]
-        return run_id
+        """The run's id, looked up each time (on the name's unique index: microseconds), as a
+        rename or delete in any process changes what a name means. Inside ``_write()`` the
+        lookup is part of the transaction, so the write goes to the run of that name."""
+        row = self._db().execute("SELECT id FROM runs WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise self._not_found(name)
+        return row[0]
 
     def _not_found(self, name: str) -> RunNotFound:
         names = [n for (n,) in self._db().execute("SELECT name FROM runs ORDER BY id DESC")]
@@ -873,9 +1118,69 @@ class RunClaim:
 def _run_info(row: tuple) -> RunInfo:
     values = list(row[:14])
     values[3] = json.loads(values[3])  # config
-    pid, host, since, _token = row[14:]
+    tags, note, pid, host, since, _token = row[14:]
     writer = Writer(pid, host, since) if pid is not None else None
-    return RunInfo(*values, writer=writer)
+    return RunInfo(*values, writer=writer, tags=tuple(json.loads(tags)), note=note)
+
+
+def _busy(name: str, writer: Writer | None, doing: str, heard: float | None = None) -> RunBusy:
+    """RunBusy for a run that ``writer`` writes: for a claim (``doing`` ""), or for what
+    ``doing`` would do to it ("rename", "delete"); ``heard``: s since the writer wrote."""
+    who = str(writer or "another process")
+    if heard is not None:
+        who += f" (heard from {heard:.0f} s ago)"
+    if not doing:
+        return RunBusy(
+            f"run {name!r} is being written by {who}: stop that process first (Ctrl-C, or "
+            "stop in the dashboard) or wait for it to end"
+        )
+    return RunBusy(
+        f"cannot {doing} run {name!r} while {who} writes it: stop it first (Ctrl-C, or stop "
+        "in the dashboard)"
+    )
+
+
+def _try_flock(path: Path) -> int | None:
+    """An fd holding an exclusive flock on ``path`` (made if missing), or None if another
+    holds it. StoreError if it cannot be opened, or if its folder was moved away (renamed or
+    deleted) while it was being locked: the lock then guards nothing."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise StoreError(f"cannot open {path}: {error.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if not os.path.samestat(os.fstat(fd), os.stat(path)):
+            raise FileNotFoundError(path)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except FileNotFoundError:
+        os.close(fd)
+        raise StoreError(f"{path.parent} was just renamed or deleted: try again") from None
+    return fd
+
+
+def _folder_size(folder: Path) -> tuple[int, int]:
+    """(checkpoint files, bytes of all files) in ``folder`` and below; (0, 0) if missing."""
+    files = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+    return sum(p.suffix == ".pt" for p in files), sum(p.stat().st_size for p in files)
+
+
+def check_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """``tags`` deduplicated and sorted, if each can be a tag; else StoreError saying what can.
+
+    ``["b", "a", "b"] -> ("a", "b")``
+    """
+    if isinstance(tags, str):
+        raise StoreError(f"tags are a list of tags, not the one string {tags!r}")
+    tags = list(tags)
+    for tag in tags:
+        if not isinstance(tag, str) or not _TAG.fullmatch(tag):
+            raise StoreError(
+                f"tag {tag!r} is not allowed: use 1 to 32 letters, digits, -, _, . and :"
+            )
+    return tuple(sorted(set(tags)))
 
 
 def _lost_its_contents(path: Path) -> bool:

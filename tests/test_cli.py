@@ -1,5 +1,6 @@
 """The g2048lab command: train, resume after kill -9, Ctrl-C, eval, runs, and bad input."""
 
+import io
 import json
 import os
 import signal
@@ -313,3 +314,211 @@ def test_config_flags_reach_the_run_and_its_help_lists_every_field(tmp_path):
     for flag in ("--ppo.clip-coef", "--model.d-expert", "--reward.log-score", "--ntuple.tuples"):
         assert flag in text
     assert "hidden width of one expert's MLP" in text  # the field's comment
+
+
+# --- runs: list, filter, compare, tag, note, rename, delete -------------------------------------
+
+
+def runs_cli(*args) -> int:
+    """``g2048lab runs ...`` in this process (no torch to import: fast)."""
+    from g2048lab.cli import main
+
+    return main(["runs", *map(str, args)])
+
+
+@pytest.fixture
+def three_runs(tmp_path) -> Path:
+    """A store with two PPO runs that differ in two settings and an n-tuple run."""
+    root = tmp_path / "runs"
+    store = RunStore(root)
+    ppo = {"learner": "ppo", "preset": "tiny", "ppo": {"learning_rate": 3e-4, "epochs": 4}}
+    store.create_run("a", config=ppo, device="cpu")
+    b = {**ppo, "ppo": {"learning_rate": 1e-4, "epochs": 4}, "seed": 1}
+    store.create_run("b", config=b, device="cuda:0")
+    store.create_run("n", config={"learner": "ntuple", "ntuple": {"tuples": "4x6"}}, device="cpu")
+    for i in (1, 2):
+        row = {"iteration": i, "env_steps": 2048 * i, "rollout/score_mean": 500.0 * i}
+        store.add_metrics("a", {**row, "time/elapsed_s": 45.0 * i, "time/steps_per_s": 3000.0})
+    store.set_status("a", "finished")
+    store.set_tags("a", ["baseline", "lr"])
+    store.set_tags("b", ["lr"])
+    store.set_note("a", "the first one")
+    return root
+
+
+def test_runs_json_has_every_field_and_the_filters_pick_runs(three_runs, capsys):
+    assert runs_cli("--runs-dir", three_runs, "--json") == 0
+    listed = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert list(listed) == ["n", "b", "a"]
+    a = listed["a"]
+    assert {k: a[k] for k in ("learner", "preset", "status", "tags", "note", "device")} == {
+        "learner": "ppo", "preset": "tiny", "status": "finished", "tags": ["baseline", "lr"],
+        "note": "the first one", "device": "cpu",
+    }  # fmt: skip
+    assert a["config"]["ppo"] == {"learning_rate": 3e-4, "epochs": 4}
+    assert set(a) == {
+        "name", "learner", "preset", "status", "tags", "note", "env_steps", "iteration",
+        "episodes", "best_score", "max_tile", "device", "created_at", "updated_at", "error",
+        "writer", "config",
+    }  # fmt: skip
+    n = listed["n"]
+    assert (n["learner"], n["preset"], n["tags"]) == ("ntuple", None, [])
+    for filters, names in [
+        (["--tag", "lr"], ["b", "a"]),
+        (["--tag", "lr", "--tag", "baseline"], ["a"]),
+        (["--learner", "ntuple"], ["n"]),
+        (["--status", "finished"], ["a"]),
+        (["--status", "idle", "--learner", "ppo"], ["b"]),
+        (["--tag", "nope"], []),
+    ]:
+        assert runs_cli("--runs-dir", three_runs, "--json", *filters) == 0
+        assert [r["name"] for r in json.loads(capsys.readouterr().out)] == names, filters
+
+
+def test_runs_table_shows_tags_and_fits_100_columns(three_runs, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    store = RunStore(three_runs)
+    store.create_run("kickstart-30min-seed1", config={}, device="cuda:0")
+    store.set_tags("kickstart-30min-seed1", ["kickstart", "seed:1", "30min"])
+    with store._write() as db:
+        db.execute("UPDATE runs SET env_steps = 123456789, best_score = 76543, max_tile = 8192")
+    assert runs_cli("--runs-dir", three_runs) == 0
+    table = capsys.readouterr().out
+    assert max(map(len, table.splitlines())) <= 100
+    for shown in ("123,456,789", "76,543", "8192", "cuda:0", "baseline", "seed:1", "ntuple"):
+        assert shown in table
+    assert runs_cli("--runs-dir", three_runs, "--tag", "baseline") == 0
+    table = capsys.readouterr().out
+    assert " a " in table and " b " not in table
+
+
+def test_runs_compare_shows_the_settings_that_differ_and_where_each_ended(three_runs, capsys):
+    assert runs_cli("--runs-dir", three_runs, "--compare", "a", "b", "--json") == 0
+    compared = json.loads(capsys.readouterr().out)
+    assert compared["config"] == {
+        "ppo.learning_rate": {"a": 3e-4, "b": 1e-4},
+        "seed": {"a": None, "b": 1},
+    }
+    assert compared["metrics"]["a"] == {  # counters from the run, which had no messages here
+        "rollout/score_mean": 1000.0,
+        "rollout/best_score": 0,
+        "rollout/max_tile": 0,
+        "env_steps": 0,
+        "time/elapsed_s": 90.0,
+        "time/steps_per_s": 3000.0,
+    }
+    assert compared["metrics"]["b"]["rollout/score_mean"] is None
+    assert runs_cli("--runs-dir", three_runs, "--compare", "a", "b", "n") == 0
+    tables = capsys.readouterr().out
+    settings = ("settings that differ", "ppo.learning_rate", "0.0003", "0.0001", "ntuple")
+    metrics = ("where each run ended up", "recent mean score", "1,000", "1.5 min", "3,000")
+    for shown in (*settings, *metrics):
+        assert shown in tables, shown
+    RunStore(three_runs).create_run("a2", config=RunStore(three_runs).get_run("a").config,
+                                    device="cuda:0")  # fmt: skip
+    assert runs_cli("--runs-dir", three_runs, "--compare", "a", "a2") == 0
+    assert capsys.readouterr().out.startswith("a, a2: the same settings\n")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--compare", "a"], "--compare takes 2 to 8 runs, got 1"),
+        (["--compare", *"abcdefghi"], "--compare takes 2 to 8 runs, got 9"),
+        (["--compare", "a", "zz"], "no run 'zz' in"),
+        (["--compare", "a", "a"], "--compare names a run twice"),
+        (["--compare", "a", "b", "--tag", "lr"], "drop --tag, --learner and --status"),
+        (["tag", "a", "bad tag"], "tag 'bad tag' is not allowed"),
+        (["note", "zz", "hi"], "no run 'zz' in"),
+        (["rename", "a", "b"], "a run named 'b' exists"),
+        (["rename", "a", "../up"], "run name '../up' is not allowed"),
+        (["delete", "zz", "--yes"], "no run 'zz' in"),
+        (["delete", "a"], "delete run a: no terminal to ask on; add --yes to delete it"),
+    ],
+)
+def test_bad_runs_input_gives_one_line_and_exit_2(three_runs, capsys, monkeypatch, args, message):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))  # no terminal
+    assert runs_cli("--runs-dir", three_runs, *args) == 2
+    stderr = capsys.readouterr().err
+    assert message in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    assert stderr.startswith("g2048lab runs: error: ")
+    assert {r.name for r in RunStore(three_runs).list_runs()} == {"a", "b", "n"}
+
+
+def test_runs_tag_untag_note_rename_and_delete(three_runs, capsys):
+    root = three_runs
+    (RunStore(root).run_dir("a") / "ckpt-0000002.pt").write_bytes(bytes(3_000_000))
+    for args in (
+        ["tag", "b", "fast", "seed:1"],
+        ["untag", "b", "lr", "absent"],
+        ["note", "b", "lower", "learning", "rate"],
+        ["note", "a"],
+        ["rename", "b", "b2", "--runs-dir", root],  # --runs-dir after the action, too
+        ["delete", "a", "--yes"],
+    ):
+        assert runs_cli("--runs-dir", root, *args) == 0, args
+    assert capsys.readouterr().out.splitlines() == [
+        "run b: tags fast, lr, seed:1",
+        "run b: tags fast, seed:1",
+        "run b: note set (19 characters)",
+        "run a: note cleared",
+        f"renamed run b to b2; its folder is {root / 'b2'}",
+        "deleted run a: 1 checkpoint file (3.0 MB) and 3 rows of the store",
+    ]
+    runs = {r.name: r for r in RunStore(root).list_runs()}
+    assert sorted(runs) == ["b2", "n"] and not (root / "a").exists()
+    assert (runs["b2"].tags, runs["b2"].note) == (("fast", "seed:1"), "lower learning rate")
+
+
+def test_runs_rename_and_delete_wait_for_a_live_run(three_runs, capsys):
+    claim = RunStore(three_runs).claim("a")  # this process writes run a: it is live
+    try:
+        for args in (["rename", "a", "c"], ["delete", "a", "--yes"]):
+            assert runs_cli("--runs-dir", three_runs, *args) == 2
+            stderr = capsys.readouterr().err
+            assert f"while pid {os.getpid()} on {socket.gethostname()} since " in stderr
+            assert "stop it first" in stderr and len(stderr.strip().splitlines()) == 1
+        assert runs_cli("--runs-dir", three_runs, "tag", "a", "live") == 0  # labels are fine
+    finally:
+        claim.release()
+    assert RunStore(three_runs).get_run("a").tags == ("baseline", "live", "lr")
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_runs_delete_asks_on_a_terminal(three_runs, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    assert runs_cli("--runs-dir", three_runs, "delete", "a") == 1
+    out = capsys.readouterr().out
+    assert out == "delete run a: 0 checkpoint files, 0.0 MB, 2 metric rows? [y/N] kept run a\n"
+    monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
+    assert runs_cli("--runs-dir", three_runs, "delete", "a") == 0
+    assert capsys.readouterr().out.endswith(
+        "deleted run a: 0 checkpoint files (0.0 MB) and 3 rows of the store\n"
+    )
+    assert [r.name for r in RunStore(three_runs).list_runs()] == ["n", "b"]
+
+
+def test_a_renamed_run_resumes_under_its_new_name(tmp_path):
+    runs = tmp_path / "runs"
+    done = g2048lab(*TRAIN_TINY, "--steps", TINY_ITERATION, "--runs-dir", runs, "--run-name", "old")
+    assert done.returncode == 0, done.stderr
+    renamed = g2048lab("runs", "rename", "old", "new", "--runs-dir", runs)
+    assert renamed.returncode == 0, renamed.stderr
+    resumed = g2048lab(*TRAIN_TINY, "--resume", "new", "--steps", 2 * TINY_ITERATION,
+                       "--runs-dir", runs)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert "run new finished after 4,096 env steps" in resumed.stderr
+    store = RunStore(runs)
+    run = store.get_run("new")
+    assert run.status == "finished" and run.env_steps == 2 * TINY_ITERATION
+    assert [r["iteration"] for r in store.metrics("new")] == [1, 2]
+    events = [text for _, text in store.events("new")]
+    assert "renamed from old" in events and "resumed from iteration 1" in events[-1]
+    assert load_checkpoint(runs / "new")["run_id"] == "new"  # saved under the name it has now
+    log = [json.loads(line) for line in (runs / "new" / "log.jsonl").read_text().splitlines()]
+    assert {r["run"] for r in log if r["type"] == "iteration"} == {"old", "new"}
+    assert not (runs / "old").exists() and store.latest_update("new").run_id == "new"

@@ -2,16 +2,20 @@
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from g2048lab import runs
+from g2048lab.compare import FINAL_METRICS, config_diff, final_metrics, flatten_config
 from g2048lab.messages import TrainingUpdate
 from g2048lab.ppo import PPOConfig
 from g2048lab.recording import GameRecord
@@ -282,6 +286,13 @@ def test_metrics_are_one_row_per_iteration_and_a_resume_replaces_them(store):
         (4, 40.0),
     ]
     assert [r["iteration"] for r in store.metrics("r", since_iteration=2)] == [3, 4]
+    store.create_run("s", config={}, device="cpu")
+    store.create_run("empty", config={}, device="cpu")
+    store.add_metrics_batch("s", [{"iteration": i, "train/loss": -i} for i in (3, 1, 2)])
+    assert store.last_metrics() == {
+        "r": {"iteration": 4, "train/loss": 40.0},
+        "s": {"iteration": 3, "train/loss": -3},
+    }
 
 
 def test_the_latest_update_is_kept_whole_and_the_history_every_10_s(store):
@@ -544,3 +555,352 @@ def test_requests_through_the_store_pause_resume_and_stop_a_trainer_elsewhere(st
     run = store.get_run("r1")
     assert (run.status, run.error) == ("stopped", None)
     assert run.env_steps > paused.env_steps and store.metrics("r1")
+
+
+# --- tags, notes, renames, deletes ----------------------------------------------------------
+
+
+def rows_of(store: RunStore, run_id: int) -> dict[str, int]:
+    """The run's rows in every table of the store, counted straight from the file."""
+    with sqlite3.connect(store.path) as db:
+        return {
+            table: db.execute(
+                f"SELECT count(*) FROM {table} WHERE {key} = ?", (run_id,)
+            ).fetchone()[0]
+            for table, key in [*((t, "run_id") for t in runs._RUN_TABLES), ("runs", "id")]
+        }
+
+
+def filled_run(store: RunStore, name: str) -> RunStore:
+    """A run with a row in every table and two checkpoint files in its folder."""
+    store.create_run(name, config={"learner": "ppo"}, device="cpu")
+    for i in (1, 2):
+        store.add_metrics(name, {"iteration": i, "env_steps": 64 * i})
+        store.put_update(name, make_update(env_steps=64 * i, timestamp=1000.0 + 20 * i))
+    store.add_game(name, make_game(50))
+    store.request(name, "pause")
+    store.add_event(name, "checkpoint saved")
+    for file in ("ckpt-0000002.pt", "best.pt"):
+        (store.run_dir(name) / file).write_bytes(bytes(1000))
+    return store
+
+
+def test_tags_and_notes_round_trip_and_bad_ones_are_refused(store):
+    store.create_run("r", config={"learner": "ntuple"}, device="cpu")
+    run = store.get_run("r")
+    assert (run.tags, run.note, run.learner) == ((), "", "ntuple")
+    assert store.set_tags("r", ["seed:1", "baseline", "seed:1", "v2.1_a-b"]) == (
+        "baseline", "seed:1", "v2.1_a-b",
+    )  # fmt: skip
+    store.set_note("r", "  lr 3e-4;\nthe first long run  ")
+    run = RunStore(store.root).get_run("r")
+    assert run.tags == ("baseline", "seed:1", "v2.1_a-b")
+    assert run.note == "  lr 3e-4;\nthe first long run  "  # as given
+    assert store.get_run("r").updated_at == store.get_run("r").created_at  # labels, not news
+    for bad in ("", "x" * 33, "a b", "ä", "a/b", 7):
+        with pytest.raises(StoreError, match="not allowed: use 1 to 32 letters") as caught:
+            store.set_tags("r", [bad])
+        assert "\n" not in str(caught.value)
+    with pytest.raises(StoreError, match="not the one string 'abc'"):
+        store.set_tags("r", "abc")
+    with pytest.raises(StoreError, match="at most 2,000 characters, this one has 2,001"):
+        store.set_note("r", "x" * 2001)
+    assert store.get_run("r").tags == ("baseline", "seed:1", "v2.1_a-b")  # unchanged
+    store.set_tags("r", [])
+    store.set_note("r", "")
+    assert (store.get_run("r").tags, store.get_run("r").note) == ((), "")
+    with pytest.raises(RunNotFound):
+        store.set_tags("nope", ["a"])
+    assert store.get_run("r").learner == "ntuple"
+    assert RunStore(store.root).create_run("old", config={}, device="cpu").learner == "ppo"
+
+
+def test_tags_and_notes_may_be_set_while_a_writer_records(store):
+    store.create_run("r", config={}, device="cpu")
+    claim = store.claim("r")
+    done, errors = threading.Event(), []
+
+    def record() -> None:  # the writer: a message after another, on its own connection
+        try:
+            i = 0
+            while not done.is_set():
+                i += 1
+                store.put_update("r", make_update(env_steps=i, timestamp=1000.0 + i), claim)
+                store.add_metrics("r", {"iteration": i})
+        except Exception as error:
+            errors.append(error)
+
+    writer = threading.Thread(target=record)
+    writer.start()
+    try:
+        for i in range(50):
+            store.set_tags("r", [f"t{i}", "kept"])
+            store.set_note("r", f"note {i}")
+    finally:
+        done.set()
+        writer.join()
+    assert errors == []
+    run = store.get_run("r")
+    assert (run.tags, run.note) == (("kept", "t49"), "note 49")
+    assert run.writer.pid == os.getpid() and run.env_steps == store.metrics("r")[-1]["iteration"]
+    claim.release()
+
+
+def test_a_rename_moves_the_run_and_its_files(store):
+    filled_run(store, "old")
+    before = store.get_run("old")
+    other = RunStore(store.root)  # a second store object that has read the run already
+    assert [r["iteration"] for r in other.metrics("old")] == [1, 2]
+    renamed = store.rename_run("old", "new")
+    assert renamed == replace(before, name="new")  # the same run, the same id
+    assert sorted(p.name for p in (store.root / "new").iterdir()) == [
+        ".writer.lock", "best.pt", "ckpt-0000002.pt",
+    ]  # fmt: skip
+    assert not (store.root / "old").exists()
+    assert [text for _, text in store.events("new")][-1] == "renamed from old"
+    for reader in (store, other):
+        with pytest.raises(RunNotFound, match="no run 'old'.*runs there: new"):
+            reader.get_run("old")
+        with pytest.raises(RunNotFound):
+            reader.metrics("old")
+        assert [r["iteration"] for r in reader.metrics("new")] == [1, 2]
+    store.claim("new").release()  # a writer can take it, in its new folder
+    assert (store.root / "new" / ".writer.lock").exists() and not (store.root / "old").exists()
+
+
+def test_a_killed_run_renamed_says_how_to_resume_it_by_its_new_name(store):
+    store.create_run("k", config={}, device="cpu")
+    store.set_status("k", "killed", "pid 1 ended without a word; continue it with "
+                     "g2048lab train --resume k")  # fmt: skip
+    store.rename_run("k", "k2")
+    assert store.get_run("k2").error.endswith("g2048lab train --resume k2")
+
+
+def test_a_rename_is_refused_while_live_onto_a_taken_name_or_folder_or_a_bad_name(store):
+    store.create_run("a", config={}, device="cpu")
+    store.create_run("b", config={}, device="cpu")
+    claim = store.claim("a")
+    with pytest.raises(RunBusy, match=rf"cannot rename run 'a' while pid {os.getpid()} on .*"
+                       "stop it first") as caught:  # fmt: skip
+        RunStore(store.root).rename_run("a", "c")
+    assert "\n" not in str(caught.value)
+    claim.release()
+    with pytest.raises(StoreError, match="a run named 'b' exists"):
+        store.rename_run("a", "b")
+    with pytest.raises(StoreError, match="a run named 'a' exists"):
+        store.rename_run("a", "a")
+    (store.root / "stray").mkdir()
+    with pytest.raises(StoreError, match=r"stray exists: move it away or choose another name"):
+        store.rename_run("a", "stray")
+    with pytest.raises(StoreError, match="not allowed"):
+        store.rename_run("a", "../c")
+    with pytest.raises(RunNotFound):
+        store.rename_run("nope", "c")
+    assert [r.name for r in store.list_runs()] == ["b", "a"]
+    assert store.events("a") == []
+
+
+def test_a_delete_removes_every_row_and_file_and_frees_the_name(store):
+    filled_run(store, "r")
+    filled_run(store, "kept")
+    run_id = store.get_run("r").id
+    other = RunStore(store.root)
+    assert other.metrics("r") and other.games("r")  # read before the delete
+    size = store.run_size("r")
+    assert (size.checkpoint_files, size.folder_bytes, size.metric_rows) == (2, 2000, 2)
+    assert size.rows == sum(rows_of(store, run_id).values())
+    assert store.delete_run("r") == size
+    assert set(rows_of(store, run_id).values()) == {0}
+    assert not (store.root / "r").exists() and not list(store.root.glob(".deleted-*"))
+    for reader in (store, other):
+        with pytest.raises(RunNotFound, match="no run 'r'"):
+            reader.get_run("r")
+        with pytest.raises(RunNotFound):
+            reader.add_metrics("r", {"iteration": 3})
+    assert [r.name for r in store.list_runs()] == ["kept"]
+    assert store.run_size("kept").rows == size.rows  # the other run is whole
+    again = other.create_run("r", config={}, device="cpu")  # the name is free again
+    other.add_metrics("r", {"iteration": 1, "env_steps": 1})
+    for reader in (store, other):  # the new run, however each store object looked it up
+        assert reader.get_run("r") == again
+        assert reader.metrics("r") == [{"iteration": 1, "env_steps": 1}]
+        assert reader.games("r") == [] and reader.events("r") == []
+    assert not (store.root / "r").exists()  # no old files in its folder
+    assert store.run_dir("r") == store.root / "r"
+
+
+def test_a_delete_is_refused_while_the_run_is_live(store):
+    filled_run(store, "r")
+    claim = store.claim("r")
+    with pytest.raises(RunBusy, match=rf"cannot delete run 'r' while pid {os.getpid()} on "):
+        RunStore(store.root).delete_run("r")
+    assert store.run_size("r").checkpoint_files == 2
+    claim.release()
+    store.delete_run("r")
+    with pytest.raises(RunNotFound):
+        store.delete_run("r")
+    with pytest.raises(RunNotFound):  # a late writer's last word: no reserve spent on it
+        store.set_status("r", "failed", "boom")
+    assert (store.root / runs.RESERVE_NAME).exists()
+
+
+def test_a_run_written_on_another_host_is_neither_renamed_nor_deleted(store):
+    store.create_run("r", config={}, device="cpu")
+    with store._write() as db:  # a writer elsewhere, heard from just now
+        db.execute(
+            "UPDATE runs SET status = 'running', writer_pid = 1, writer_host = 'elsewhere',"
+            " writer_since = 0, writer_token = 't', updated_at = ?",
+            (time.time(),),
+        )
+    for act in (lambda: store.rename_run("r", "s"), lambda: store.delete_run("r")):
+        with pytest.raises(RunBusy, match=r"while pid 1 on elsewhere .* \(heard from 0 s ago\)"):
+            act()
+    assert store.get_run("r").status == "running" and (store.root / "r").is_dir()
+
+
+def test_a_store_of_schema_2_is_migrated_and_its_runs_get_tags_and_notes(tmp_path):
+    root = tmp_path / "v2"
+    root.mkdir()
+    with sqlite3.connect(root / "runs.sqlite") as db:  # as g2048lab wrote it before tags
+        for script in runs._MIGRATIONS[:2]:
+            for statement in script.split(";"):
+                db.execute(statement)
+        db.execute(
+            "INSERT INTO runs (name, status, config, device, created_at, updated_at)"
+            " VALUES ('old', 'finished', '{}', 'cpu', 1.0, 1.0)"
+        )
+        db.execute("PRAGMA user_version = 2")
+    store = RunStore(root)
+    with sqlite3.connect(root / "runs.sqlite") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == runs.SCHEMA_VERSION == 3
+    run = store.get_run("old")
+    assert (run.status, run.tags, run.note, run.learner) == ("finished", (), "", "ppo")
+    store.set_tags("old", ["migrated"])
+    store.rename_run("old", "older")
+    assert RunStore(root).get_run("older").tags == ("migrated",)
+
+
+CRASH = """
+import os, pathlib, signal, sys
+from g2048lab.runs import RunStore
+
+store, step = RunStore(sys.argv[1]), sys.argv[2]
+real_rename = pathlib.Path.rename
+
+def crash(path, target):  # kill -9 just before (rename) or just after (delete) moving a folder
+    if step == "delete":
+        real_rename(path, target)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+pathlib.Path.rename = crash
+store.rename_run("r", "s") if step == "rename" else store.delete_run("r")
+"""
+
+
+def crash_in(store: RunStore, step: str) -> None:
+    crashed = subprocess.run([sys.executable, "-c", CRASH, str(store.root), step], cwd=REPO,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+
+
+def test_a_rename_killed_between_the_row_and_the_folder_is_finished_on_open(store):
+    filled_run(store, "r")
+    crash_in(store, "rename")
+    with sqlite3.connect(store.path) as db:  # what the killed process left
+        assert db.execute("SELECT name, renamed_from FROM runs WHERE name = 's'").fetchall() == [
+            ("s", "r")
+        ]
+    assert (store.root / "r" / "best.pt").exists() and not (store.root / "s").exists()
+    assert store.run_dir("s") == store.root / "s"  # an open store finishes the move on use
+    assert (store.root / "s" / "best.pt").exists() and not (store.root / "r").exists()
+    reopened = RunStore(store.root)
+    assert reopened.get_run("s").name == "s" and reopened.run_size("s").checkpoint_files == 2
+    with sqlite3.connect(store.path) as db:
+        assert db.execute("SELECT renamed_from FROM runs").fetchall() == [(None,)]
+    reopened.claim("s").release()
+
+
+def test_a_rename_killed_midway_is_finished_by_the_next_store_opened(store):
+    filled_run(store, "r")
+    crash_in(store, "rename")
+    RunStore(store.root)
+    assert (store.root / "s" / "best.pt").exists() and not (store.root / "r").exists()
+
+
+def test_a_folder_move_under_way_is_waited_for_not_raced(store):
+    filled_run(store, "r")
+    with store._write() as db:  # as a live rename_run between its row and its folder
+        db.execute("UPDATE runs SET name = 's', renamed_from = 'r' WHERE name = 'r'")
+    fd = runs._try_flock(store.root / "r" / runs.LOCK_NAME)  # held by that live process
+    try:
+        RunStore(store.root)  # opening leaves the move to its process
+        with pytest.raises(StoreError, match="run 's' is being renamed from 'r': try again"):
+            store.run_dir("s")
+        store.create_run("r", config={}, device="cpu")  # the old name is free in the store,
+        with pytest.raises(StoreError, match="being renamed"):
+            store.run_dir("r")  # but not its folder until the move is done
+    finally:
+        os.close(fd)
+    assert store.run_dir("s") == store.root / "s" and (store.root / "s" / "best.pt").exists()
+
+
+def test_a_delete_killed_after_moving_the_folder_leaves_a_run_to_delete_again(store):
+    filled_run(store, "r")
+    crash_in(store, "delete")
+    assert len(list(store.root.glob(".deleted-r-*"))) == 1 and not (store.root / "r").exists()
+    reopened = RunStore(store.root)  # the trash goes on open
+    assert not list(store.root.glob(".deleted-*"))
+    run = reopened.get_run("r")  # the rows are all there; the files are gone
+    assert run.env_steps == 128 and len(reopened.metrics("r")) == 2
+    assert reopened.run_size("r").checkpoint_files == 0
+    size = reopened.delete_run("r")
+    assert (size.checkpoint_files, size.metric_rows) == (0, 2)
+    with pytest.raises(RunNotFound):
+        reopened.get_run("r")
+    reopened.create_run("r", config={}, device="cpu")
+
+
+def test_trash_that_a_live_delete_holds_is_left_to_it(store):
+    trash = store.root / ".deleted-r-0123abcd"
+    trash.mkdir()
+    (trash / "ckpt-0000001.pt").write_bytes(b"x")
+    fd = runs._try_flock(trash / runs.LOCK_NAME)  # the deleting process, still at work
+    try:
+        RunStore(store.root)
+        assert trash.exists()
+    finally:
+        os.close(fd)
+    RunStore(store.root)
+    assert not trash.exists()
+
+
+# --- comparing runs (compare.py) -------------------------------------------------------------
+
+
+def test_flatten_config_as_its_docstring_says():
+    assert flatten_config({"model": {"d_model": 64}, "seed": 0}) == {"model.d_model": 64, "seed": 0}
+    nested = {"a": {"b": {"c": [1, 2]}, "empty": {}, "none": None}}
+    assert flatten_config(nested) == {"a.b.c": [1, 2], "a.empty": {}, "a.none": None}
+
+
+def test_config_diff_as_its_docstring_says():
+    configs = {"a": {"ppo": {"lr": 1}}, "b": {"ppo": {"lr": 2}, "seed": 0}}
+    assert config_diff(configs) == {"ppo.lr": {"a": 1, "b": 2}, "seed": {"a": None, "b": 0}}
+    assert config_diff({"a": {"ppo": {"lr": 1}}}) == {}
+    same = {"x": [1, 2], "t": None, "m": {"k": "v"}}
+    assert config_diff({"a": same, "b": dict(same), "c": dict(same)}) == {}
+    assert list(config_diff({"a": {"z": 1, "y": 1}, "b": {"z": 2, "y": 2}})) == ["y", "z"]
+    assert config_diff({"a": {"t": None}, "b": {}}) == {"t": {"a": None, "b": None}}  # missing
+    assert config_diff({"a": {"x": 1}, "b": {"x": True}, "c": {"x": 1.0}}) == {
+        "x": {"a": 1, "b": True, "c": 1.0}
+    }
+
+
+def test_final_metrics_as_its_docstring_says():
+    rows = [{"env_steps": 64, "rollout/score_mean": 510.0}, {"env_steps": 128,
+            "rollout/score_mean": None}]  # fmt: skip
+    assert final_metrics(rows, keys=("env_steps", "rollout/score_mean", "x")) == {
+        "env_steps": 128, "rollout/score_mean": 510.0, "x": None,
+    }  # fmt: skip
+    assert final_metrics([]) == dict.fromkeys(FINAL_METRICS)
+    assert set(FINAL_METRICS) >= {"rollout/score_mean", "time/steps_per_s", "env_steps"}

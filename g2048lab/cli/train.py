@@ -172,6 +172,7 @@ def _train_main(args: argparse.Namespace, dist) -> int:
             run = store.create_run(name, config=_run_config(trainer), device=str(trainer.device))
             name = run.name
         else:  # what was recorded after the checkpoint is gone with the process that did it
+            trainer.run_id = name  # the checkpoint has the name it was saved under: renamed since?
             lost = store.rewind(name, trainer.iteration, trainer.env_steps)
             trainer.note(
                 f"resumed from iteration {trainer.iteration} (lost {lost:,} env steps since "
