@@ -1,6 +1,11 @@
-"""Tile colours of the original 2048, shared by the console and the dashboard."""
+"""How the game looks everywhere (console, dashboard, exported games): the original 2048's
+tile colours and an arrow per move."""
 
 from __future__ import annotations
+
+from .game import Action
+
+ARROWS = {Action.UP: "↑", Action.RIGHT: "→", Action.DOWN: "↓", Action.LEFT: "←"}
 
 TILE_BACKGROUND = {
     0: "#cdc1b4",

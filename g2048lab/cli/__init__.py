@@ -1,6 +1,6 @@
 """The ``g2048lab`` command: one module per command family.
 
-g2048lab play | train | eval | runs | dashboard   (g2048lab COMMAND --help)
+g2048lab play | train | eval | runs | export | dashboard   (g2048lab COMMAND --help)
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import argparse
 import sys
 
 from .. import __version__
-from . import dashboard, evaluate, play, runs, train
+from . import dashboard, evaluate, export, play, runs, train
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (play, train, evaluate, runs, dashboard)
+COMMANDS = (play, train, evaluate, runs, export, dashboard)
 
 
 def build_parser() -> argparse.ArgumentParser:
