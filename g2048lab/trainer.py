@@ -43,6 +43,7 @@ __all__ = ["Subscriber", "Trainer", "TrainerConfig", "TrainingContext", "UpdateQ
 MAX_FINISHED_GAMES = 256  # finished games listed in one message
 # iteration rows kept in memory (``Trainer.metrics``); the run store and log.jsonl keep them all
 MAX_METRIC_ROWS = 10_000
+REACH_TILES = (1024, 2048)  # metric rows report the share of recent games reaching these
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ class Trainer:
         self.max_tile = 0
         self.elapsed_s = 0.0
         self.recent_scores: deque[int] = deque(maxlen=100)
+        self.recent_tiles: deque[int] = deque(maxlen=100)  # max tile of the same games
         # thread control
         self._state = Status.IDLE
         self._lock = threading.Lock()
@@ -320,6 +322,7 @@ class Trainer:
             self._finished.extend(zip(scores.tolist(), tiles.tolist()))
             self.episodes += len(scores)
             self.recent_scores.extend(int(s) for s in scores)
+            self.recent_tiles.extend(int(t) for t in tiles)
             self.best_score = max(self.best_score, int(scores.max()))
             self.max_tile = max(self.max_tile, int(tiles.max()))
         self.env_steps += steps * (self.dist.world_size if self.dist else 1)
@@ -387,12 +390,22 @@ class Trainer:
             else None,
             "rollout/best_score": self.best_score,
             "rollout/max_tile": self.max_tile,
+            **self._reach_shares(),
             **learned,
             "memory/gpu_gb": memory.cuda_allocated,
             "memory/rss_gb": memory.process_rss,
         }
         self.metrics.append(row)
         self._notify("on_iteration", row)
+
+    def _reach_shares(self) -> dict[str, float | None]:
+        """Share of the recent games (the same as the mean score's) that reached each tile
+        milestone; None before the first game (or after a resume, until games finish)."""
+        tiles = np.asarray(self.recent_tiles)
+        return {
+            f"rollout/reach_{tile}": float(np.mean(tiles >= tile)) if tiles.size else None
+            for tile in REACH_TILES
+        }
 
     def _emit(self, force: bool = False) -> None:
         """Send a TrainingUpdate if one is due (``update_interval_s``) or forced."""

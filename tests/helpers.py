@@ -62,3 +62,8 @@ def stop(process: subprocess.Popen, timeout: float = 15.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def metric_trace(dashboard, key: str):
+    """The dashboard's trace of metric ``key`` of its run (None while it is not charted)."""
+    return dashboard.metrics_panel.grid.trace(dashboard.history.name, key)

@@ -24,7 +24,7 @@ from g2048lab.runs import RunStore, StoreError
 from g2048lab.trainer import Trainer, TrainerConfig
 
 from .factories import training_update
-from .helpers import wait_for
+from .helpers import metric_trace, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 LOSS_KEYS = ("train/loss", "train/policy_loss", "train/value_loss", "train/entropy")
@@ -193,25 +193,28 @@ def test_points_from_the_source_reach_the_figures_and_the_game():
     source = FakeSource()
     source.feed([make_update(i) for i in (1, 2, 3)], [make_row(i) for i in (1, 2, 3)])
     dashboard = Dashboard(source, smoothing=0.0)
-    games, training = dashboard.games_chart.traces, dashboard.training_chart.traces
+    games = dashboard.scores_panel.chart.traces
     assert list(games["score"].x) == list(range(1, 10))
     assert list(games["score"].y) == [100, 101, 102, 200, 201, 202, 300, 301, 302]
     assert games["moving average"].y[:3] == (100, 100.5, 101)
     assert list(games["max tile"].y) == [32, 64, 128] * 3
     assert games["smoothed"].visible is False
-    assert list(training["loss"].x) == [512, 1024, 1536]
-    assert list(training["loss"].y) == [1.0, 0.5, 1 / 3]
-    assert list(training["memory"].y) == [1.25] * 3
-    assert "process memory" in dashboard.training_chart.figure.layout.annotations[3].text
+    assert list(metric_trace(dashboard, "train/loss").x) == [512, 1024, 1536]
+    assert list(metric_trace(dashboard, "train/loss").y) == [1.0, 0.5, 1 / 3]
+    assert list(metric_trace(dashboard, "memory/rss_gb").y) == [1.25] * 3
+    titles = [a.text for a in dashboard.metrics_panel.grid.figure.layout.annotations]
+    assert {"train/loss", "memory/rss_gb"} <= set(titles)
     # the live game shows the newest message
     update = make_update(3)
-    assert tiles(dashboard.game.board.value) == [v for row in update.board_state for v in row]
-    assert bars(dashboard.game.bars) == update.actions
+    assert tiles(dashboard.game_panel.game.board.value) == [
+        v for row in update.board_state for v in row
+    ]
+    assert bars(dashboard.game_panel.game.bars) == update.actions
     assert (
         'data-action="DOWN" data-p="0.6000" style="display:flex;align-items:center;gap:6px;'
-        "font-weight:700" in dashboard.game.bars.value
+        "font-weight:700" in dashboard.game_panel.game.bars.value
     )
-    assert "value estimate 12.50" in dashboard.game.caption.value
+    assert "value estimate 12.50" in dashboard.game_panel.game.caption.value
     # header
     header = dashboard.header.value
     for text in (
@@ -227,30 +230,39 @@ def test_points_from_the_source_reach_the_figures_and_the_game():
         assert text in header
     # smoothing applies the EMA to losses and adds the smoothed score; log toggles the axes
     dashboard.smoothing.value = 0.5
-    assert list(training["loss"].y) == pytest.approx(ema([1.0, 0.5, 1 / 3], 0.5))
+    assert list(metric_trace(dashboard, "train/loss").y) == pytest.approx(
+        ema([1.0, 0.5, 1 / 3], 0.5)
+    )
     assert games["smoothed"].visible is True and len(games["smoothed"].y) == 9
     dashboard.log_scale.value = True
-    assert dashboard.training_chart.figure.layout.yaxis.type == "log"
-    assert dashboard.games_chart.figure.layout.yaxis.type == "log"
+    assert dashboard.metrics_panel.grid.figure.layout.yaxis.type == "log"
+    assert dashboard.scores_panel.chart.figure.layout.yaxis.type == "log"
     # the next messages append; an idle refresh sends nothing new
     source.feed([make_update(4)], [make_row(4)])
     dashboard.refresh()
-    assert list(games["score"].x)[-3:] == [10, 11, 12] and len(training["loss"].y) == 4
-    sent = [chart.sent for chart in (dashboard.games_chart, dashboard.training_chart)]
+    assert (
+        list(games["score"].x)[-3:] == [10, 11, 12]
+        and len(metric_trace(dashboard, "train/loss").y) == 4
+    )
+    sent = [chart.sent for chart in (dashboard.scores_panel.chart, dashboard.metrics_panel.grid)]
     dashboard.refresh()
-    assert [chart.sent for chart in (dashboard.games_chart, dashboard.training_chart)] == sent
+    assert [
+        chart.sent for chart in (dashboard.scores_panel.chart, dashboard.metrics_panel.grid)
+    ] == sent
 
 
 def test_the_model_panel_shows_the_selected_layer_and_head_and_expert_usage():
     source = FakeSource()
     source.feed([make_update(1), make_update(2)])
     dashboard = Dashboard(source)
-    chart = dashboard.model_chart.traces
+    chart = dashboard.model_panel.chart.traces
     layers = np.asarray(make_update(2).attention_layers)
-    assert [value for _, value in dashboard.layer.options] == [0, 1]
-    assert dashboard.layer.value == 1 and dashboard.head.value == -1  # last layer, mean
+    assert [value for _, value in dashboard.model_panel.layer.options] == [0, 1]
+    assert (
+        dashboard.model_panel.layer.value == 1 and dashboard.model_panel.head.value == -1
+    )  # last layer, mean
     assert np.allclose(chart["attention"].z, layers[1].mean(axis=0))
-    dashboard.layer.value, dashboard.head.value = 0, 2
+    dashboard.model_panel.layer.value, dashboard.model_panel.head.value = 0, 2
     assert np.allclose(chart["attention"].z, layers[0, 2])
     assert np.asarray(chart["attention"].z).shape == (16, 16)
     assert list(chart["expert usage"].y) == [0.1, 0.2, 0.3, 0.4, 0.25, 0.25, 0.25, 0.25]
@@ -262,8 +274,8 @@ def test_the_model_panel_shows_the_selected_layer_and_head_and_expert_usage():
     last_only.attention_layers = None
     source.feed([last_only])
     dashboard.refresh()
-    assert [label for label, _ in dashboard.layer.options] == ["last layer"]
-    assert dashboard.head.value == 2
+    assert [label for label, _ in dashboard.model_panel.layer.options] == ["last layer"]
+    assert dashboard.model_panel.head.value == 2
     assert np.allclose(chart["attention"].z, np.asarray(last_only.attention_weights)[2])
 
 
@@ -275,13 +287,14 @@ def test_downsampling_bounds_every_trace_in_a_long_run():
     dashboard = Dashboard(source, max_points=200)
     for _ in range(50):
         dashboard.refresh()
-    for chart in (dashboard.games_chart, dashboard.training_chart):
+    for chart in (dashboard.scores_panel.chart, dashboard.metrics_panel.grid):
         for trace in chart.figure.data:
             assert trace.x is None or len(trace.x) <= 200, trace.name
-    assert len(dashboard.training_chart.traces["loss"].x) == 200
-    assert dashboard.training_chart.traces["loss"].x[-1] == 512 * 5000  # the newest is exact
-    assert dashboard.games_chart.traces["score"].x[-1] == 5000
-    assert len(dashboard.scores) <= 2000 and len(dashboard.metrics["train/loss"]) <= 2000
+    assert len(metric_trace(dashboard, "train/loss").x) == 200
+    assert metric_trace(dashboard, "train/loss").x[-1] == 512 * 5000  # the newest is exact
+    assert dashboard.scores_panel.chart.traces["score"].x[-1] == 5000
+    history = dashboard.history
+    assert len(history.scores) <= 2000 and len(history.metrics["train/loss"]) <= 2000
 
 
 def test_a_phone_sized_page_gets_fewer_points():
@@ -291,11 +304,11 @@ def test_a_phone_sized_page_gets_fewer_points():
     dashboard = Dashboard(source, max_points=400, phone_points=100)
     for _ in range(10):
         dashboard.refresh()
-    loss = lambda: dashboard.training_chart.traces["loss"].x  # noqa: E731
+    loss = lambda: metric_trace(dashboard, "train/loss").x  # noqa: E731
     assert len(loss()) == 400
     dashboard.presence.width = 390  # what the page's widget reports on a phone
     assert len(loss()) == 100 and loss()[-1] == 512 * 1000  # the newest point stays exact
-    assert all(t.x is None or len(t.x) <= 100 for t in dashboard.games_chart.figure.data)
+    assert all(t.x is None or len(t.x) <= 100 for t in dashboard.scores_panel.chart.figure.data)
     dashboard.presence.width = 1280
     assert len(loss()) == 400
     wide = Dashboard(source, max_points=400, phone_points=None)
@@ -354,7 +367,7 @@ def test_display_starts_a_refresher_that_stops_when_the_run_ends():
     source.status = "finished"
     wait_for(lambda: not dashboard.refreshing, what="the refresher to stop")
     assert dashboard.ended
-    assert len(dashboard.training_chart.traces["loss"].x) == 1
+    assert len(metric_trace(dashboard, "train/loss").x) == 1
 
 
 def test_a_store_source_backfills_history_and_reports_request_results(tmp_path):
@@ -368,8 +381,8 @@ def test_a_store_source_backfills_history_and_reports_request_results(tmp_path):
         store.put_update("s", update)
         store.add_metrics("s", make_row(i))
     dashboard = Dashboard(store, run="s")
-    assert list(dashboard.games_chart.traces["score"].x) == list(range(1, 10))
-    assert len(dashboard.training_chart.traces["loss"].x) == 3
+    assert list(dashboard.scores_panel.chart.traces["score"].x) == list(range(1, 10))
+    assert len(metric_trace(dashboard, "train/loss").x) == 3
     assert "remaining 0:00:24" in dashboard.header.value  # from the run's config and speed
     assert dashboard.control("pause").startswith("pause requested")
     assert dashboard.buttons["pause"].disabled  # pending
@@ -382,7 +395,7 @@ def test_a_store_source_backfills_history_and_reports_request_results(tmp_path):
     final.timestamp = 1040.0
     store.put_update("s", final)
     dashboard.refresh()
-    assert dashboard.ended and list(dashboard.games_chart.traces["score"].x)[-1] == 12
+    assert dashboard.ended and list(dashboard.scores_panel.chart.traces["score"].x)[-1] == 12
 
 
 # --- a real trainer in this process --------------------------------------------------------
@@ -399,12 +412,14 @@ def test_a_finished_trainer_shows_its_data():
     dashboard = Dashboard(trainer)
     assert dashboard.ended and 'data-status="finished"' in dashboard.header.value
     assert "remaining" not in dashboard.header.value
-    loss = dashboard.training_chart.traces["loss"]
+    loss = metric_trace(dashboard, "train/loss")
     assert list(loss.x) == [row["env_steps"] for row in trainer.metrics] == [512, 1024, 1536]
     last = trainer.updates.latest()
-    assert tiles(dashboard.game.board.value) == [v for row in last.board_state for v in row]
-    assert bars(dashboard.game.bars) == [round(p, 4) for p in last.actions]
-    assert np.asarray(dashboard.model_chart.traces["attention"].z).shape == (16, 16)
+    assert tiles(dashboard.game_panel.game.board.value) == [
+        v for row in last.board_state for v in row
+    ]
+    assert bars(dashboard.game_panel.game.bars) == [round(p, 4) for p in last.actions]
+    assert np.asarray(dashboard.model_panel.chart.traces["attention"].z).shape == (16, 16)
     assert all(b.disabled for b in dashboard.buttons.values())
     dashboard.close()
     assert len(trainer.subscribers) == subscribers
@@ -434,7 +449,7 @@ def test_buttons_control_a_trainer_in_this_kernel(tmp_path):
         trainer.join(timeout=30)
         wait_for(lambda: dashboard.ended, 10, "the refresher to see the end")
         assert 'data-status="stopped"' in dashboard.header.value and enabled() == set()
-        assert len(dashboard.training_chart.traces["loss"].x) == len(trainer.metrics) >= 1
+        assert len(metric_trace(dashboard, "train/loss").x) == len(trainer.metrics) >= 1
     finally:
         trainer.stop()
         dashboard.close()
@@ -478,7 +493,7 @@ def test_attach_to_a_run_trained_by_another_process_then_replay_its_games(tmp_pa
         assert enabled() == {"pause", "stop", "checkpoint"}
         assert "remaining" in dashboard.header.value
         wait_for(
-            lambda: store.games("r1") and dashboard.games_chart.traces["score"].x,
+            lambda: store.games("r1") and dashboard.scores_panel.chart.traces["score"].x,
             60,
             "a finished game",
             dashboard.refresh,
@@ -499,15 +514,17 @@ def test_attach_to_a_run_trained_by_another_process_then_replay_its_games(tmp_pa
     assert dashboard.ended and 'data-status="stopped"' in dashboard.header.value
     assert enabled() == set()
     rows = store.metrics("r1")
-    assert list(dashboard.training_chart.traces["loss"].x) == [row["env_steps"] for row in rows]
+    assert list(metric_trace(dashboard, "train/loss").x) == [row["env_steps"] for row in rows]
     latest = store.latest_update("r1")
-    assert tiles(dashboard.game.board.value) == [v for row in latest.board_state for v in row]
-    assert len(dashboard.games_chart.traces["score"].x) >= 1  # games from the history messages
+    assert tiles(dashboard.game_panel.game.board.value) == [
+        v for row in latest.board_state for v in row
+    ]
+    assert (
+        len(dashboard.scores_panel.chart.traces["score"].x) >= 1
+    )  # games from the history messages
     # a second viewer started after the end reads the same
     late = Dashboard(StoreSource(store, "r1"))
-    assert list(late.training_chart.traces["loss"].y) == list(
-        dashboard.training_chart.traces["loss"].y
-    )
+    assert list(metric_trace(late, "train/loss").y) == list(metric_trace(dashboard, "train/loss").y)
     # replay a stored game
     viewer = ReplayViewer(store, "r1")
     summaries = store.games("r1")
@@ -598,12 +615,12 @@ def test_displaying_puts_the_current_data_into_the_figures_synced_state():
     source = FakeSource()
     source.feed([make_update(i) for i in (1, 2, 3)], [make_row(i) for i in (1, 2, 3)])
     dashboard = Dashboard(source)
-    figure = dashboard.training_chart.figure
+    figure = dashboard.metrics_panel.grid.figure
     assert not any(len(trace.get("x", ())) for trace in figure._widget_data)  # only deltas so far
     dashboard._repr_mimebundle_()
     dashboard.close()
-    synced = {trace["name"]: list(trace.get("x", ())) for trace in figure._widget_data}
-    assert synced["loss"] == [512, 1024, 1536]
+    synced = [list(trace.get("x", ())) for trace in figure._widget_data]
+    assert [512, 1024, 1536] in synced
 
 
 def test_the_refresher_sends_nothing_while_no_page_shows_the_dashboard():
@@ -618,11 +635,11 @@ def test_the_refresher_sends_nothing_while_no_page_shows_the_dashboard():
     source.feed([make_update(1)], [make_row(1)])
     fed_at = dashboard.idle_ticks
     wait_for(lambda: dashboard.idle_ticks >= fed_at + 3, what="three idle passes with new data")
-    assert len(dashboard.training_chart.traces["loss"].x or ()) == 0  # nothing was pushed
+    assert metric_trace(dashboard, "train/loss") is None  # nothing was pushed
     assert len(source.queued) == 1  # nor even read
     dashboard.presence.beat = 123.0  # what the page's widget does every 5 s
     assert dashboard.watched
-    wait_for(lambda: len(dashboard.training_chart.traces["loss"].x or ()), what="a push")
+    wait_for(lambda: metric_trace(dashboard, "train/loss"), what="a push")
     dashboard.close()
-    assert len(dashboard.training_chart.traces["loss"].x) == 1 and not source.queued
+    assert len(metric_trace(dashboard, "train/loss").x) == 1 and not source.queued
     assert Dashboard(FakeSource()).watched  # without idle_after_s it always pushes

@@ -22,6 +22,8 @@ from g2048lab.ntuple import NTupleConfig
 from g2048lab.ppo import PPOConfig
 from g2048lab.trainer import Trainer, TrainerConfig
 
+from .helpers import metric_trace
+
 CLI = [sys.executable, "-m", "g2048lab"]
 SMALL_PPO = PPOConfig(num_envs=32, rollout_steps=32, minibatch_size=256, epochs=2)
 
@@ -142,9 +144,9 @@ def test_a_kickstarted_student_learns_its_teachers_moves(ppo_teacher):
     from g2048lab.dashboard import Dashboard
 
     dashboard = Dashboard(trainer)
-    traces = dashboard.training_chart.traces
-    assert all(traces[name].visible for name in ("distillation", "teacher agreement", "loss"))
-    assert not traces["TD error"].visible
+    for key in ("teacher/distill_loss", "teacher/agreement", "teacher/weight", "train/loss"):
+        assert metric_trace(dashboard, key).x, key
+    assert metric_trace(dashboard, "ntuple/td_error") is None
     dashboard.close()
 
 

@@ -29,6 +29,8 @@ from g2048lab.learners import Agent, Learner, LearnerView
 from g2048lab.runs import RunRecorder, RunStore
 from g2048lab.trainer import Trainer, TrainerConfig
 
+from .helpers import metric_trace
+
 GAMES = 8  # parallel games of the corner learner
 MOVES = 64  # moves per game per iteration
 
@@ -181,11 +183,11 @@ def test_a_learner_from_a_test_file_runs_through_the_run_store_checkpoints_eval_
     assert "has no value function" in capsys.readouterr().err
     # the dashboard shows the run and hides the panels the learner cannot fill
     dashboard = Dashboard(StoreSource(store, "c1"))
-    assert dashboard.model_panel.layout.display == "none"
+    assert dashboard.model_panel.box.layout.display == "none"
     assert "finished" in dashboard.header.value
-    training = dashboard.training_chart.traces
-    assert not any(training[name].visible for name in ("loss", "policy loss", "TD error"))
-    assert training["steps/s"].visible
+    for key in ("train/loss", "train/policy_loss", "ntuple/td_error"):
+        assert metric_trace(dashboard, key) is None  # no chart for what it does not report
+    assert metric_trace(dashboard, "time/steps_per_s").x
     dashboard.close()
 
 

@@ -15,7 +15,7 @@ from g2048lab.learners.ntuple import ITERATION_MOVES
 from g2048lab.ntuple import NTupleConfig
 from g2048lab.trainer import Trainer, TrainerConfig
 
-from .helpers import StopAfter
+from .helpers import StopAfter, metric_trace
 
 SMALL = NTupleConfig(tuples="5x4")
 
@@ -119,9 +119,9 @@ def test_the_dashboard_shows_move_values_and_games_per_second_and_no_model_panel
     from g2048lab.dashboard import Dashboard
 
     dashboard = Dashboard(trained)
-    caption = dashboard.game.caption.value
+    caption = dashboard.game_panel.game.caption.value
     assert "move values" in caption and "games/s" in caption
-    assert dashboard.model_panel.layout.display == "none"
-    assert dashboard.training_chart.traces["TD error"].visible
-    assert not dashboard.training_chart.traces["policy loss"].visible
+    assert dashboard.model_panel.box.layout.display == "none"
+    assert metric_trace(dashboard, "ntuple/td_error").x
+    assert metric_trace(dashboard, "train/policy_loss") is None
     dashboard.close()

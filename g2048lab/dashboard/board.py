@@ -13,14 +13,14 @@ from collections.abc import Sequence
 import ipywidgets as widgets
 
 from ..game import Action
-from ..palette import tile_colors
+from ..palette import ARROWS, tile_colors
 
 __all__ = ["ARROWS", "GameView", "action_bars_html", "board_html"]
 
-ARROWS = {Action.UP: "↑", Action.RIGHT: "→", Action.DOWN: "↓", Action.LEFT: "←"}
 _BOARD_STYLE = (
     "display:grid;grid-template-columns:repeat(4,1fr);grid-template-rows:repeat(4,1fr);"
-    "gap:3%;padding:3%;box-sizing:border-box;width:100%;max-width:420px;aspect-ratio:1/1;"
+    "gap:3%;padding:3%;box-sizing:border-box;width:calc(100% - 16px);max-width:420px;"
+    "margin:4px auto 4px 4px;aspect-ratio:1/1;"
     "background:#bbada0;border-radius:8px;container-type:inline-size;"
     "font-family:'Clear Sans','Helvetica Neue',Arial,sans-serif"
 )
@@ -64,7 +64,10 @@ def action_bars_html(probs: Sequence[float], chosen: int | None = None) -> str:
             'border-radius:3px"></span></span>'
             f'<span style="flex:0 0 3.5em;text-align:right">{100 * p:.1f}%</span></div>'
         )
-    return f'<div class="g2048lab-actions" style="display:grid;gap:4px">{"".join(rows)}</div>'
+    return (
+        '<div class="g2048lab-actions" style="display:grid;gap:4px;padding:0 12px 0 4px;'
+        f'box-sizing:border-box;width:100%">{"".join(rows)}</div>'
+    )
 
 
 class GameView(widgets.VBox):

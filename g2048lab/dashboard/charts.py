@@ -1,6 +1,6 @@
 """Plotly ``FigureWidget`` builders for the dashboard, and ``LiveFigure`` to update them.
 
-Three figures with stacked subplots rather than one figure per chart: every
+A few figures with stacked subplots rather than one figure per chart: every
 ``FigureWidget`` ships plotly.js (about 5 MB) to the browser in its own widget state, which
 a phone on a mobile network feels. Each figure has ``autosize=True``, a fixed height and no
 width (it takes its container's), and a constant ``uirevision`` so that zoom and pan survive
@@ -15,34 +15,21 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 __all__ = [
-    "LEARNING_RATES",
-    "LOSSES",
     "LiveFigure",
     "TILE_TICKS",
     "games_figure",
     "model_figure",
+    "style_figure",
     "token_labels",
-    "training_figure",
 ]
 
-LOSSES = {  # trace name -> metric key, of every built-in learner; a trace without data hides
-    "loss": "train/loss",
-    "policy loss": "train/policy_loss",
-    "value loss": "train/value_loss",
-    "entropy": "train/entropy",
-    "MoE balancing": "train/aux_loss",
-    "TD error": "ntuple/td_error",
-    "distillation": "teacher/distill_loss",  # kickstarting (kickstart.py)
-    "teacher agreement": "teacher/agreement",
-    "teacher weight": "teacher/weight",
-}
-LEARNING_RATES = ("train/learning_rate", "ntuple/learning_rate")  # the first with data shows
 TILE_TICKS = [2**k for k in range(1, 18)]
 _MARGIN = {"l": 48, "r": 12, "t": 36, "b": 36}
 _LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0}
 
 
-def _layout(figure: go.Figure, height: int) -> None:
+def style_figure(figure: go.Figure, height: int) -> None:
+    """The look every figure shares; ``height`` in px (the width is the container's)."""
     figure.update_layout(
         autosize=True,
         height=height,
@@ -84,26 +71,7 @@ def games_figure() -> go.FigureWidget:
         type="log", tickvals=TILE_TICKS, ticktext=[str(t) for t in TILE_TICKS], row=2, col=1
     )
     figure.update_xaxes(title_text="game", row=2, col=1)
-    _layout(figure, 520)
-    return go.FigureWidget(figure)
-
-
-def training_figure(memory_title: str = "memory (GB)") -> go.FigureWidget:
-    """Losses, learning rate, env steps per second and memory against env steps."""
-    figure = make_subplots(
-        rows=4,
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=0.06,
-        row_heights=[0.4, 0.2, 0.2, 0.2],
-        subplot_titles=("losses", "learning rate", "env steps per second", memory_title),
-    )
-    for name in LOSSES:
-        figure.add_trace(go.Scatter(name=name, mode="lines"), row=1, col=1)
-    for row, name in ((2, "learning rate"), (3, "steps/s"), (4, "memory")):
-        figure.add_trace(go.Scatter(name=name, mode="lines", showlegend=False), row=row, col=1)
-    figure.update_xaxes(title_text="env steps", row=4, col=1)
-    _layout(figure, 760)
+    style_figure(figure, 520)
     return go.FigureWidget(figure)
 
 
@@ -151,7 +119,7 @@ def model_figure() -> go.FigureWidget:
     figure.update_yaxes(title_text="share", rangemode="tozero", row=2, col=1)
     figure.update_yaxes(autorange="reversed", row=3, col=1)
     figure.update_xaxes(title_text="env steps", row=3, col=1)
-    _layout(figure, 860)
+    style_figure(figure, 860)
     return go.FigureWidget(figure)
 
 

@@ -1,34 +1,33 @@
-"""Metric rows as a CSV file the browser downloads without a server round trip."""
+"""Files the browser downloads without a server round trip: the metric rows as CSV, a game
+as a page that plays it back (``metrics_csv`` and ``game_html`` live in ``g2048lab.export``,
+beside the command-line exports)."""
 
 from __future__ import annotations
 
 import base64
-import csv
 import html
-import io
 
-__all__ = ["download_link", "metrics_csv"]
+from ..export import game_html, game_title
+from ..export.metrics import metrics_csv
+from ..recording import GameRecord
 
-
-def metrics_csv(rows: list[dict]) -> str:
-    """CSV text of metric rows; the columns are every key, in order of first appearance.
-
-    ``metrics_csv([{"iteration": 1, "loss": 0.5}]) -> "iteration,loss\\r\\n1,0.5\\r\\n"``
-    """
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    text = io.StringIO()
-    writer = csv.DictWriter(text, columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    return text.getvalue()
+__all__ = ["download_link", "game_link", "metrics_csv"]
 
 
-def download_link(text: str, filename: str, label: str) -> str:
+def download_link(text: str, filename: str, label: str, mime: str = "text/csv") -> str:
     """An ``<a download>`` holding ``text`` as a base64 data URI: it works alike in JupyterLab
     and Voila, since the browser already has the bytes."""
     data = base64.b64encode(text.encode()).decode("ascii")
     return (
-        f'<a download="{html.escape(filename)}" href="data:text/csv;base64,{data}" '
+        f'<a download="{html.escape(filename)}" href="data:{mime};base64,{data}" '
         'style="display:inline-block;padding:12px 8px">'
         f"{html.escape(label)}</a>"
     )
+
+
+def game_link(record: GameRecord, run: str, label: str = "") -> str:
+    """A download link of ``record`` as one self-contained HTML page that plays it back."""
+    text = game_html(record, game_title(run, record))
+    filename = f"{run}-game-{record.score}.html"
+    label = label or f"⬇ {filename} ({len(text) / 1000:,.0f} kB)"
+    return download_link(text, filename, label, mime="text/html")

@@ -16,6 +16,7 @@ from ..game import Action, to_values
 from ..recording import GameRecord
 from ..runs import GameSummary, RunStore, StoreError
 from .board import ARROWS, GameView
+from .export import game_link
 from .layout import ROOT_CLASS, button, style_widget, toolbar
 
 __all__ = ["ReplayViewer", "game_label"]
@@ -76,6 +77,9 @@ class ReplayViewer:
         self.link = widgets.jslink((self.play, "value"), (self.slider, "value"))
         self.reload = button("refresh list", "read the run's kept games again")
         self.reload.layout.display = None if self.store is not None else "none"
+        self.save = button("game as HTML", "make a link to this game as one page that plays it")
+        self.save_link = widgets.HTML()
+        self.save.on_click(lambda _: self.prepare_html())
         self.view = GameView()
         self.picker.observe(lambda _: self._pick(), "value")
         self.slider.observe(lambda _: self._draw(), "value")
@@ -86,6 +90,7 @@ class ReplayViewer:
                 toolbar(self.picker, self.reload),
                 toolbar(self.play, self.slider),
                 self.view,
+                toolbar(self.save, self.save_link),
             ],
             layout=widgets.Layout(width="100%"),
         )
@@ -141,10 +146,19 @@ class ReplayViewer:
         except StoreError as error:  # pruned since the list was read
             self.view.show([[0] * 4] * 4, [0.0] * 4, caption=f"{error}; refresh the list")
             return
+        self.save_link.value = ""  # a link to the game shown before
         with self.slider.hold_sync(), self.play.hold_sync():
             self.play.value = self.slider.value = 0
             self.play.max = self.slider.max = self.game.length
         self._draw()
+
+    def prepare_html(self) -> str:
+        """Fill the download link with the shown game as a standalone page; returns the link."""
+        if self.game is None:
+            self.save_link.value = "no game to save"
+        else:
+            self.save_link.value = game_link(self.game, self.run or "game")
+        return self.save_link.value
 
     # --- one step -------------------------------------------------------------------------
 

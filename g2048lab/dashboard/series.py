@@ -81,19 +81,22 @@ def downsample(
         raise ValueError(f"max_points must be at least 2, got {max_points}")
     recent = max_points // 2
     old = n - recent
-    xs = np.array([np.nan if v is None else v for v in x[:old]], dtype=np.float64)
-    ys = np.array([np.nan if v is None else v for v in y[:old]], dtype=np.float64)
-    merged_x: list[Number] = []
-    merged_y: list[Number] = []
-    for bx, by in zip(
-        np.array_split(xs, max_points - recent), np.array_split(ys, max_points - recent)
-    ):
-        merged_x.append(float(np.mean(bx)))
-        finite = by[np.isfinite(by)]
-        if finite.size == 0:
-            merged_y.append(None)
-        else:
-            merged_y.append(float(finite.max() if reduce == "max" else finite.mean()))
+    buckets = max_points - recent
+    xs = np.array(x[:old], dtype=np.float64)  # None -> NaN
+    ys = np.array(y[:old], dtype=np.float64)
+    sizes = np.full(buckets, old // buckets)
+    sizes[: old % buckets] += 1  # as np.array_split: the first buckets one longer
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    merged_x: list[Number] = (np.add.reduceat(xs, starts) / sizes).tolist()
+    finite = np.isfinite(ys)
+    counts = np.add.reduceat(finite, starts)
+    if reduce == "max":
+        merged = np.maximum.reduceat(np.where(finite, ys, -np.inf), starts)
+    else:
+        merged = np.add.reduceat(np.where(finite, ys, 0.0), starts) / np.maximum(counts, 1)
+    merged_y: list[Number] = [
+        value if count else None for value, count in zip(merged.tolist(), counts.tolist())
+    ]
     return merged_x + list(x[old:]), merged_y + list(y[old:])
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ..messages import TrainingUpdate
+from ..recording import GameRecord
 from ..runs import RunStore, StoreError
 from ..status import ENDED, LIVE, Status
 from ..subscribers import TrainingContext, UpdateQueue
@@ -93,6 +94,10 @@ class Source(Protocol):
 
     def all_metrics(self) -> list[dict]:
         """Every metric row of the run (for the CSV download)."""
+        ...
+
+    def best_game(self) -> GameRecord | None:
+        """The run's highest-scoring recorded game so far, if any."""
         ...
 
     def close(self) -> None:
@@ -192,6 +197,10 @@ class TrainerSource:
     def all_metrics(self) -> list[dict]:
         return list(self.trainer.metrics)
 
+    def best_game(self) -> GameRecord | None:
+        best = list(self.trainer.recorder.best)
+        return max(best, key=lambda game: game.score) if best else None
+
     def close(self) -> None:
         if self._queue in self.trainer.subscribers:
             self.trainer.subscribers.remove(self._queue)
@@ -214,6 +223,7 @@ class StoreSource:
         run = self.store.get_run(run_name)  # RunNotFound names the runs there
         self.name = run.name
         self.device = run.device
+        self.config = run.config
         self.budget = Budget(run.config.get("total_env_steps"), run.config.get("max_seconds"))
         self.params_m: float | None = None
         self._status = run.status
@@ -275,6 +285,10 @@ class StoreSource:
 
     def all_metrics(self) -> list[dict]:
         return self.store.metrics(self.name)
+
+    def best_game(self) -> GameRecord | None:
+        games = self.store.games(self.name)  # best first
+        return self.store.load_game(games[0].id) if games else None
 
     def close(self) -> None:
         return None  # nothing held: each read opens what it needs

@@ -1,0 +1,443 @@
+"""Every run of a store at once, live: the list, overlaid curves, what differs, and each run's
+controls. The notebook's ``RunsBrowser(store)`` and the phone app's home screen.
+
+    RunsBrowser("checkpoints")                 # in a notebook
+    RunsBrowser(store, link="?run={name}")     # the phone app: names link to a run's page
+
+Threads as in ``Dashboard``: widgets are made here on the main thread; a ``Refresher``
+thread re-reads the store every ``interval`` s while a page shows the view, and every
+callback holds the same lock. The overlay draws with the dashboard's own ``MetricsPanel``
+from one ``RunHistory`` per selected run.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import ipywidgets as widgets
+
+from ..compare import config_diff
+from ..runs import STATUSES, RunStore, StoreError
+from .dashboard import Dashboard, chart_options
+from .history import RunHistory
+from .layout import PHONE_WIDTH, ROOT_CLASS, button, panel, panels, style_widget, toolbar
+from .metric_grid import ChartView
+from .panels import MetricsPanel
+from .refresher import Refresher
+from .runs_table import (
+    SORTS,
+    RunRow,
+    config_diff_html,
+    filter_rows,
+    run_rows,
+    runs_table_html,
+    sort_rows,
+)
+from .sources import StoreSource
+
+__all__ = ["MAX_COMPARED", "RunsBrowser"]
+
+MAX_COMPARED = 8  # runs overlaid at once
+CONTROLS = ("pause", "resume", "stop", "checkpoint")
+
+
+class RunsBrowser:
+    """See the module docstring.
+
+    Args:
+        store: a ``RunStore`` or its folder.
+        interval: seconds between refreshes while a page shows the view.
+        link: a URL template with ``{name}`` that each run's name links to (the phone app's
+            ``"?run={name}"``); None: names are plain and "open" shows the run's dashboard
+            below the list.
+        compare: runs to overlay from the start.
+        max_points, phone_points, smoothing: as for ``Dashboard``.
+        idle_after_s, refresh_for_s: as for ``Dashboard``.
+    """
+
+    def __init__(
+        self,
+        store: RunStore | str | Path,
+        *,
+        interval: float = 2.0,
+        link: str | None = None,
+        compare: tuple[str, ...] = (),
+        max_points: int = 1000,
+        phone_points: int | None = 300,
+        smoothing: float = 0.6,
+        idle_after_s: float | None = None,
+        refresh_for_s: float | None = None,
+    ):
+        self.store = store if isinstance(store, RunStore) else RunStore(store)
+        self.link = link
+        self.full_points, self.phone_points = max_points, phone_points
+        self.view = ChartView(smoothing=smoothing, max_points=max_points)
+        self.rows: list[RunRow] = []  # every run, as last read
+        self.shown: list[RunRow] = []  # the rows the filters let through, in order
+        self.compared: dict[str, tuple[StoreSource, RunHistory]] = {}
+        self.opened: Dashboard | None = None
+        self._lock = threading.RLock()
+        self._rendering = False
+        self.refresher = Refresher(
+            self.refresh,
+            interval,
+            idle_after_s=idle_after_s,
+            refresh_for_s=refresh_for_s,
+            on_error=self.say,
+        )
+        self.refresher.presence.observe(self._resized, names="width")
+        self._build(smoothing)
+        self.refresh()
+        if compare:
+            self.compare.value = tuple(name for name in compare if name in self.compare.options)
+
+    # --- widgets (main thread) ----------------------------------------------------------
+
+    def _build(self, smoothing: float) -> None:
+        self.title = widgets.HTML()
+        choice = {"style": {"description_width": "initial"}, "layout": _grow(150)}
+        self.status_filter = widgets.Dropdown(description="status", **choice)
+        self.learner_filter = widgets.Dropdown(description="learner", **choice)
+        self.tag_filter = widgets.Dropdown(description="tag", **choice)
+        self.sort = widgets.Dropdown(
+            options=[(label, key) for key, (label, _, _) in SORTS.items()],
+            value="created",
+            description="sort",
+            **choice,
+        )
+        for selector in (self.status_filter, self.learner_filter, self.tag_filter, self.sort):
+            selector.observe(lambda _: self._on_filter(), "value")
+        self.table = widgets.HTML(layout=widgets.Layout(width="100%"))
+        self.table.add_class("g2048lab-runs-table")
+
+        self.compare = widgets.SelectMultiple(
+            description="compare", rows=6, layout=_grow(240), style={"description_width": "initial"}
+        )
+        self.compare.add_class("g2048lab-compare")
+        self.compare.observe(lambda _: self._on_compare(), "value")
+        self.smoothing, self.log_scale, self.x_axis = chart_options(smoothing)
+        for option in (self.smoothing, self.log_scale, self.x_axis):
+            option.observe(lambda _: self._on_option(), "value")
+        self.metrics_panel = MetricsPanel(self._on_option)
+        self.diff = widgets.HTML()
+
+        self.chosen = widgets.Dropdown(description="run", **choice)
+        self.chosen.add_class("g2048lab-chosen")
+        self.chosen.observe(lambda _: self._on_choose(), "value")
+        self.open_link = widgets.HTML()
+        self.open_button = button("open dashboard", "show the run's live dashboard below")
+        self.open_button.on_click(lambda _: self.open(self.chosen.value))
+        self.controls = {action: button(action, f"{action} the run") for action in CONTROLS}
+        for action, widget in self.controls.items():
+            widget.on_click(lambda _, action=action: self.control(self.chosen.value, action))
+        self.new_name = widgets.Text(placeholder="new name", layout=_grow(160))
+        self.rename_button = button("rename")
+        self.rename_button.on_click(lambda _: self.rename(self.chosen.value, self.new_name.value))
+        self.tags = widgets.Text(placeholder="tags, comma separated", layout=_grow(200))
+        self.tags_button = button("save tags")
+        self.tags_button.on_click(lambda _: self.set_tags(self.chosen.value, self.tags.value))
+        self.note = widgets.Textarea(placeholder="a note on this run", layout=_grow(240))
+        self.note_button = button("save note")
+        self.note_button.on_click(lambda _: self.set_note(self.chosen.value, self.note.value))
+        self.delete_button = button("delete…", "delete the run's records and checkpoints")
+        self.delete_button.on_click(lambda _: self.ask_delete())
+        self.confirm_text = widgets.HTML()
+        self.confirm_yes = button("yes, delete", "delete it for good")
+        self.confirm_no = button("cancel")
+        self.confirm_yes.on_click(lambda _: self.delete(self.confirm_yes.tooltip))
+        self.confirm_no.on_click(lambda _: self._hide_confirm())
+        self.confirm = toolbar(self.confirm_text, self.confirm_yes, self.confirm_no)
+        self.confirm.layout.display = "none"
+        self.confirm.add_class("g2048lab-confirm")
+        self.message = widgets.HTML()
+        self.message.add_class("g2048lab-notes")
+        self.detail = widgets.VBox(layout=widgets.Layout(width="100%"))
+
+        open_widget = self.open_link if self.link is not None else self.open_button
+        actions = panel(
+            "run",
+            toolbar(self.chosen, open_widget),
+            toolbar(*self.controls.values()),
+            toolbar(self.new_name, self.rename_button),
+            toolbar(self.tags, self.tags_button),
+            toolbar(self.note, self.note_button),
+            toolbar(self.delete_button),
+            self.confirm,
+            self.message,
+        )
+        overlay = panel(
+            "compare runs",
+            toolbar(self.compare),
+            toolbar(self.smoothing, self.log_scale, self.x_axis),
+            self.diff,
+        )
+        self.root = widgets.VBox(
+            [
+                style_widget(),
+                self.refresher.presence,
+                self.title,
+                toolbar(self.status_filter, self.learner_filter, self.tag_filter, self.sort),
+                self.table,
+                panels(overlay, actions),
+                panels(self.metrics_panel.box),
+                self.detail,
+            ],
+            layout=widgets.Layout(width="100%"),
+        )
+        self.root.add_class(ROOT_CLASS)
+        self.root.add_class("g2048lab-runs-browser")
+
+    def _repr_mimebundle_(self, **kwargs):
+        """Display the view and start refreshing it (the text form is constant, for nbval)."""
+        return {**self.widget()._repr_mimebundle_(**kwargs), "text/plain": "g2048lab RunsBrowser"}
+
+    def widget(self) -> widgets.Widget:
+        """The view's root widget, its figures synced and its refresher started."""
+        for figure in self.metrics_panel.figures():
+            figure._repr_mimebundle_()  # as Dashboard.widget does, for the same reason
+        self.refresher.start("g2048lab-runs")
+        return self.root
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.refresher.stop(timeout)
+        with self._lock:
+            if self.opened is not None:
+                self.opened.close(timeout)
+            self.root.close()
+
+    # --- refreshing -----------------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Read the store once and show what changed. Returns False: a store can always get
+        new runs, so the refresher goes on."""
+        rows = run_rows(self.store)
+        with self._lock:
+            self.rows = rows
+            for source, history in list(self.compared.values()):
+                try:
+                    history.absorb(source.poll())
+                except StoreError:  # deleted or renamed since: drop it from the overlay
+                    self.compared.pop(source.name, None)
+            self._render()
+        return False
+
+    def _render(self) -> None:
+        self._rendering = True
+        try:
+            names = [row.name for row in self.rows]
+            live = sum(row.status in ("running", "pausing", "paused") for row in self.rows)
+            where = html.escape(str(self.store.root))
+            self.title.value = (
+                f'<div class="g2048lab-runs-title"><b style="font-size:1.2em">runs</b> '
+                f'<span style="color:#8f7a66">{len(names)} in {where}, {live} live</span></div>'
+            )
+            _set_choices(self.status_filter, "any status", STATUSES)
+            _set_choices(self.learner_filter, "any learner", {r.learner for r in self.rows})
+            _set_choices(self.tag_filter, "any tag", {t for r in self.rows for t in r.tags})
+            self.shown = sort_rows(
+                filter_rows(
+                    self.rows,
+                    self.status_filter.value or None,
+                    self.learner_filter.value or None,
+                    self.tag_filter.value or None,
+                ),
+                self.sort.value,
+            )
+            self.table.value = runs_table_html(self.shown, self.compare.value, self.link)
+            if list(self.compare.options) != names:
+                kept = tuple(name for name in self.compare.value if name in names)
+                self.compare.options = names
+                self.compare.value = kept
+            if list(self.chosen.options) != names:
+                chosen = self.chosen.value
+                self.chosen.options = names
+                self.chosen.value = chosen if chosen in names else (names[0] if names else None)
+            self._render_chosen()
+            self._render_overlay()
+        finally:
+            self._rendering = False
+
+    def _render_overlay(self) -> None:
+        histories = [history for _, history in self.compared.values()]
+        view = replace(
+            self.view,
+            smoothing=self.smoothing.value,
+            log_y=self.log_scale.value,
+            x_axis=self.x_axis.value,
+        )
+        self.metrics_panel.draw(histories, view)
+        configs = {
+            row.name: self._config(row.name) for row in self.rows if row.name in self.compared
+        }
+        names = [name for name in self.compare.value if name in configs]
+        self.diff.value = config_diff_html(config_diff({n: configs[n] for n in names}), names)
+
+    def _config(self, name: str) -> dict:
+        return self.compared[name][0].config
+
+    def _render_chosen(self) -> None:
+        name = self.chosen.value
+        row = next((r for r in self.rows if r.name == name), None)
+        for widget in (*self.controls.values(), self.open_button, self.delete_button):
+            widget.disabled = row is None
+        if row is None:
+            self.open_link.value = ""
+            return
+        source = self._source(name)
+        for action, widget in self.controls.items():
+            widget.disabled = not source.can(action)
+        self.delete_button.disabled = row.status in ("running", "pausing", "paused", "stopping")
+        if self.link is not None:
+            href = html.escape(self.link.format(name=name))
+            self.open_link.value = (
+                f'<a class="g2048lab-open" href="{href}" style="display:inline-block;'
+                f'padding:12px 8px;font-weight:700">open {html.escape(name)} ›</a>'
+            )
+
+    # --- callbacks (any thread) -----------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        with self._lock:
+            self.message.value = f'<div class="g2048lab-notes">{html.escape(text)}</div>'
+
+    def open(self, name: str | None) -> Dashboard | None:
+        """Show run ``name``'s live dashboard below the list (one at a time)."""
+        if name is None:
+            return None
+        with self._lock:
+            if self.opened is not None:
+                self.opened.close()
+            self.opened = Dashboard.attach(self.store, name)
+            self.detail.children = (self.opened.widget(),)
+            return self.opened
+
+    def control(self, name: str | None, action: str) -> str:
+        if name is None:
+            return ""
+        result = self._source(name).control(action)
+        self.say(f"{name}: {result}")
+        return result
+
+    def rename(self, name: str | None, new: str) -> None:
+        self._act(lambda: self.store.rename_run(name, new.strip()), f"renamed {name} to {new}")
+
+    def set_tags(self, name: str | None, text: str) -> None:
+        tags = [tag.strip() for tag in text.split(",") if tag.strip()]
+        self._act(lambda: self.store.set_tags(name, tags), f"{name}: tags saved")
+
+    def set_note(self, name: str | None, text: str) -> None:
+        self._act(lambda: self.store.set_note(name, text), f"{name}: note saved")
+
+    def ask_delete(self) -> None:
+        """Show the confirmation for deleting the chosen run; nothing is deleted yet."""
+        name = self.chosen.value
+        if name is None:
+            return
+        with self._lock:
+            self.confirm_text.value = (
+                f"<b>delete run {html.escape(name)}</b>, its metrics, games and checkpoint "
+                "files? This cannot be undone."
+            )
+            self.confirm_yes.tooltip = name  # what "yes" deletes, even if the choice moves
+            self.confirm.layout.display = "flex"
+
+    def delete(self, name: str) -> None:
+        """Delete ``name`` for good (the store refuses while it trains)."""
+        self._hide_confirm()
+        self._act(lambda: self.store.delete_run(name), f"deleted {name}")
+
+    def _hide_confirm(self) -> None:
+        with self._lock:
+            self.confirm.layout.display = "none"
+
+    def _act(self, change, done: str) -> None:
+        try:
+            change()
+        except (StoreError, ValueError) as error:
+            self.say(str(error))
+            return
+        with self._lock:
+            self.compared.clear()  # names may have changed: re-read the selected runs
+            self.say(done)
+        self.refresh()
+        self._on_compare()
+
+    def _source(self, name: str) -> StoreSource:
+        if name in self.compared:
+            return self.compared[name][0]
+        return StoreSource(self.store, name)
+
+    def _on_filter(self) -> None:
+        with self._lock:
+            if not self._rendering:
+                self._render()
+
+    def _on_compare(self) -> None:
+        with self._lock:
+            if self._rendering:
+                return
+            names = list(self.compare.value)[:MAX_COMPARED]
+            if len(self.compare.value) > MAX_COMPARED:
+                self.say(f"at most {MAX_COMPARED} runs are overlaid: the first are shown")
+            for name in list(self.compared):
+                if name not in names:
+                    del self.compared[name]
+            for name in names:
+                if name not in self.compared:
+                    try:
+                        source = StoreSource(self.store, name)
+                    except StoreError as error:
+                        self.say(str(error))
+                        continue
+                    history = RunHistory(name, capacity=10 * self.full_points)
+                    history.absorb(source.poll())
+                    self.compared[name] = (source, history)
+            self.compared = {name: self.compared[name] for name in names if name in self.compared}
+            self.table.value = runs_table_html(self.shown, self.compare.value, self.link)
+            self._render_overlay()
+
+    def _on_choose(self) -> None:
+        with self._lock:
+            row = next((r for r in self.rows if r.name == self.chosen.value), None)
+            self.new_name.value = row.name if row else ""
+            self.tags.value = ", ".join(row.tags) if row else ""
+            self.note.value = row.note if row else ""
+            self._hide_confirm()
+            if not self._rendering:
+                self._render_chosen()
+
+    def _on_option(self) -> None:
+        with self._lock:
+            if not self._rendering:
+                self._render_overlay()
+
+    def _resized(self, change) -> None:
+        width = change["new"]
+        phone = 0 < width < PHONE_WIDTH
+        points = self.full_points
+        if phone and self.phone_points is not None:
+            points = min(self.phone_points, self.full_points)
+        with self._lock:
+            view = replace(self.view, max_points=points, columns=1 if phone else 2)
+            if view != self.view:
+                self.view = view
+                self.metrics_panel.invalidate()
+                self._render_overlay()
+
+
+def _set_choices(dropdown: widgets.Dropdown, any_label: str, values) -> None:
+    """Options "any" (value "": a Dropdown shows None as no choice at all) + sorted
+    ``values``, keeping the selection while it is still offered."""
+    options = [(any_label, ""), *((str(v), v) for v in sorted(values))]
+    if list(dropdown.options) == options:
+        return
+    value = dropdown.value
+    dropdown.options = options
+    dropdown.value = value if value in [v for _, v in options] else ""
+
+
+def _grow(basis: int) -> widgets.Layout:
+    return widgets.Layout(width="auto", min_width="0", flex=f"1 1 {basis}px")
