@@ -226,13 +226,20 @@ def browser(playwright):
     chromium.close()
 
 
-def open_dashboard(context, url: str, wait: bool = True):
+def open_page(context, url: str, query: str = ""):
+    """The app's page ``/?QUERY`` (the runs list without one), logged in with the token."""
     page = context.new_page()
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     # Voila streams the page while its kernel runs the notebook: "commit" returns at once
-    page.goto(f"{url}/?token={TOKEN}", wait_until="commit")
+    page.goto(f"{url}/?{query}{'&' if query else ''}token={TOKEN}", wait_until="commit")
+    return page
+
+
+def open_dashboard(context, url: str, wait: bool = True, run: str = RUN):
+    """Run ``run``'s page: the deep link ``/?run=NAME``."""
+    page = open_page(context, url, f"run={run}")
     if wait:
-        page.wait_for_selector(".g2048lab-dashboard")
+        page.wait_for_selector(".g2048lab-header")
     return page
 
 
@@ -369,6 +376,12 @@ def test_installable_and_offline_shows_the_last_summary(server, playwright, tmp_
         fresh = context.new_page()
         fresh.goto(f"{url}/", wait_until="load")
         assert fresh.wait_for_selector("#summary-run").text_content() == RUN
+        # a run's deep link opened offline shows that run, and the runs known link on
+        fresh.goto(f"{url}/?run={RUN}", wait_until="load")
+        assert fresh.wait_for_selector("#summary-run").text_content() == RUN
+        links = fresh.eval_on_selector_all("#runs-list a", "as => as.map(a => a.textContent)")
+        assert RUN in links
+        fresh.screenshot(path=str(ARTIFACTS / "phone-offline-deep-link.png"))
     finally:
         context.close()
         stop(dashboard)
@@ -487,7 +500,9 @@ def test_lan_generates_a_token_and_prints_a_qr_code(server, tmp_path):
     dashboard = start_dashboard(store.root, port, log, "--lan")
     try:
         printed = log.read_text()
-        found = re.search(r"on the LAN \(phone\): http://([\d.]+):(\d+)/\?token=(\S+)", printed)
+        found = re.search(
+            r"on the LAN \(phone\): http://([\d.]+):(\d+)/\?run=phone&token=(\S+)", printed
+        )
         assert found, printed
         host, token = found.group(1), found.group(3)
         assert int(found.group(2)) == port and len(token) >= 24
@@ -503,3 +518,112 @@ def test_lan_generates_a_token_and_prints_a_qr_code(server, tmp_path):
             assert json.load(response)["run"] == RUN
     finally:
         stop(dashboard)
+
+
+# --- the runs list: the app's home screen ------------------------------------------------
+
+
+def finished_run(store: RunStore, name: str, learning_rate: float, iterations: int = 40) -> None:
+    """A finished run with metric rows, as a training process leaves one."""
+    config = {"learner": "ppo", "preset": "tiny", "ppo": {"learning_rate": learning_rate}}
+    store.create_run(name, config=config, device="cpu")
+    for i in range(1, iterations + 1):
+        store.add_metrics(
+            name,
+            {
+                "iteration": i,
+                "env_steps": 512 * i,
+                "episodes": 4 * i,
+                "time/elapsed_s": 1.5 * i,
+                "train/loss": 1 / i + learning_rate * 100,
+                "rollout/score_mean": 500 + 10 * i * learning_rate * 1000,
+            },
+        )
+    store.put_update(
+        name, training_update(run_id=name, iteration=iterations, env_steps=512 * iterations,
+                              status="finished"),
+    )  # fmt: skip
+
+
+def listed_steps(page, name: str) -> str:
+    return page.evaluate(
+        f"""() => {{
+            const row = document.querySelector('tr[data-run="{name}"] td[data-label="env steps"]');
+            return row ? row.textContent : '';
+        }}"""
+    )
+
+
+def no_sideways_scroll(page) -> None:
+    scroll, width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert scroll <= width, f"the page scrolls sideways: {scroll} > {width}"
+
+
+def test_the_runs_list_is_live_and_a_tap_opens_a_run_and_back(server, browser):
+    url, store, _ = server
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True)
+    try:
+        page = open_page(context, url)
+        page.wait_for_selector(f'tr[data-run="{RUN}"]')
+        first = listed_steps(page, RUN)
+        wait_for(lambda: listed_steps(page, RUN) not in ("", first), 60, "the list to update")
+        no_sideways_scroll(page)
+        page.screenshot(path=str(ARTIFACTS / "phone-runs-390x844.png"))
+        # one tap to the run's page: a deep link that survives a reload
+        page.click(f'tr[data-run="{RUN}"] a.g2048lab-run-link')
+        page.wait_for_selector(".g2048lab-header")
+        assert f"run={RUN}" in page.url
+        assert RUN in page.text_content(".g2048lab-header")
+        page.reload(wait_until="commit")
+        page.wait_for_selector(".g2048lab-header")
+        assert RUN in page.text_content(".g2048lab-header") and f"run={RUN}" in page.url
+        no_sideways_scroll(page)
+        page.screenshot(path=str(ARTIFACTS / "phone-run-deep-link-390x844.png"))
+        # and back to the list
+        page.click("a.g2048lab-back")
+        page.wait_for_selector(f'tr[data-run="{RUN}"]')
+        assert "run=" not in page.url
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x800", "390x844"])
+def test_two_runs_overlay_and_delete_asks_first(server, browser, viewport):
+    url, store, _ = server
+    size = f"{viewport['width']}x{viewport['height']}"
+    a, b = f"lr-high-{viewport['width']}", f"lr-low-{viewport['width']}"
+    finished_run(store, a, 1e-3)
+    finished_run(store, b, 3e-4)
+    context = browser.new_context(viewport=viewport)
+    try:
+        page = open_page(context, url)
+        page.wait_for_selector(f'tr[data-run="{b}"]')
+        page.select_option(".g2048lab-compare select", [a, b])
+        overlaid = f"""() => {{
+            const plot = document.querySelector('.g2048lab-runs-browser .js-plotly-plot');
+            if (!plot || !plot.data) return false;
+            const names = new Set(plot.data.filter(t => t.x && t.x.length).map(t => t.name));
+            return names.has('{a}') && names.has('{b}');
+        }}"""
+        page.wait_for_function(overlaid)
+        diff = page.wait_for_selector(".g2048lab-config-diff")
+        assert "ppo.learning_rate" in diff.text_content()
+        no_sideways_scroll(page)
+        page.locator(".g2048lab-runs-browser .js-plotly-plot").scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / f"runs-compare-{size}.png"), full_page=True)
+
+        # delete asks first: cancel keeps the run, yes deletes it
+        page.select_option(".g2048lab-chosen select", b)
+        page.get_by_role("button", name="delete…").click()
+        confirm = page.wait_for_selector(".g2048lab-confirm", state="visible")
+        assert f"delete run {b}" in confirm.text_content()
+        page.screenshot(path=str(ARTIFACTS / f"runs-delete-asks-{size}.png"))
+        page.get_by_role("button", name="cancel").click()
+        page.wait_for_selector(".g2048lab-confirm", state="hidden")
+        assert store.get_run(b).name == b
+        page.get_by_role("button", name="delete…").click()
+        page.get_by_role("button", name="yes, delete").click()
+        page.wait_for_selector(f'tr[data-run="{b}"]', state="detached")
+        assert b not in [run.name for run in store.list_runs()]
+    finally:
+        context.close()

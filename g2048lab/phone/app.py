@@ -1,6 +1,7 @@
 """Voila with the PWA routes at the root: ``/sw.js`` (with ``Service-Worker-Allowed: /``),
-``/manifest.webmanifest``, ``/offline.html`` and ``/summary.json``; a 403 on every route for a
-request whose ``Host`` is not this machine; a 404 for template static paths outside ``static/``.
+``/manifest.webmanifest``, ``/offline.html`` and ``/summary.json[?run=NAME]``; a 403 on every
+route for a request whose ``Host`` is not this machine; a 404 for template static paths outside
+``static/``.
 
 Run as ``python -m g2048lab.phone.app NOTEBOOK [voila options]`` (``g2048lab dashboard`` does,
 with ``JUPYTER_PATH`` set so that Voila finds the ``g2048lab`` template, and the token or the
@@ -27,6 +28,7 @@ from voila.static_file_handler import TemplateStaticFileHandler
 from . import PASSWORD_HASH_ENV, STATIC_DIR, TOKEN_ENV
 
 SCORE_POINTS = 120  # points of the offline page's score chart
+LISTED_RUNS = 50  # runs the offline page lists
 
 
 class ShellHandler(web.RequestHandler):
@@ -46,15 +48,16 @@ class ShellHandler(web.RequestHandler):
 
 
 class SummaryHandler(JupyterHandler):
-    """The latest run's summary as JSON, for the offline page. It needs the token (or the
-    login cookie) when the server has one; no kernel is started."""
+    """A run's summary as JSON, for the offline page: ``?run=NAME``'s, else the latest
+    run's. It needs the token (or the login cookie) when the server has one; no kernel is
+    started."""
 
     def get(self) -> None:
         if self.current_user is None:
             raise web.HTTPError(403)
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps(summary()))
+        self.finish(json.dumps(summary(run=self.get_argument("run", None) or None)))
 
 
 class TemplateStaticHandler(TemplateStaticFileHandler):
@@ -127,13 +130,17 @@ class ForeignHostHandler(web.RequestHandler):
 
 
 def summary(runs_dir: str | None = None, run: str | None = None) -> dict:
-    """{run, status, env_steps, best_score, max_tile, updated_at, scores: [[steps, score]]}
-    of the run named by ``G2048LAB_RUN``, else the latest in ``G2048LAB_RUNS_DIR``."""
-    from ..runs import RunStore
+    """What the offline page shows: ``{run, status, env_steps, best_score, max_tile,
+    updated_at, scores: [[steps, score]], runs: [{name, status, ...}]}`` of run ``run``, else
+    the latest in ``G2048LAB_RUNS_DIR``; ``runs`` lists the most recent ``LISTED_RUNS``.
+    An unknown run gives ``{"run": None, "error": ...}``."""
+    from ..runs import RunNotFound, RunStore
 
     store = RunStore(runs_dir or os.environ.get("G2048LAB_RUNS_DIR", "checkpoints"))
-    name = run or os.environ.get("G2048LAB_RUN") or None
-    info = store.get_run(name) if name else store.latest_run()
+    try:
+        info = store.get_run(run) if run else store.latest_run()
+    except RunNotFound as error:
+        return {"run": None, "error": str(error)}
     if info is None:
         return {"run": None}
     history = [u for u in store.update_history(info.name) if u.score is not None]
@@ -148,6 +155,7 @@ def summary(runs_dir: str | None = None, run: str | None = None) -> dict:
     points = [[u.env_steps, round(float(u.score), 1)] for u in history[::step]]
     if history and points[-1][0] != history[-1].env_steps:
         points.append([history[-1].env_steps, round(float(history[-1].score), 1)])
+    listed = sorted(store.list_runs(), key=lambda r: r.updated_at, reverse=True)[:LISTED_RUNS]
     return {
         "run": info.name,
         "status": info.status,
@@ -156,6 +164,18 @@ def summary(runs_dir: str | None = None, run: str | None = None) -> dict:
         "max_tile": info.max_tile,
         "updated_at": info.updated_at,
         "scores": points,
+        "runs": [
+            {
+                "name": r.name,
+                "status": r.status,
+                "learner": r.learner,
+                "best_score": r.best_score,
+                "max_tile": r.max_tile,
+                "env_steps": r.env_steps,
+                "updated_at": r.updated_at,
+            }
+            for r in listed
+        ],
     }
 
 

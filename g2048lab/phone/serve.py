@@ -20,6 +20,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     import socket
     import subprocess
     import webbrowser
+    from urllib.parse import urlencode
 
     from ..runs import RunStore
     from . import JUPYTER_DIR, NOTEBOOK, PASSWORD_HASH_ENV, TEMPLATE, TOKEN_ENV
@@ -70,10 +71,6 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     env["G2048LAB_RUNS_DIR"] = str(runs_dir)
     # dashboard.ipynb stops refreshing this long after its page last reported
     env["G2048LAB_IDLE_AFTER_S"] = str(viewer_idle_after_s(args.cull_idle_s))
-    if args.run_name is not None:
-        env["G2048LAB_RUN"] = args.run_name
-    else:
-        env.pop("G2048LAB_RUN", None)
 
     def on_sigterm(signum, frame):
         raise KeyboardInterrupt
@@ -85,9 +82,12 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         if not _wait_for_port("127.0.0.1", args.port, server, timeout=60):
             print("g2048lab dashboard: error: Voila did not start", file=sys.stderr)
             return 1
-        query = f"?token={token}" if token else ""
+        # the run's page is a deep link into the app; the home page lists every run
+        parameters = {"run": args.run_name, "token": token}
+        query = urlencode({key: value for key, value in parameters.items() if value})
+        query = f"?{query}" if query else ""
         local = f"http://127.0.0.1:{args.port}/{query}"
-        what = args.run_name or "the latest run"
+        what = f"run {args.run_name}" if args.run_name else "every run"
         print(f"dashboard of {what} in {runs_dir}: {local}", flush=True)
         if args.lan:
             lan = f"http://{_lan_address()}:{args.port}/{query}"
