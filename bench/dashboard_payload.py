@@ -6,7 +6,8 @@ Writes a synthetic long run into a temporary run store (``--iterations`` metric 
 one message per 10 s with its finished games), attaches a ``Dashboard`` as a Voila page
 would, reports the page's width (1280 px, then 390 px: a phone), catches up, then adds
 one training iteration and refreshes once: the refresh that repeats for every iteration
-of a live run. Prints the chart values resent, their size as JSON, and the refresh's CPU
+of a live run. Prints the chart values resent (the games chart and every metric's
+chart), their size as JSON, and the refresh's CPU
 time in the viewer kernel (median of ``--repeats``). No target: it shows what the phone's
 lower fidelity (``Dashboard(phone_points=300)``) saves.
 """
@@ -72,19 +73,24 @@ def update(i: int, games: int, rng: np.random.Generator) -> TrainingUpdate:
     )
 
 
+def charts(dashboard: Dashboard) -> tuple:
+    """The games chart, the metric charts and the model charts."""
+    return (dashboard.scores_panel.chart, dashboard.metrics_panel.grid, dashboard.model_panel.chart)
+
+
 def payload(dashboard: Dashboard) -> tuple[int, int]:
-    """(traces resent, values resent) so far, over the three charts."""
-    charts = (dashboard.games_chart, dashboard.training_chart, dashboard.model_chart)
-    return sum(chart.sent for chart in charts), sum(chart.values_sent for chart in charts)
+    """(traces resent, values resent) so far, over every chart."""
+    shown = charts(dashboard)
+    return sum(chart.sent for chart in shown), sum(chart.values_sent for chart in shown)
 
 
 def trace_bytes(dashboard: Dashboard) -> dict[str, int]:
-    """JSON size of each trace's x and y now, by chart and trace name."""
+    """JSON size of each trace's x and y now, by chart and trace."""
     sizes = {}
-    for chart in (dashboard.games_chart, dashboard.training_chart):
-        for trace in chart.figure.data:
+    for chart in charts(dashboard)[:2]:
+        for index, trace in enumerate(chart.figure.data):
             data = {"x": list(trace.x or ()), "y": list(trace.y or ())}
-            sizes[f"{id(chart)}/{trace.name}"] = len(json.dumps(data))
+            sizes[f"{id(chart)}/{index}"] = len(json.dumps(data))
     return sizes
 
 

@@ -183,7 +183,7 @@ def test_a_learner_from_a_test_file_runs_through_the_run_store_checkpoints_eval_
     assert "has no value function" in capsys.readouterr().err
     # the dashboard shows the run and hides the panels the learner cannot fill
     dashboard = Dashboard(StoreSource(store, "c1"))
-    assert dashboard.model_panel.box.layout.display == "none"
+    assert not dashboard.model_panel.shown
     assert "finished" in dashboard.header.value
     for key in ("train/loss", "train/policy_loss", "ntuple/td_error"):
         assert metric_trace(dashboard, key) is None  # no chart for what it does not report

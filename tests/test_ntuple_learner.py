@@ -121,7 +121,7 @@ def test_the_dashboard_shows_move_values_and_games_per_second_and_no_model_panel
     dashboard = Dashboard(trained)
     caption = dashboard.game_panel.game.caption.value
     assert "move values" in caption and "games/s" in caption
-    assert dashboard.model_panel.box.layout.display == "none"
+    assert not dashboard.model_panel.shown
     assert metric_trace(dashboard, "ntuple/td_error").x
     assert metric_trace(dashboard, "train/policy_loss") is None
     dashboard.close()

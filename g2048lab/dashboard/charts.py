@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 __all__ = [
     "LiveFigure",
     "TILE_TICKS",
+    "figure_widget",
     "games_figure",
     "model_figure",
     "style_figure",
@@ -40,6 +41,16 @@ def style_figure(figure: go.Figure, height: int) -> None:
         hovermode="closest",
     )
     figure.update_annotations(font_size=13)  # subplot titles
+
+
+def figure_widget(figure: go.Figure | None = None) -> go.FigureWidget:
+    """A FigureWidget of ``figure`` that follows its container's width: plotly.js's
+    ``responsive`` config re-measures on each window resize (a figure first drawn while its
+    panel was hidden measures 0 px and falls back to 700; the page's ``Presence`` widget
+    sends a resize event when a panel's width changes)."""
+    widget = go.FigureWidget(figure)
+    widget._config = {"responsive": True}
+    return widget
 
 
 def token_labels() -> list[str]:
@@ -72,7 +83,7 @@ def games_figure() -> go.FigureWidget:
     )
     figure.update_xaxes(title_text="game", row=2, col=1)
     style_figure(figure, 520)
-    return go.FigureWidget(figure)
+    return figure_widget(figure)
 
 
 def model_figure() -> go.FigureWidget:
@@ -120,7 +131,7 @@ def model_figure() -> go.FigureWidget:
     figure.update_yaxes(autorange="reversed", row=3, col=1)
     figure.update_xaxes(title_text="env steps", row=3, col=1)
     style_figure(figure, 860)
-    return go.FigureWidget(figure)
+    return figure_widget(figure)
 
 
 class LiveFigure:

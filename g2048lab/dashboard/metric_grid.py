@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from .charts import style_figure
+from .charts import figure_widget, style_figure
 from .history import AXES, RunHistory, metric_groups
 from .series import downsample, ema
 
@@ -61,7 +61,7 @@ class MetricGrid:
     sends only the traces whose data changed."""
 
     def __init__(self):
-        self.figure = go.FigureWidget()
+        self.figure = figure_widget()
         style_figure(self.figure, ROW_HEIGHT_PX)
         self.shape: tuple | None = None  # (keys, run names, columns): the grid drawn now
         self.keys: list[str] = []

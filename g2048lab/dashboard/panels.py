@@ -40,6 +40,7 @@ class Panel:
 
     def __init__(self, *children: widgets.Widget):
         self.box = panel(self.title, *children)
+        self.shown = True  # as last drawn
 
     def active(self, runs: Sequence[RunHistory]) -> bool:
         """Whether the panel has something to show for ``runs``."""
@@ -50,10 +51,20 @@ class Panel:
         raise NotImplementedError
 
     def draw(self, runs: Sequence[RunHistory], view: ChartView) -> None:
-        shown = self.active(runs)
-        self.box.layout.display = None if shown else "none"
-        if shown:
+        self.shown = self.active(runs)
+        self._show(self.shown)
+        if self.shown:
             self.render(runs, view)
+
+    def _show(self, shown: bool) -> None:
+        """Show or hide the box. Hidden, it keeps its width (visibility, no height), not
+        ``display: none``: a Plotly figure first drawn in a box without width falls back to
+        700 px and keeps that width once shown."""
+        layout = self.box.layout
+        layout.visibility = None if shown else "hidden"
+        layout.max_height = None if shown else "0px"
+        layout.overflow = None if shown else "hidden"
+        layout.padding = "4px" if shown else "0px"
 
     def figures(self) -> list:
         """The panel's FigureWidgets (the owner syncs them before display)."""
