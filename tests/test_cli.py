@@ -403,6 +403,8 @@ def test_runs_compare_shows_the_settings_that_differ_and_where_each_ended(three_
         "rollout/score_mean": 1000.0,
         "rollout/best_score": 0,
         "rollout/max_tile": 0,
+        "rollout/reach_1024": None,  # not in its rows
+        "rollout/reach_2048": None,
         "env_steps": 0,
         "time/elapsed_s": 90.0,
         "time/steps_per_s": 3000.0,

@@ -29,6 +29,8 @@ COMPARED = {  # final metric -> its label in --compare's table
     "rollout/score_mean": "recent mean score",
     "rollout/best_score": "best score",
     "rollout/max_tile": "best tile",
+    "rollout/reach_1024": "recent games reaching 1024",
+    "rollout/reach_2048": "recent games reaching 2048",
     "env_steps": "env steps",
     "time/elapsed_s": "wall time",
     "time/steps_per_s": "steps/s",
@@ -200,6 +202,8 @@ def _metric(key: str, value: float | None) -> str:
         return "-"
     if key == "time/elapsed_s":
         return _duration(value)
+    if key.startswith("rollout/reach_"):
+        return f"{100 * value:.1f} %"
     return str(int(value)) if key == "rollout/max_tile" else f"{value:,.0f}"
 
 
@@ -323,7 +327,8 @@ def add_parser(commands) -> None:
         nargs="+",
         metavar="RUN",
         help=f"2 to {MAX_COMPARED} runs side by side: the settings that differ, then the "
-        "recent mean score, best score, best tile, env steps, wall time and steps/s",
+        "recent mean score, best score, best tile, share of recent games reaching 1024 and "
+        "2048, env steps, wall time and steps/s",
     )
     runs.set_defaults(run=cmd_runs)
     actions = runs.add_subparsers(dest="action", metavar="ACTION", title="actions")
