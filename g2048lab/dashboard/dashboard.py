@@ -22,8 +22,8 @@ from ..runs import RunStore
 from .export import download_link, game_link, metrics_csv
 from .header import header_html
 from .history import AXES, RunHistory
-from .layout import PHONE_WIDTH, ROOT_CLASS, button, panels, style_widget, toolbar
-from .metric_grid import ChartView
+from .layout import ROOT_CLASS, button, panels, style_widget, toolbar
+from .metric_grid import ChartView, view_for_width
 from .panels import GamePanel, MetricsPanel, ModelPanel, ScoresPanel
 from .refresher import Presence, Refresher
 from .sources import ACTIONS, LIVE, SILENT_AFTER_S, Source, StoreSource, TrainerSource
@@ -251,12 +251,7 @@ class Dashboard:
     def _resized(self, change) -> None:
         """A phone-sized page: one chart per row and fewer points per trace; a wider page:
         two charts per row and all the points again."""
-        width = change["new"]
-        phone = 0 < width < PHONE_WIDTH
-        points = self.full_points
-        if phone and self.phone_points is not None:
-            points = min(self.phone_points, self.full_points)
-        view = replace(self.view, max_points=points, columns=1 if phone else 2)
+        view = view_for_width(self.view, change["new"], self.full_points, self.phone_points)
         with self._lock:
             if view == self.view:
                 return

@@ -15,7 +15,7 @@ widget is created, so this may run on the refresher thread.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import plotly.graph_objects as go
 from plotly.colors import qualitative
@@ -23,9 +23,10 @@ from plotly.subplots import make_subplots
 
 from .charts import figure_widget, style_figure
 from .history import AXES, RunHistory, metric_groups
+from .layout import PHONE_WIDTH
 from .series import downsample, ema
 
-__all__ = ["ALL", "ChartView", "MetricGrid", "grid_keys", "run_colour"]
+__all__ = ["ALL", "ChartView", "MetricGrid", "grid_keys", "run_colour", "view_for_width"]
 
 ALL = "all"  # the namespace choice that shows every group
 ROW_HEIGHT_PX = 190
@@ -45,6 +46,19 @@ class ChartView:
     max_points: int = 1000  # per trace; older points merged
     x_axis: str = "env_steps"  # a key of AXES
     columns: int = 2  # charts side by side (1 on a phone)
+
+
+def view_for_width(
+    view: ChartView, width: int, full_points: int, phone_points: int | None
+) -> ChartView:
+    """``view`` for a page ``width`` CSS px wide (0: not known yet): narrower than
+    PHONE_WIDTH, one chart per row and at most ``phone_points`` per trace (None: no limit);
+    else two per row and ``full_points``."""
+    phone = 0 < width < PHONE_WIDTH
+    points = full_points
+    if phone and phone_points is not None:
+        points = min(phone_points, full_points)
+    return replace(view, max_points=points, columns=1 if phone else 2)
 
 
 def grid_keys(runs: Sequence[RunHistory], namespace: str = ALL) -> list[str]:

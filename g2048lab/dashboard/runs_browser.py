@@ -23,8 +23,8 @@ from ..compare import config_diff
 from ..runs import STATUSES, RunStore, StoreError
 from .dashboard import Dashboard, chart_options
 from .history import RunHistory
-from .layout import PHONE_WIDTH, ROOT_CLASS, button, panel, panels, style_widget, toolbar
-from .metric_grid import ChartView
+from .layout import ROOT_CLASS, button, panel, panels, style_widget, toolbar
+from .metric_grid import ChartView, view_for_width
 from .panels import MetricsPanel
 from .refresher import Refresher
 from .runs_table import (
@@ -415,13 +415,9 @@ class RunsBrowser:
                 self._render_overlay()
 
     def _resized(self, change) -> None:
-        width = change["new"]
-        phone = 0 < width < PHONE_WIDTH
-        points = self.full_points
-        if phone and self.phone_points is not None:
-            points = min(self.phone_points, self.full_points)
+        """Phone or wider page: see ``view_for_width``."""
         with self._lock:
-            view = replace(self.view, max_points=points, columns=1 if phone else 2)
+            view = view_for_width(self.view, change["new"], self.full_points, self.phone_points)
             if view != self.view:
                 self.view = view
                 self.metrics_panel.invalidate()
