@@ -237,7 +237,7 @@ def test_lan_answers_this_machines_addresses_and_names_only(runs, tmp_path):
     dashboard = start_dashboard(runs, port, log, "--lan")
     try:
         found = re.search(
-            r"on the LAN \(phone\): http://([\d.]+):\d+/\?token=(\S+)", log.read_text()
+            r"on the LAN \(phone\): http://([\d.]+):\d+/\?(?:run=\S+&)?token=(\S+)", log.read_text()
         )
         assert found, log.read_text()
         lan, token = found.groups()
