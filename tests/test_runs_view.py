@@ -252,3 +252,27 @@ def test_the_browser_follows_new_runs_and_namespace_choices(store):
     panel.namespace.value = "rollout"
     assert [a.text for a in panel.grid.figure.layout.annotations] == ["rollout/score_mean"]
     browser.close()
+
+
+def test_the_dashboard_and_the_replay_viewer_offer_a_game_as_one_page(store):
+    import base64
+
+    from g2048lab.dashboard import ReplayViewer
+
+    from .test_export import random_game
+
+    dashboard = Dashboard.attach(store, "nt")
+    assert dashboard.prepare_game() == "no recorded game yet"
+    for seed in (1, 2):
+        store.add_game("nt", random_game(seed))
+    best = max(store.games("nt"), key=lambda game: game.score)
+    link = dashboard.prepare_game()
+    assert 'download="nt-game-' in link and "data:text/html;base64," in link
+    page = base64.b64decode(re.search(r"base64,([^\"]+)", link).group(1)).decode()
+    assert f"score {best.score:,}" in page and "<script" in page
+    viewer = ReplayViewer(store, "nt")
+    viewer.save.click()
+    assert "data:text/html;base64," in viewer.save_link.value
+    viewer.slider.value = 1  # another position of the same game keeps the link
+    assert viewer.save_link.value
+    dashboard.close()
