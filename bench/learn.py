@@ -4,7 +4,7 @@
         [--lr 1e-3] [--envs 256] [--steps 64] [--minibatch 1024] [--epochs 2] [--gamma 0.99]
         [--eval-games 200] [--search DEPTH] [--search-games 100]
     python bench/learn.py --learner ntuple --minutes 5 --eval-games 1000 --search 2
-    python bench/learn.py --minutes 30 --kickstart 5 [--teacher-weight 1] [--anneal-steps N]
+    python bench/learn.py --minutes 30 --kickstart 5 [--teacher-weight 0.2] [--anneal-steps N]
 
 ``--kickstart MINUTES`` first trains an n-tuple teacher for MINUTES, then the transformer
 with a distillation loss toward it (kickstart.py) for the rest of ``--minutes``: the
@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--eval-games", type=int, default=200)
     parser.add_argument("--kickstart", type=float, default=None, metavar="MINUTES")
-    parser.add_argument("--teacher-weight", type=float, default=1.0)
+    parser.add_argument("--teacher-weight", type=float, default=0.2)
     parser.add_argument("--anneal-steps", type=int, default=5_000_000)
     parser.add_argument("--temperature", type=float, default=None)
     for name, kind in [

@@ -35,7 +35,8 @@ class TeacherConfig:
     """Who teaches a PPO student, how hard and for how long."""
 
     source: str = ""  # the teacher's checkpoint file or run folder
-    weight: float = 1.0  # the distillation loss's weight at the start
+    # the distillation loss's weight at the start: 0.2 beat 1 in two 30-minute seeds (README)
+    weight: float = 0.2
     anneal_steps: int = 2_000_000  # env steps over which the weight falls linearly to 0
     temperature: float | None = None  # teacher softmax temperature; None: the teacher's own
 
