@@ -196,8 +196,12 @@ def test_the_browser_renames_tags_notes_and_deletes_after_asking(store):
     assert run.tags == ("low", "sweep") and run.note == "the slow one"
     browser.tag_filter.value = "sweep"
     assert [r.name for r in browser.shown] == ["lr-low"]
+    browser.compare.value = ("lr-high", "lr-low")
     browser.rename("lr-low", "lr-3e-4")
     assert "lr-3e-4" in browser.chosen.options and "lr-low" not in browser.chosen.options
+    # the overlay drops the old name and keeps the other run
+    assert list(browser.compared) == ["lr-high"] and browser.compare.value == ("lr-high",)
+    assert browser.metrics_panel.grid.trace("lr-low", "train/loss") is None
     # delete asks first; only "yes" deletes
     browser.chosen.value = "nt"
     browser.ask_delete()

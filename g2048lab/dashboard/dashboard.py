@@ -28,7 +28,7 @@ from .panels import GamePanel, MetricsPanel, ModelPanel, ScoresPanel
 from .refresher import Presence, Refresher
 from .sources import ACTIONS, LIVE, SILENT_AFTER_S, Source, StoreSource, TrainerSource
 
-__all__ = ["Dashboard", "chart_options"]
+__all__ = ["ChartOptions", "Dashboard"]
 
 _LABELS = {
     "start": "▶ start",
@@ -46,32 +46,44 @@ _TOOLTIPS = {
 }
 
 
-def chart_options(
-    smoothing: float = 0.6,
-) -> tuple[widgets.FloatSlider, widgets.ToggleButton, widgets.Dropdown]:
-    """The smoothing slider, the log-y toggle and the x-axis choice every chart view has."""
-    slider = widgets.FloatSlider(
-        value=smoothing,
-        min=0.0,
-        max=0.99,
-        step=0.01,
-        description="smoothing",
-        style={"description_width": "initial"},
-        layout=widgets.Layout(flex="1 1 240px", min_width="0"),
-    )
-    log_scale = widgets.ToggleButton(
-        description="log y",
-        tooltip="log scale for every chart's y axis",
-        layout=widgets.Layout(width="auto", min_width="88px", min_height="44px"),
-    )
-    x_axis = widgets.Dropdown(
-        options=[(label, key) for key, label in AXES.items()],
-        value="env_steps",
-        description="x",
-        style={"description_width": "initial"},
-        layout=widgets.Layout(width="auto", min_width="0", flex="0 1 180px"),
-    )
-    return slider, log_scale, x_axis
+class ChartOptions:
+    """The smoothing slider, the log-y toggle and the x-axis choice every chart view has;
+    ``on_change()`` runs when any of them changes, ``view(base)`` applies them."""
+
+    def __init__(self, on_change, smoothing: float = 0.6):
+        self.smoothing = widgets.FloatSlider(
+            value=smoothing,
+            min=0.0,
+            max=0.99,
+            step=0.01,
+            description="smoothing",
+            style={"description_width": "initial"},
+            layout=widgets.Layout(flex="1 1 240px", min_width="0"),
+        )
+        self.log_scale = widgets.ToggleButton(
+            description="log y",
+            tooltip="log scale for every chart's y axis",
+            layout=widgets.Layout(width="auto", min_width="88px", min_height="44px"),
+        )
+        self.x_axis = widgets.Dropdown(
+            options=[(label, key) for key, label in AXES.items()],
+            value="env_steps",
+            description="x",
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width="auto", min_width="0", flex="0 1 180px"),
+        )
+        self.widgets = (self.smoothing, self.log_scale, self.x_axis)
+        for option in self.widgets:
+            option.observe(lambda _: on_change(), "value")
+
+    def view(self, base: ChartView) -> ChartView:
+        """``base`` with the smoothing, log scale and x axis chosen now."""
+        return replace(
+            base,
+            smoothing=self.smoothing.value,
+            log_y=self.log_scale.value,
+            x_axis=self.x_axis.value,
+        )
 
 
 class Dashboard:
@@ -168,16 +180,15 @@ class Dashboard:
             widget.on_click(lambda _, action=action: self.control(action))
         self.notes_html = widgets.HTML()
         self.notes_html.add_class("g2048lab-notes")
-        self.smoothing, self.log_scale, self.x_axis = chart_options(smoothing)
+        self.chart_options = ChartOptions(self._on_option, smoothing)
+        self.smoothing, self.log_scale, self.x_axis = self.chart_options.widgets
         self.csv_button = button("metrics CSV", "make a link to download every metric row")
         self.csv_link = widgets.HTML()
-        for option in (self.smoothing, self.log_scale, self.x_axis):
-            option.observe(lambda _: self._on_option(), "value")
         self.csv_button.on_click(lambda _: self.prepare_csv())
         self.game_button = button("best game", "make a link to the best game as a page")
         self.game_link = widgets.HTML()
         self.game_button.on_click(lambda _: self.prepare_game())
-        options = toolbar(self.smoothing, self.log_scale, self.x_axis)
+        options = toolbar(*self.chart_options.widgets)
         downloads = toolbar(self.csv_button, self.csv_link, self.game_button, self.game_link)
         self.game_panel = GamePanel()
         self.scores_panel = ScoresPanel(window)
@@ -289,12 +300,7 @@ class Dashboard:
             self._rendering = False
 
     def _render_panels(self) -> None:
-        view = replace(
-            self.view,
-            smoothing=self.smoothing.value,
-            log_y=self.log_scale.value,
-            x_axis=self.x_axis.value,
-        )
+        view = self.chart_options.view(self.view)
         for panel in self.panels:
             panel.draw([self.history], view)
 

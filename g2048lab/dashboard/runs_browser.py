@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import html
 import threading
-from dataclasses import replace
 from pathlib import Path
 
 import ipywidgets as widgets
 
 from ..compare import config_diff
 from ..runs import STATUSES, RunStore, StoreError
-from .dashboard import Dashboard, chart_options
+from .dashboard import ChartOptions, Dashboard
 from .history import RunHistory
 from .layout import ROOT_CLASS, button, panel, panels, style_widget, toolbar
 from .metric_grid import ChartView, view_for_width
@@ -36,7 +35,7 @@ from .runs_table import (
     runs_table_html,
     sort_rows,
 )
-from .sources import StoreSource
+from .sources import LIVE, StoreSource
 
 __all__ = ["MAX_COMPARED", "RunsBrowser"]
 
@@ -118,9 +117,8 @@ class RunsBrowser:
         )
         self.compare.add_class("g2048lab-compare")
         self.compare.observe(lambda _: self._on_compare(), "value")
-        self.smoothing, self.log_scale, self.x_axis = chart_options(smoothing)
-        for option in (self.smoothing, self.log_scale, self.x_axis):
-            option.observe(lambda _: self._on_option(), "value")
+        self.chart_options = ChartOptions(self._on_option, smoothing)
+        self.smoothing, self.log_scale, self.x_axis = self.chart_options.widgets
         self.metrics_panel = MetricsPanel(self._on_option)
         self.diff = widgets.HTML()
 
@@ -171,7 +169,7 @@ class RunsBrowser:
         overlay = panel(
             "compare runs",
             toolbar(self.compare),
-            toolbar(self.smoothing, self.log_scale, self.x_axis),
+            toolbar(*self.chart_options.widgets),
             self.diff,
         )
         self.root = widgets.VBox(
@@ -228,7 +226,7 @@ class RunsBrowser:
         self._rendering = True
         try:
             names = [row.name for row in self.rows]
-            live = sum(row.status in ("running", "pausing", "paused") for row in self.rows)
+            live = sum(row.status in LIVE for row in self.rows)
             where = html.escape(str(self.store.root))
             self.title.value = (
                 f'<div class="g2048lab-runs-title"><b style="font-size:1.2em">runs</b> '
@@ -262,13 +260,7 @@ class RunsBrowser:
 
     def _render_overlay(self) -> None:
         histories = [history for _, history in self.compared.values()]
-        view = replace(
-            self.view,
-            smoothing=self.smoothing.value,
-            log_y=self.log_scale.value,
-            x_axis=self.x_axis.value,
-        )
-        self.metrics_panel.draw(histories, view)
+        self.metrics_panel.draw(histories, self.chart_options.view(self.view))
         configs = {
             row.name: self._config(row.name) for row in self.rows if row.name in self.compared
         }
@@ -289,7 +281,7 @@ class RunsBrowser:
         source = self._source(name)
         for action, widget in self.controls.items():
             widget.disabled = not source.can(action)
-        self.delete_button.disabled = row.status in ("running", "pausing", "paused", "stopping")
+        self.delete_button.disabled = row.status in LIVE
         if self.link is not None:
             href = html.escape(self.link.format(name=name))
             self.open_link.value = (
@@ -359,11 +351,8 @@ class RunsBrowser:
         except (StoreError, ValueError) as error:
             self.say(str(error))
             return
-        with self._lock:
-            self.compared.clear()  # names may have changed: re-read the selected runs
-            self.say(done)
-        self.refresh()
-        self._on_compare()
+        self.say(done)
+        self.refresh()  # drops from the overlay a run renamed or deleted here
 
     def _source(self, name: str) -> StoreSource:
         if name in self.compared:
