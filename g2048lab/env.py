@@ -44,6 +44,7 @@ from .game import (
     spawn_one,
     to_values,
 )
+from .settings import check_settings, setting
 
 __all__ = ["Game2048Env", "RewardConfig", "VecEnv"]
 
@@ -66,12 +67,15 @@ class RewardConfig:
     the raw score's thousand-fold range, which keeps value targets well scaled.
     """
 
-    score_weight: float = 0.1
+    score_weight: float = setting(0.1, ge=0)
     log_score: bool = True
-    survival_bonus: float = 0.0
-    merge_bonus: float = 0.0
-    game_over_penalty: float = 0.0
-    illegal_penalty: float = 1.0
+    survival_bonus: float = setting(0.0, ge=0)
+    merge_bonus: float = setting(0.0, ge=0)
+    game_over_penalty: float = setting(0.0, ge=0)  # subtracted
+    illegal_penalty: float = setting(1.0, ge=0)  # subtracted
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
     def as_array(self) -> np.ndarray:
         """The weights as the (6,) float64 array the step kernel reads."""

@@ -36,6 +36,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .game import LEGAL_TABLE, MOVE_TABLE, flat_boards, spawn_one
+from .settings import check_settings, setting
 
 __all__ = [
     "NETWORK_BYTES",
@@ -93,21 +94,13 @@ class NTupleConfig:
     seed: seeds the generator of the spawned tiles (any int in 0 .. 2**64 - 1).
     """
 
-    learning_rate: float = 0.4
-    optimistic_init: float = 0.0
+    learning_rate: float = setting(0.4, gt=0, le=1, hint="0.4 is a good start")
+    optimistic_init: float = setting(0.0, ge=0, hint="0 turns it off")
     tuples: str = "4x6"
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.learning_rate) and 0 < self.learning_rate <= 1):
-            raise ValueError(
-                f"learning_rate must be in (0, 1], got {self.learning_rate}; 0.4 is a good start"
-            )
-        if not (math.isfinite(self.optimistic_init) and self.optimistic_init >= 0):
-            raise ValueError(
-                f"optimistic_init must be a finite value >= 0 (0 turns it off), "
-                f"got {self.optimistic_init}"
-            )
+        check_settings(self)
         if self.tuples not in TUPLE_LAYOUTS:
             raise ValueError(
                 f"unknown tuples layout {self.tuples!r}; use one of {sorted(TUPLE_LAYOUTS)}"

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .kickstart import agreement, distillation_loss
+from .settings import check_settings, setting
 
 __all__ = [
     "LossParts",
@@ -50,37 +51,33 @@ class PPOConfig:
     main brake, and a learning rate of 1e-3 took off earlier than 3e-4.
     """
 
-    num_envs: int = 256  # N, games played in parallel
-    rollout_steps: int = 64  # T, moves per game per rollout
-    epochs: int = 2  # passes over each rollout
-    minibatch_size: int = 1024  # M; halved automatically on out-of-memory
-    learning_rate: float = 1e-3
+    num_envs: int = setting(256, ge=1)  # N, games played in parallel
+    rollout_steps: int = setting(64, ge=1)  # T, moves per game per rollout
+    epochs: int = setting(2, ge=1)  # passes over each rollout
+    minibatch_size: int = setting(1024, ge=1)  # M; halved automatically on out-of-memory
+    learning_rate: float = setting(1e-3, gt=0)
     # constant | linear | cosine over the run's budget (constant when it has none); linear
     # decay to 0.1x gave the best final greedy play in bench/learn.py
     lr_schedule: str = "linear"
-    gamma: float = 0.99  # discount per move
-    gae_lambda: float = 0.95
-    clip_coef: float = 0.2  # policy ratio clip
-    value_clip: float | None = None  # clip of the value change per update, None: off
-    value_coef: float = 0.5
-    entropy_coef: float = 0.01
-    aux_loss_coef: float = 0.01  # MoE load balancing (Switch Transformer)
-    max_grad_norm: float = 0.5
-    target_kl: float | None = 0.03  # stop the epochs early past this approx. KL
+    gamma: float = setting(0.99, gt=0, le=1)  # discount per move
+    gae_lambda: float = setting(0.95, ge=0, le=1)
+    clip_coef: float = setting(0.2, gt=0)  # policy ratio clip
+    value_clip: float | None = setting(None, gt=0)  # clip of the value change per update
+    value_coef: float = setting(0.5, ge=0)
+    entropy_coef: float = setting(0.01, ge=0)
+    aux_loss_coef: float = setting(0.01, ge=0)  # MoE load balancing (Switch Transformer)
+    max_grad_norm: float = setting(0.5, gt=0)
+    target_kl: float | None = setting(0.03, gt=0)  # stop the epochs early past this approx. KL
     normalize_advantages: bool = True
     normalize_values: bool = True  # learn values in units of the returns' running std
-    adam_eps: float = 1e-5
+    adam_eps: float = setting(1e-5, gt=0)
 
     def __post_init__(self) -> None:
-        for name in ("num_envs", "rollout_steps", "epochs", "minibatch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"PPOConfig.{name} must be at least 1, got {getattr(self, name)}")
+        check_settings(self)
         if self.lr_schedule not in ("constant", "linear", "cosine"):
             raise ValueError(
                 f"lr_schedule must be constant, linear or cosine, got {self.lr_schedule!r}"
             )
-        if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1):
-            raise ValueError("gamma must be in (0, 1] and gae_lambda in [0, 1]")
 
 
 @dataclass
@@ -301,7 +298,8 @@ class UpdateStats:
     minibatches: int = 0  # optimiser steps taken
     skipped: int = 0  # minibatches skipped for a non-finite loss or gradient
     minibatch_size: int = 0  # after any out-of-memory halving
-    stopped_early: bool = False  # the target KL ended the epochs
+    stopped_early: bool = False  # the target KL or a stop request ended the epochs
+    interrupted: bool = False  # a stop request (``on_minibatch``) ended the epochs
     expert_usage: Tensor | None = None  # (layers, experts), mean over minibatches
     events: list[str] = field(default_factory=list)
 
@@ -351,7 +349,7 @@ def ppo_update(
         while queue:
             index = queue.popleft()
             try:
-                parts, usage = _minibatch_step(
+                learned, usage = _minibatch_step(
                     model, optimizer, batch, index, config, autocast_dtype, reduce, distill_coef
                 )
             except Exception as error:
@@ -376,18 +374,18 @@ def ppo_update(
                 )
                 queue = deque(torch.cat([index, *queue]).split(minibatch_size))
                 continue
-            if parts is None:
+            if usage is None:  # learned names what was not finite
                 stats.skipped += 1
-                stats.events.append("skipped a minibatch: non-finite loss or gradient")
+                stats.events.append(f"skipped a minibatch: non-finite {learned}")
             else:
                 stats.minibatches += 1
-                epoch_kl.append(parts["approx_kl"])
-                for key, value in parts.items():
+                epoch_kl.append(learned["approx_kl"])
+                for key, value in learned.items():
                     sums[key] = sums.get(key, 0.0) + value
                 usage_sum = usage if usage_sum is None else usage_sum + usage
             if on_minibatch is not None and on_minibatch() is False:
                 queue.clear()
-                stats.stopped_early = True
+                stats.stopped_early = stats.interrupted = True
                 break
         if stats.stopped_early:
             break
@@ -411,7 +409,8 @@ def ppo_update(
 def _minibatch_step(
     model, optimizer, batch, index, config, autocast_dtype, reduce=None, distill_coef=0.0
 ):
-    """One optimiser step on ``batch[index]``; (None, None) if it was not finite."""
+    """One optimiser step on ``batch[index]``: (the losses, expert usage), or ("loss", None)
+    or ("gradient", None) where that was not finite and nothing was changed."""
     with torch.autocast(
         device_type=index.device.type,
         dtype=autocast_dtype or torch.bfloat16,
@@ -436,12 +435,12 @@ def _minibatch_step(
     if reduce is not None:  # every rank must skip, or DDP's backward would wait forever
         finite = reduce([float(finite)], "min")[0] > 0.5
     if not finite:
-        return None, None
+        return "loss", None
     parts.total.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
     if not torch.isfinite(grad_norm):
         optimizer.zero_grad(set_to_none=True)
-        return None, None
+        return "gradient", None
     optimizer.step()
     values = {
         "loss": parts.total.item(),

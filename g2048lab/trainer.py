@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from . import learners
-from .device import memory_stats, select_device, set_cpu_threads
+from .device import check_threads, memory_stats, select_device, set_cpu_threads
 from .distributed import DistContext
 from .env import RewardConfig
 from .game import to_values
@@ -35,6 +35,7 @@ from .messages import TrainingUpdate
 from .model import ModelConfig
 from .ppo import PPOConfig
 from .recording import GameRecord, GameRecorder
+from .settings import MAX_SEED, check_settings, setting
 from .status import LIVE, Status
 from .subscribers import RunHandle, Subscriber, TrainingContext, UpdateQueue
 
@@ -51,7 +52,9 @@ class TrainerConfig:
     """One run's settings. ``ppo=None`` sizes the batches from the device (device.py).
 
     Budgets: ``total_env_steps`` and/or ``max_seconds`` (wall time spent running,
-    pauses excluded); with neither the run goes on until ``stop()``. ``learner`` names
+    pauses excluded); with neither the run goes on until ``stop()``. A learner ends its
+    iteration where the budget ends if it can (n-tuple, within a move); PPO finishes the
+    rollout it is in, to learn from it whole. ``learner`` names
     the algorithm (``learners.names()``); ``preset``, ``model``, ``ppo``, ``reward``,
     ``teacher`` and ``precision`` are the default PPO learner's settings, ``learner_config`` another
     learner's (its config dataclass; None: its defaults).
@@ -65,26 +68,22 @@ class TrainerConfig:
     reward: RewardConfig = field(default_factory=RewardConfig)
     teacher: TeacherConfig | None = None  # a PPO student's teacher (kickstart.py)
     device: str = "auto"  # auto | cpu | cuda[:N]
-    threads: int | None = None  # torch CPU threads; None: cores - 1
+    threads: int | None = None  # torch CPU threads, 1 .. the usable cores; None: cores - 1
     precision: str = "auto"  # auto | fp32 | bf16 (autocast); auto: bf16 on CUDA that has it
-    seed: int = 0
-    total_env_steps: int | None = None
-    max_seconds: float | None = None
+    seed: int = setting(0, ge=0, le=MAX_SEED)
+    total_env_steps: int | None = setting(None, ge=1)
+    max_seconds: float | None = setting(None, gt=0)
     run_id: str | None = None  # None: a fresh short id
-    update_interval_s: float = 1.0  # target spacing of TrainingUpdate messages
-    record_slots: int = 16  # env slots whose whole games are recorded for replay
-    keep_best_games: int = 5
-    keep_recent_games: int = 5
+    update_interval_s: float = setting(1.0, ge=0.05, le=2.0)  # spacing of TrainingUpdate messages
+    record_slots: int = setting(16, ge=0)  # env slots whose whole games are recorded for replay
+    keep_best_games: int = setting(5, ge=0)
+    keep_recent_games: int = setting(5, ge=0)
 
     def __post_init__(self) -> None:
+        check_settings(self)
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
-        for name in ("total_env_steps", "max_seconds"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive (or None for no limit), got {value}")
-        if not 0.05 <= self.update_interval_s <= 2.0:
-            raise ValueError("update_interval_s must be between 0.05 and 2 seconds")
+        check_threads(self.threads)
         learners.get(self.learner)  # an unknown name fails here, listing the known ones
 
 
@@ -316,6 +315,10 @@ class Trainer:
 
     def progress(self) -> float:
         return self._progress()
+
+    def steps_left(self) -> int | None:
+        total = self.config.total_env_steps
+        return None if total is None else max(0, total - self.env_steps)
 
     def played(self, steps: int, scores: np.ndarray, tiles: np.ndarray) -> None:
         if len(scores):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
+
+from ..settings import MAX_SEED
 
 DEFAULT_RUNS_DIR = "checkpoints"
 
@@ -23,9 +26,9 @@ def _integer(text: str) -> int:
 
 def seed_number(text: str) -> int:
     value = _integer(text)
-    if value < 0:
+    if not 0 <= value <= MAX_SEED:
         raise argparse.ArgumentTypeError(
-            f"a seed must be a non-negative integer (0, 1, 2, ...), got {value}"
+            f"a seed must be a non-negative integer (0, 1, 2, ...) up to 2**63 - 1, got {value}"
         )
     return value
 
@@ -47,7 +50,13 @@ def port_number(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
+    """A finite number > 0 (minutes, seconds): "abc", "0", "nan" and "inf" are refused."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value

@@ -2,8 +2,11 @@
 
 ``add_config_flags(parser, "ppo", PPOConfig)`` adds ``--ppo.learning-rate`` and one flag
 per field, its help the field's comment and default; ``overrides(args, "ppo", PPOConfig)``
-gives the fields that were set, parsed to their types. A value of the wrong type is one
-line from argparse; a value the dataclass refuses is one line from its ``__post_init__``.
+gives the fields that were set, parsed to their types and checked against the field's
+range (settings.py), so that ``--ppo.clip-coef -1`` is the ValueError "--ppo.clip-coef must
+be > 0, got -1" (one line, exit 2, from cli.main) before anything is built. A value of the
+wrong type is one line from argparse; what only the whole dataclass can judge (d_model
+divisible by n_heads) is one line from its ``__post_init__``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import re
 import types
 import typing
 from typing import Any
+
+from ..settings import problem
 
 __all__ = ["add_config_flags", "overrides"]
 
@@ -57,12 +62,18 @@ def add_config_flags(
 
 
 def overrides(args: argparse.Namespace, prefix: str, cls: type) -> dict[str, Any]:
-    """The fields of ``cls`` set on the command line under ``--PREFIX.``."""
+    """The fields of ``cls`` set on the command line under ``--PREFIX.``; ValueError naming
+    the flag for a value outside the field's range."""
     found = {}
     for field in dataclasses.fields(cls):
         value = getattr(args, f"{prefix}.{field.name}", None)
-        if value is not None:
-            found[field.name] = None if value is _NONE else value
+        if value is None:
+            continue
+        value = None if value is _NONE else value
+        wrong = problem(cls, field.name, value)
+        if wrong:
+            raise ValueError(f"--{prefix}.{field.name.replace('_', '-')} {wrong}")
+        found[field.name] = value
     return found
 
 

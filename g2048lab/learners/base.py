@@ -56,6 +56,10 @@ class RunHooks(Protocol):
     def progress(self) -> float:
         """The share of the run's budget spent, 0..1 (0 without a budget)."""
 
+    def steps_left(self) -> int | None:
+        """Env steps (all ranks') left in the run's budget, None without a step budget: a
+        learner whose iteration is long ends it here rather than overshoot."""
+
     def played(self, steps: int, scores: np.ndarray, tiles: np.ndarray) -> None:
         """``steps`` moves played (all games; the run multiplies by the ranks) and the raw
         scores and largest tile values of the games that ended with them, (G,) each."""

@@ -3,7 +3,8 @@
 The classic strong baseline for 2048 (Szubert & Jaskowski 2014; ntuple.py): one game at
 a time in one compiled kernel, greedy over the four afterstates, learning after every
 move. An iteration is ``ITERATION_MOVES`` moves in chunks of ``CHUNK_MOVES`` with a tick
-between chunks, so pause and stop take effect within a few milliseconds. The weights are
+between chunks, so pause and stop take effect within a few milliseconds; it ends early where
+the run's budget ends, so ``--steps N`` trains exactly N moves. The weights are
 268 MB (float32, 4 x 16**6); memory is checked before they are allocated.
 
 For replay, every ``SHOWCASE_EVERY`` iterations the network plays one whole game greedily
@@ -88,7 +89,11 @@ class NTupleLearner(Learner):
         for _ in range(ITERATION_MOVES // CHUNK_MOVES):
             if not hooks.tick():
                 return None
-            stats = self.network.train(CHUNK_MOVES)
+            left = hooks.steps_left()
+            moves = CHUNK_MOVES if left is None else min(CHUNK_MOVES, left)
+            if moves == 0 or hooks.progress() >= 1:  # the budget is spent
+                break
+            stats = self.network.train(moves)
             hooks.played(stats.moves, stats.scores, stats.max_tiles)
             error_sum += stats.td_error_sum
             updates += stats.updates

@@ -17,11 +17,13 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from ..device import ppo_sizes_for, resolve_preset
+from ..device import check_fits, ppo_sizes_for, resolve_preset
 from ..env import RewardConfig, VecEnv
 from ..kickstart import TeacherConfig, load_teacher, teacher_weight
-from ..model import GameTransformer, ModelConfig
+from ..model import PRESETS, GameTransformer, ModelConfig
+from ..model.memory import ppo_training_bytes
 from ..ppo import (
+    MIN_MINIBATCH,
     PPOConfig,
     RolloutBuffer,
     RunningMeanStd,
@@ -113,9 +115,12 @@ class PPOLearner(Learner):
         super().__init__(config, setup)
         self.device = device = setup.device
         dist = setup.dist
-        self.preset = resolve_preset(config.preset, device) if config.model is None else None
-        self.model_config = config.model or ModelConfig.from_preset(self.preset)
-        self.ppo = config.ppo or PPOConfig(**ppo_sizes_for(self.preset or "custom", device))
+        preset = resolve_preset(config.preset, device)
+        self.model_config = config.model or ModelConfig.from_preset(preset)
+        # a preset's name as long as the model is that preset's (a resumed run's is)
+        self.preset = preset if self.model_config == PRESETS.get(preset) else None
+        self.ppo = config.ppo or PPOConfig(**ppo_sizes_for(preset, device))
+        _check_memory(self.model_config, self.ppo, device)
         self.autocast_dtype = _autocast_dtype(config.precision, device)
         torch.manual_seed(setup.seed)
         self.model = GameTransformer(self.model_config).to(device)
@@ -234,6 +239,8 @@ class PPOLearner(Learner):
             masks = torch.from_numpy(obs["action_mask"]).to(device)
             with torch.inference_mode(), self._autocast():
                 out = self.model(boards, masks)
+                if torch.isnan(out.logits).any():  # sampling would pick illegal moves
+                    raise RuntimeError(self._diverged("the policy's move scores are NaN"))
                 actions, logprobs, probs = sample_actions(out.logits)
                 values = out.value.float() * self.return_stats.std + self.return_stats.mean
             actions_np = actions.cpu().numpy()
@@ -341,8 +348,32 @@ class PPOLearner(Learner):
         self.minibatch_size = stats.minibatch_size
         for event in stats.events:
             hooks.note(event)
+        # Nothing learned is not bad luck: a NaN in the weights or in the returns' running
+        # statistics stays there, so every later update would skip too
+        if stats.minibatches == 0 and stats.skipped and not stats.interrupted:
+            raise RuntimeError(self._learned_nothing(batch, stats))
         self._last_stats = stats
         return stats
+
+    def _learned_nothing(self, batch: dict[str, torch.Tensor], stats: UpdateStats) -> str:
+        """Why an update skipped every minibatch, and what to change."""
+        what = f"every minibatch of the update ({stats.skipped}) had a non-finite loss or gradient"
+        data = [name for name in ("returns", "advantages") if not batch[name].isfinite().all()]
+        if data and all(p.isfinite().all() for p in self.model.parameters()):
+            return (
+                f"{what}: the rollout's {' and '.join(data)} are not finite (rewards too large "
+                "for float32?); lower the --reward.* weights"
+            )
+        return self._diverged(what)
+
+    def _diverged(self, what: str) -> str:
+        weights = all(p.isfinite().all() for p in self.model.parameters())
+        state = "are finite" if weights else "are no longer finite"
+        return (
+            f"{what}; the model's weights {state}: lower --ppo.learning-rate (now "
+            f"{self.ppo.learning_rate:g}) or --ppo.max-grad-norm, or resume from an earlier "
+            "checkpoint"
+        )
 
     # --- what it shows -----------------------------------------------------------------
 
@@ -527,6 +558,24 @@ class TransformerAgent(Agent):
 
     def describe(self) -> str:
         return f"GameTransformer, {self.model.num_params().total / 1e6:.2f} M parameters"
+
+
+def _check_memory(model: ModelConfig, ppo: PPOConfig, device: torch.device) -> None:
+    """MemoryError in one line, before anything is allocated, if even the smallest update
+    (minibatches halved down to ``MIN_MINIBATCH``) cannot fit on ``device``."""
+    need = ppo_training_bytes(model, ppo.num_envs, ppo.rollout_steps, MIN_MINIBATCH)
+    if need.rollout > need.optimizer:
+        advice = "lower --ppo.num-envs or --ppo.rollout-steps, or a smaller --preset"
+    else:
+        advice = (
+            "lower --model.d-model, --model.d-expert, --model.n-experts or --model.n-layers, "
+            "or choose a smaller --preset"
+        )
+    what = (
+        f"training this model ({need.parameters / 1e6:,.1f} M parameters, with gradients and "
+        f"Adam's moments) on {ppo.num_envs:,} games"
+    )
+    check_fits(need.total, device, what, advice)
 
 
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:

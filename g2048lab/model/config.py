@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
+from ..env import MAX_GAME_EXPONENT
+from ..settings import check_settings, setting
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -15,26 +18,25 @@ class ModelConfig:
     The defaults are the ``cpu`` preset.
     """
 
-    d_model: int = 32
-    n_heads: int = 2
-    n_layers: int = 1
-    n_experts: int = 8
-    top_k: int = 2
-    d_expert: int = 64  # hidden width of one expert's MLP
-    vocab_size: int = 32  # tile exponents 0..31 (0 is an empty cell)
-    dropout: float = 0.0
+    d_model: int = setting(32, ge=1)
+    n_heads: int = setting(2, ge=1)  # attention heads; must divide d_model
+    n_layers: int = setting(1, ge=1)
+    n_experts: int = setting(8, ge=1)
+    top_k: int = setting(2, ge=1)  # experts per token, at most n_experts
+    d_expert: int = setting(64, ge=1)  # hidden width of one expert's MLP
+    # a 4x4 game reaches the tile 2**17, so at least 18
+    vocab_size: int = setting(
+        32, ge=MAX_GAME_EXPONENT + 1
+    )  # tile exponents 0..vocab_size-1, 0 empty
+    dropout: float = setting(0.0, ge=0, lt=1)
     dense: bool = False
 
     def __post_init__(self) -> None:
+        check_settings(self)  # ranges first: n_heads=0 must not reach the division below
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
-        if not 1 <= self.top_k <= self.n_experts:
+        if self.top_k > self.n_experts:
             raise ValueError(f"top_k={self.top_k} must be between 1 and n_experts={self.n_experts}")
-        for name in ("d_model", "n_heads", "n_layers", "d_expert", "vocab_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> ModelConfig:
