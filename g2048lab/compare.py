@@ -18,8 +18,6 @@ FINAL_METRICS = (
 )
 """The metric-row keys that say where a run ended up (``final_metrics``)."""
 
-_MISSING = object()
-
 
 def flatten_config(config: Mapping[str, object], prefix: str = "") -> dict[str, object]:
     """Nested settings as one level of dotted keys; lists, empty dicts and None stay values.
@@ -37,10 +35,11 @@ def flatten_config(config: Mapping[str, object], prefix: str = "") -> dict[str, 
 
 def config_diff(configs: Mapping[str, Mapping[str, object]]) -> dict[str, dict[str, object]]:
     """The dotted settings whose values differ between runs (``{run name: config}``), as
-    ``{key: {run name: value}}``, keys sorted. A key one run lacks differs, and shows as None
-    there. One run: ``{}``.
+    ``{key: {run name: value}}``, keys sorted. A key a run lacks reads as None there (a run
+    from before the setting existed, or one without it: ``teacher``), so a setting None or
+    missing in every run is no difference. One run: ``{}``.
 
-    ``{"a": {"ppo": {"lr": 1}}, "b": {"ppo": {"lr": 2}, "seed": 0}}``
+    ``{"a": {"ppo": {"lr": 1}, "t": None}, "b": {"ppo": {"lr": 2}, "seed": 0}}``
     ``-> {"ppo.lr": {"a": 1, "b": 2}, "seed": {"a": None, "b": 0}}``
     """
     flat = {name: flatten_config(config) for name, config in configs.items()}
@@ -48,14 +47,12 @@ def config_diff(configs: Mapping[str, Mapping[str, object]]) -> dict[str, dict[s
     return {
         key: {name: settings.get(key) for name, settings in flat.items()}
         for key in keys
-        if len({_canonical(settings.get(key, _MISSING)) for settings in flat.values()}) > 1
+        if len({_canonical(settings.get(key)) for settings in flat.values()}) > 1
     }
 
 
 def _canonical(value: object) -> str:
     """One text per value: lists and dicts compare by content, 1, 1.0 and True differ."""
-    if value is _MISSING:
-        return "missing"
     return json.dumps(value, sort_keys=True, default=repr)
 
 

@@ -31,13 +31,23 @@ locked". Each write is one short transaction; with ``synchronous=NORMAL`` a comm
 does not fsync (a power cut may lose the last commits, never the database). WAL
 needs a local disk: keep the runs folder off network file systems.
 
+Readers open a store with ``RunStore(root, create=False)``: a missing folder is a
+StoreError, and a folder without ``runs.sqlite`` reads as an empty store until a writer
+makes one there; nothing is created. Every public method raises StoreError, never
+sqlite3's errors, and tells a full disk (``DiskFull``: nothing stored is lost; free space
+and try again) from a damaged store (``StoreDamaged``): ``check_store`` says what is
+damaged, ``recover_store`` copies what can be read into a new store (``g2048lab runs
+check``, ``g2048lab runs recover``).
+
 The trainer knows nothing of the store: ``RunRecorder`` is the subscriber that
 writes a run into it and serves the run's control requests.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import functools
 import io
 import json
 import os
@@ -48,6 +58,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
@@ -63,6 +74,7 @@ from .subscribers import RunHandle, Subscriber, TrainingContext
 __all__ = [
     "ACTIONS",
     "ControlRequest",
+    "DiskFull",
     "GameSummary",
     "RunInfo",
     "RunBusy",
@@ -72,14 +84,24 @@ __all__ = [
     "RunSize",
     "RunStore",
     "GAME_KINDS",
+    "Recovery",
     "SCHEMA_VERSION",
     "STATUSES",
+    "StoreCheck",
+    "StoreDamaged",
     "StoreError",
     "Writer",
+    "check_store",
+    "recover_store",
 ]
 
 SCHEMA_VERSION = 3
 DATABASE_NAME = "runs.sqlite"
+RECOVERED_NAME = "recovered.sqlite"  # recover_store writes what it saves here, beside it
+LOST_RUN = (
+    "its own record was damaged: g2048lab runs recover kept its other records under this "
+    "name; its name, settings and counters are lost (its checkpoint folder keeps the old name)"
+)
 BUSY_TIMEOUT_S = 10.0  # how long a writer waits for another writer before giving up
 HISTORY_INTERVAL_S = 10.0  # at most one history message per this many seconds of a run
 HISTORY_LIMIT = 1000  # history messages kept per run, before thinning
@@ -206,6 +228,15 @@ class RunBusy(StoreError):
     """Another live process writes the run; the message names it and what to do."""
 
 
+class DiskFull(StoreError):
+    """The disk holding the store is full: what failed was not written, and nothing
+    stored before is lost."""
+
+
+class StoreDamaged(StoreError):
+    """Part of the store's file is damaged; the message names it and what to do."""
+
+
 @dataclass(frozen=True)
 class Writer:
     """The process that writes a run."""
@@ -283,33 +314,148 @@ class ControlRequest:
     result: str | None  # "done", "ignored: ..." or "error: ..."; for checkpoint, its answer
 
 
+@dataclass(frozen=True)
+class StoreCheck:
+    """What ``check_store`` found in a runs folder."""
+
+    path: Path  # the store's file
+    exists: bool  # False: the folder holds no store yet, so nothing was checked
+    problems: tuple[str, ...]  # SQLite's quick_check findings, then damaged games; () if none
+    runs: int  # runs in the store (0 when its damage stopped the count)
+    games: int  # games whose moves read back whole
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What ``recover_store`` saved from a damaged store."""
+
+    path: Path  # the new store, beside the damaged one
+    saved: dict[str, int]  # rows copied, by table
+    skipped: dict[str, int]  # stretches of rows skipped as unreadable, by table
+    renamed: tuple[str, ...]  # runs whose own row was lost, named recovered-<id> to keep the rest
+
+
+# --- what a failed SQLite call means for the store -------------------------------------------
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+# SQLite says "disk I/O error", not "database or disk is full", where it cannot grow its
+# shared-memory file (-shm): on a disk with less room than this, that is a full disk
+_FULL_BELOW_BYTES = 1 << 20
+
+
+def _store_error(error: sqlite3.Error | OSError, path: Path, doing: str) -> StoreError:
+    """``error``, met while ``doing`` ("open", "read", "write to", "create") the store at
+    ``path``, as one line saying what happened and what to do: DiskFull, StoreDamaged, or a
+    plain StoreError (busy, no permission, anything else)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    kind = None if code is None else code & 0xFF  # the primary code of an extended one
+    detail = (error.strerror or str(error)) if isinstance(error, OSError) else str(error)
+    check = f"g2048lab runs check --runs-dir {path.parent}"
+    if kind == sqlite3.SQLITE_CORRUPT:
+        return StoreDamaged(
+            f"the run store {path} is damaged ({detail}): {check} says what is damaged "
+            "and how to save the rest"
+        )
+    if kind == sqlite3.SQLITE_NOTADB:
+        return StoreDamaged(
+            f"{path} is not a usable run store ({detail}): its first page is damaged or it "
+            f"is another kind of file; {check} says more"
+        )
+    full = kind == sqlite3.SQLITE_FULL or getattr(error, "errno", None) in _NO_SPACE
+    if full or (kind == sqlite3.SQLITE_IOERR and _disk_full(path.parent)):
+        return DiskFull(
+            f"cannot {doing} the run store {path}: the disk is full ({detail}); nothing "
+            "stored is lost: free some space on that disk and try again"
+        )
+    if kind == sqlite3.SQLITE_IOERR:
+        return StoreError(
+            f"cannot {doing} the run store {path}: a disk I/O error "
+            f"({error.sqlite_errorname}) on a disk with room; the store is likely intact: "
+            f"check the disk (dmesg) and try again; if it persists, run {check}"
+        )
+    if kind in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return StoreError(
+            f"cannot {doing} the run store {path}: other processes held it for over "
+            f"{BUSY_TIMEOUT_S:.0f} s ({detail}); try again"
+        )
+    if kind in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM):
+        return StoreError(
+            f"cannot {doing} the run store {path} ({detail}): check that you may read "
+            f"and write {path.parent}"
+        )
+    return StoreError(f"cannot {doing} the run store {path}: {detail}")
+
+
+def _disk_full(folder: Path) -> bool:
+    """Whether the disk holding ``folder`` has (almost) no room or no inodes left."""
+    try:
+        disk = os.statvfs(folder)
+    except OSError:
+        return False
+    no_inodes = disk.f_files > 0 and disk.f_favail == 0  # some file systems count none
+    return disk.f_bavail * disk.f_frsize < _FULL_BELOW_BYTES or no_inodes
+
+
+def _store_errors_only(cls: type) -> type:
+    """Make the constructor and every public method of ``cls`` raise ``_store_error``
+    where sqlite3 raised. Damage is met where a damaged page is read: in any query."""
+
+    def translating(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def translated(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.Error as error:
+                raise _store_error(error, self.path, "read") from None
+
+        return translated
+
+    for name, member in list(vars(cls).items()):
+        if callable(member) and (name == "__init__" or not name.startswith("_")):
+            setattr(cls, name, translating(member))
+    return cls
+
+
+@_store_errors_only
 class RunStore:
     """The runs folder: ``runs.sqlite`` and one checkpoint folder per run; see the module doc.
 
-    Safe to use from several threads (each gets its own connection) and processes.
+    ``create``: make the folder and the store if missing (writers); with False (readers)
+    nothing is made: a missing folder is a StoreError, a folder without a store reads as
+    an empty one (a store made there later is read from then on), and a write there is a
+    StoreError. Safe to use from several threads (each gets its own connection) and
+    processes. Its public methods raise StoreError, never sqlite3's errors.
     """
 
-    def __init__(self, root: str | Path = "checkpoints"):
+    def __init__(self, root: str | Path = "checkpoints", *, create: bool = True):
         self.root = Path(root)
         self.path = self.root / DATABASE_NAME
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise StoreError(
-                f"cannot create the runs folder {self.root}: {error.strerror}; "
-                "choose a folder you can write to"
-            ) from None
+        self.create = create
+        if create:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StoreError(
+                    f"cannot create the runs folder {self.root}: {error.strerror}; "
+                    "choose a folder you can write to"
+                ) from None
+        else:
+            _check_folder(self.root)
         if not self.path.exists():
-            self._create()
+            if create:
+                self._create()
         elif _lost_its_contents(self.path):
             raise StoreError(
                 f"{self.path} is empty (0 bytes): a run store that lost its contents? Move it "
                 "away (or delete it if you know it held nothing) and try again"
             )
-        _keep_reserve(self.root / RESERVE_NAME)
+        if create:
+            _keep_reserve(self.root / RESERVE_NAME)
         self._local = threading.local()
         self._migrate()
-        with suppress(StoreError):  # a read-only store is still read; its writers finish these
+        # a read-only store is still read, its writers finish these; a damaged one is read
+        # as far as it can be (a damaged page is met again by whoever reads it)
+        with suppress(StoreError, sqlite3.DatabaseError):
             self._finish_renames()
             self._empty_trash()
 
@@ -320,13 +466,20 @@ class RunStore:
 
     def create_run(self, name: str | None = None, *, config: dict, device: str) -> RunInfo:
         """Add a run with status idle. ``name``: letters, digits, - and _; None picks a fresh
-        one from the time (``run-20261124-031500``, then ``-2``, ``-3``... if taken)."""
+        one from the time (``run-20261124-031500``, then ``-2``, ``-3``... if taken, in the
+        store or as a folder beside it). Processes that pick names at once each get their
+        own: a name is taken by the insert of its row, which the name's unique index
+        settles one transaction at a time."""
         if name is not None:
             check_run_name(name)
         now = time.time()
         base = time.strftime("run-%Y%m%d-%H%M%S", time.localtime(now))
         candidate, attempt = name or base, 1
         while True:
+            if name is None and (self.root / candidate).exists():  # a stray folder: not ours
+                attempt += 1
+                candidate = f"{base}-{attempt}"
+                continue
             try:
                 with self._write() as db:
                     db.execute(
@@ -679,13 +832,11 @@ class RunStore:
                         (status, error, time.time(), self._run_id(name), token, token),
                     )
                 return
-            except RunNotFound:
-                raise
-            except StoreError:
+            except DiskFull:
                 reserve = self.root / RESERVE_NAME
                 if attempt or not reserve.exists():
                     raise
-                reserve.unlink()  # a full disk? the reserve makes room for this last word
+                reserve.unlink()  # the reserve makes room for this last word
 
     def run_dir(self, name: str) -> Path:
         """The run's folder for checkpoint files, ``root/<name>``; created if missing. A move
@@ -882,21 +1033,29 @@ class RunStore:
         ]
 
     def load_game(self, game_id: int) -> GameRecord:
-        """The whole game (ids from ``games()``); StoreError if it has been pruned since."""
+        """The whole game (ids from ``games()``); StoreError if it has been pruned since,
+        StoreDamaged (naming the run and the game) if its moves cannot be read back."""
         row = (
             self._db()
             .execute(
-                "SELECT arrays, score, max_tile, env_steps, iteration, timestamp FROM games"
-                " WHERE id = ?",
+                "SELECT arrays, score, games.max_tile, games.env_steps, games.iteration,"
+                " timestamp, runs.name FROM games JOIN runs ON runs.id = games.run_id"
+                " WHERE games.id = ?",
                 (game_id,),
             )
             .fetchone()
         )
         if row is None:
             raise StoreError(f"no game {game_id} in {self.path}: it may have been pruned")
-        arrays, score, max_tile, env_steps, iteration, timestamp = row
-        with np.load(io.BytesIO(arrays), allow_pickle=False) as stored:
-            fields = {field: stored[field] for field in GameRecorder.FIELDS}
+        arrays, score, max_tile, env_steps, iteration, timestamp, run = row
+        try:
+            fields = _game_arrays(arrays)
+        except _DAMAGED_GAME as error:
+            raise StoreDamaged(
+                f"game {game_id} of run {run!r} in {self.path} is damaged ({_why(error)}): "
+                "choose another of its games; the run's other records are unaffected; "
+                f"g2048lab runs check --runs-dir {self.root} lists every damaged game"
+            ) from None
         return GameRecord(
             **fields,
             score=score,
@@ -948,23 +1107,31 @@ class RunStore:
     # --- plumbing ------------------------------------------------------------------------
 
     def _db(self) -> sqlite3.Connection:
-        """This thread's connection (sqlite3 connections must not cross threads or forks)."""
+        """This thread's connection (sqlite3 connections must not cross threads or forks).
+        A reader (``create`` False) of a folder without a store file gets an empty stand-in
+        in memory, until a writer makes the file."""
         local = self._local
-        if getattr(local, "pid", None) != os.getpid():
-            local.db, local.pid = self._connect(), os.getpid()
+        if getattr(local, "pid", None) != os.getpid() or (local.stand_in and self.path.exists()):
+            local.stand_in = not self.create and not self.path.exists()
+            local.db = _empty_store() if local.stand_in else self._connect()
+            local.pid = os.getpid()
         return local.db
 
     def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; _write() opens its own. A reader's
+        # connection (mode=rw) never makes a file, should the store go meanwhile
+        db = None
         try:
-            # isolation_level=None: no implicit transactions; _write() opens its own
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            if self.create:
+                db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            else:
+                db = _open_existing(self.path)
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.DatabaseError as error:
-            raise StoreError(
-                f"{self.path} is not a usable run store ({error}): "
-                "move it away or choose another runs folder"
-            ) from None
+        except sqlite3.Error as error:
+            if db is not None:
+                db.close()
+            raise _store_error(error, self.path, "open") from None
         return db
 
     @contextmanager
@@ -972,6 +1139,10 @@ class RunStore:
         """One write transaction. IMMEDIATE takes the write lock at BEGIN, where a busy store
         is waited for; a read that turned into a write later would fail at once instead."""
         db = self._db()
+        if self._local.stand_in:
+            raise StoreError(
+                f"no run store in {self.root} yet (no {DATABASE_NAME}): train a run first"
+            )
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -982,8 +1153,10 @@ class RunStore:
                     with suppress(sqlite3.Error):
                         db.execute("ROLLBACK")
                 raise
-        except sqlite3.OperationalError as error:  # full disk, busy past the timeout...
-            raise StoreError(f"cannot write to the run store {self.path}: {error}") from None
+        except sqlite3.IntegrityError:
+            raise  # a name taken: the caller says so
+        except sqlite3.Error as error:  # full disk, busy past the timeout, damage...
+            raise _store_error(error, self.path, "write to") from None
 
     def _create(self) -> None:
         """Make a new store beside its place and link it there, so that no process ever sees
@@ -994,17 +1167,18 @@ class RunStore:
             db = sqlite3.connect(temporary, isolation_level=None)
             try:
                 db.execute("PRAGMA journal_mode = WAL")
-                for script in _MIGRATIONS:
-                    for statement in script.split(";"):
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                _make_tables(db, from_version=0)
             finally:
                 db.close()  # folds the WAL into the file
             os.link(temporary, self.path)
         except FileExistsError:
             pass
-        except (OSError, sqlite3.Error):
-            pass  # a folder without hard links: _migrate makes it in place
+        except sqlite3.Error as error:  # a full disk, a folder we may not write to
+            raise _store_error(error, self.path, "create") from None
+        except OSError as error:
+            if error.errno in _NO_SPACE:
+                raise _store_error(error, self.path, "create") from None
+            # a folder without hard links: _migrate makes it in place
         finally:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{temporary}{suffix}").unlink(missing_ok=True)
@@ -1065,11 +1239,8 @@ class RunStore:
         if self._schema_version(self._db()) == SCHEMA_VERSION:
             return
         with self._write() as db:
-            version = self._schema_version(db)  # another process may have migrated meanwhile
-            for script in _MIGRATIONS[version:]:
-                for statement in script.split(";"):
-                    db.execute(statement)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            # another process may have migrated meanwhile
+            _make_tables(db, from_version=self._schema_version(db))
 
     def _schema_version(self, db: sqlite3.Connection) -> int:
         version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -1113,6 +1284,258 @@ class RunClaim:
         finally:
             os.close(self._fd)
             self._fd = None
+
+
+def check_store(root: str | Path) -> StoreCheck:
+    """Check the store in the runs folder ``root`` as far as it can be read: SQLite's
+    ``PRAGMA quick_check`` (every page, record and index well formed; it reads the whole
+    file), then every kept game's moves read back. Creates nothing. StoreError for a missing
+    folder, or a store it cannot read for another reason than damage (a full disk, say)."""
+    root = Path(root)
+    path = root / DATABASE_NAME
+    _check_folder(root)
+    if not path.exists():
+        return StoreCheck(path, exists=False, problems=(), runs=0, games=0)
+    problems, runs, games = [], 0, 0
+    db = None
+    try:
+        db = _open_existing(path)
+        try:
+            found = [text for (text,) in db.execute("PRAGMA quick_check")]
+        except sqlite3.DatabaseError:  # sqlite3 drops the rows read before an error: the
+            found = [text for (text,) in db.execute("PRAGMA quick_check(1)")]  # first alone
+        if found != ["ok"]:  # a line "*** in database main ***", then one per problem
+            problems += [line for text in found for line in text.splitlines()[1:]]
+        else:
+            (runs,) = db.execute("SELECT count(*) FROM runs").fetchone()
+            stored = db.execute(
+                "SELECT games.id, runs.name, arrays FROM games"
+                " JOIN runs ON runs.id = games.run_id ORDER BY games.id"
+            )
+            for game_id, run, arrays in stored:
+                try:
+                    _game_arrays(arrays)
+                    games += 1
+                except _DAMAGED_GAME as error:
+                    problems.append(f"game {game_id} of run {run!r}: {_why(error)}")
+    except sqlite3.Error as error:
+        meaning = _store_error(error, path, "read")
+        if not isinstance(meaning, StoreDamaged):
+            raise meaning from None
+        problems.append(str(error))
+    finally:
+        if db is not None:
+            db.close()
+    return StoreCheck(path, exists=True, problems=tuple(problems), runs=runs, games=games)
+
+
+def recover_store(root: str | Path) -> Recovery:
+    """Copy every row that can be read from the store in the runs folder ``root`` into a
+    new store, ``root/recovered.sqlite`` (StoreError if that exists), table by table in
+    rowid order, skipping the rows that damaged pages hide; indexes are built anew. The
+    damaged store is only read: putting the new one in its place is left to a person, once
+    no process uses the store (``g2048lab runs recover`` says how). Games whose moves are
+    damaged are left out; ``skipped`` counts each as a stretch."""
+    root = Path(root)
+    path, target = root / DATABASE_NAME, root / RECOVERED_NAME
+    _check_folder(root)
+    if not path.exists():
+        raise StoreError(
+            f"no run store in {root} ({DATABASE_NAME} is not there): nothing to recover"
+        )
+    if target.exists():
+        raise StoreError(f"{target} exists (an earlier recovery?): move it away and try again")
+    temporary = root / f".{RECOVERED_NAME}.{uuid.uuid4().hex}.tmp"
+    saved, skipped = {}, {}
+    source = new = None
+    try:
+        try:
+            source = _open_existing(path)
+            source.execute("SELECT name FROM sqlite_master").fetchall()
+        except sqlite3.DatabaseError as error:
+            raise StoreDamaged(
+                f"nothing can be recovered from {path} ({error}): its first page, which "
+                "lists its tables, cannot be read"
+            ) from None
+        new = sqlite3.connect(temporary, isolation_level=None)
+        new.execute("PRAGMA journal_mode = WAL")
+        _make_tables(new, from_version=0)
+        new.execute("BEGIN")
+        for table in ("runs", *_RUN_TABLES):
+            saved[table] = skipped[table] = 0
+            try:
+                have = {row[1] for row in source.execute(f"PRAGMA table_info({table})")}
+            except sqlite3.DatabaseError as error:
+                _raise_unless_damage(error)
+                have = set()
+            # the columns of the store's schema, as far as the old store had them
+            names = [row[1] for row in new.execute(f"PRAGMA table_info({table})") if row[1] in have]
+            if not names:
+                continue
+            insert = (
+                f"INSERT OR IGNORE INTO {table} (rowid, {', '.join(names)})"
+                f" VALUES ({', '.join('?' * (len(names) + 1))})"
+            )
+            arrays = 1 + names.index("arrays") if table == "games" else None
+            for row in _readable_rows(source, table, names):
+                if row is None or (arrays and not _readable_game(row[arrays])):
+                    skipped[table] += 1
+                else:
+                    saved[table] += new.execute(insert, row).rowcount
+        renamed = _adopt_orphans(new)
+        new.execute("COMMIT")
+        new.close()  # folds the WAL into the file
+        new = None
+        os.link(temporary, target)  # never over a file made meanwhile
+    except (sqlite3.Error, OSError) as error:  # a full disk, say: damage is skipped above
+        raise _store_error(error, path, "recover") from None
+    finally:
+        for db in (source, new):
+            if db is not None:
+                db.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{temporary}{suffix}").unlink(missing_ok=True)
+    return Recovery(target, saved, skipped, renamed)
+
+
+def _adopt_orphans(db: sqlite3.Connection) -> tuple[str, ...]:
+    """Give the records (metrics, games...) of runs whose own row was lost a run again:
+    ``recovered-<id>``, failed, its error saying what was lost. Returns their names."""
+    lost = sorted(
+        {run_id for table in _RUN_TABLES for (run_id,) in db.execute(
+            f"SELECT DISTINCT run_id FROM {table} WHERE run_id NOT IN (SELECT id FROM runs)"
+        )}
+    )  # fmt: skip
+    now, names = time.time(), []
+    for run_id in lost:
+        names.append(f"recovered-{run_id}")
+        db.execute(
+            "INSERT INTO runs (id, name, status, config, device, created_at, updated_at, error)"
+            " VALUES (?, ?, ?, '{}', 'unknown', ?, ?, ?)",
+            (run_id, names[-1], Status.FAILED, now, now, LOST_RUN),
+        )
+    return tuple(names)
+
+
+def _readable_rows(
+    db: sqlite3.Connection, table: str, columns: list[str]
+) -> Iterator[tuple | None]:
+    """The rows of ``table`` (rowid, then ``columns``) that can be read, in rowid order;
+    None for each stretch of rows skipped as unreadable."""
+    query = f"SELECT rowid, {', '.join(columns)} FROM {table} WHERE rowid >= ? ORDER BY rowid"
+    start = -(2**63)
+    while True:
+        try:
+            for row in db.execute(query, (start,)):
+                yield row
+                start = row[0] + 1
+            return
+        except sqlite3.DatabaseError as error:
+            _raise_unless_damage(error)  # near a damaged page; sqlite3 drops the row before
+        try:  # one row alone: a query that stops after it never reads on
+            row = db.execute(f"{query} LIMIT 1", (start,)).fetchone()
+        except sqlite3.DatabaseError as error:
+            _raise_unless_damage(error)
+            yield None
+            start = _past_damage(db, f"{query} LIMIT 1", start)
+            if start is None:
+                return
+            continue
+        if row is None:
+            return
+        yield row
+        start = row[0] + 1
+
+
+def _past_damage(db: sqlite3.Connection, query: str, start: int) -> int | None:
+    """The least rowid past ``start`` (where ``query``, a read of one row from a rowid on,
+    fails) from which it reads: found by doubling steps, then bisection (a damaged page
+    hides a stretch of rowids). None if none does."""
+
+    def readable(rowid: int) -> bool:
+        try:
+            db.execute(query, (rowid,)).fetchone()
+        except sqlite3.DatabaseError as error:
+            _raise_unless_damage(error)
+            return False
+        return True
+
+    bad, step = start, 1
+    while not readable(bad + step):
+        bad += step
+        step *= 2
+        if bad + step >= 2**63:
+            return None
+    good = bad + step
+    while good - bad > 1:
+        middle = (bad + good) // 2
+        if readable(middle):
+            good = middle
+        else:
+            bad = middle
+    return good
+
+
+def _raise_unless_damage(error: sqlite3.DatabaseError) -> None:
+    """Raise ``error`` again unless it says a page is damaged (not a full disk, say)."""
+    code = getattr(error, "sqlite_errorcode", None) or 0
+    if code & 0xFF not in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        raise error
+
+
+def _open_existing(path: Path) -> sqlite3.Connection:
+    """A connection to the store file ``path``, which never creates it (``mode=rw``)."""
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True,
+                           timeout=BUSY_TIMEOUT_S, isolation_level=None)  # fmt: skip
+
+
+def _check_folder(root: Path) -> None:
+    """StoreError unless ``root`` is a folder, for readers (who never make one)."""
+    if not root.is_dir():
+        what = "a file, not a folder" if root.exists() else "not there"
+        raise StoreError(
+            f"no runs folder {root}: it is {what}; check --runs-dir, or train a run first"
+        )
+
+
+def _make_tables(db: sqlite3.Connection, from_version: int) -> None:
+    """Bring the store of ``db`` from schema ``from_version`` (0: empty) to SCHEMA_VERSION."""
+    for script in _MIGRATIONS[from_version:]:
+        for statement in script.split(";"):
+            db.execute(statement)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _empty_store() -> sqlite3.Connection:
+    """An empty store in memory: what a reader reads in a folder without one."""
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    _make_tables(db, from_version=0)
+    return db
+
+
+# what reading a damaged game's .npz may raise: zipfile's CRC check, numpy's header parse,
+# and RuntimeError where zipfile reads a damaged header's flags, version or compression
+_DAMAGED_GAME = (zipfile.BadZipFile, ValueError, OSError, KeyError, EOFError, RuntimeError)
+
+
+def _game_arrays(blob: bytes) -> dict[str, np.ndarray]:
+    """A game's arrays from its stored .npz (``add_game``); one of _DAMAGED_GAME if damaged."""
+    with np.load(io.BytesIO(blob), allow_pickle=False) as stored:
+        return {field: stored[field] for field in GameRecorder.FIELDS}
+
+
+def _readable_game(blob: bytes) -> bool:
+    try:
+        _game_arrays(blob)
+    except _DAMAGED_GAME:
+        return False
+    return True
+
+
+def _why(error: Exception) -> str:
+    """``KeyError('boards') -> "KeyError: 'boards'"``: an error's first line, with its kind."""
+    lines = str(error).splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def _run_info(row: tuple) -> RunInfo:

@@ -884,13 +884,15 @@ def test_flatten_config_as_its_docstring_says():
 
 
 def test_config_diff_as_its_docstring_says():
-    configs = {"a": {"ppo": {"lr": 1}}, "b": {"ppo": {"lr": 2}, "seed": 0}}
+    configs = {"a": {"ppo": {"lr": 1}, "t": None}, "b": {"ppo": {"lr": 2}, "seed": 0}}
     assert config_diff(configs) == {"ppo.lr": {"a": 1, "b": 2}, "seed": {"a": None, "b": 0}}
     assert config_diff({"a": {"ppo": {"lr": 1}}}) == {}
     same = {"x": [1, 2], "t": None, "m": {"k": "v"}}
     assert config_diff({"a": same, "b": dict(same), "c": dict(same)}) == {}
     assert list(config_diff({"a": {"z": 1, "y": 1}, "b": {"z": 2, "y": 2}})) == ["y", "z"]
-    assert config_diff({"a": {"t": None}, "b": {}}) == {"t": {"a": None, "b": None}}  # missing
+    # None in one run, missing in the other (`runs --compare` showed "teacher - -"): the same
+    assert config_diff({"a": {"teacher": None}, "b": {}, "c": {"teacher": None}}) == {}
+    assert config_diff({"a": {"t": None}, "b": {"t": 0}}) == {"t": {"a": None, "b": 0}}
     assert config_diff({"a": {"x": 1}, "b": {"x": True}, "c": {"x": 1.0}}) == {
         "x": {"a": 1, "b": True, "c": 1.0}
     }

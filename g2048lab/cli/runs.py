@@ -1,5 +1,6 @@
 """``g2048lab runs``: list, filter and compare the runs in a runs folder; tag, note, rename
-and delete them (USAGE, its --help, says how)."""
+and delete them; check and recover the store (USAGE, its --help, says how). None of these
+makes a runs folder or a store: they open it with ``RunStore(dir, create=False)``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from .. import learners
 from ..status import Status
@@ -21,6 +24,8 @@ USAGE = """\
   g2048lab runs note NAME [TEXT ...]             set the run's note (no TEXT: clear it)
   g2048lab runs rename OLD NEW                   the run and its folder of checkpoints
   g2048lab runs delete NAME [--yes]              its rows and files, after asking
+  g2048lab runs check                            is the store whole? (exit 1 if damaged)
+  g2048lab runs recover                          copy what can be read into a new store
 
 --runs-dir DIR goes before or after the action. Tags, notes and filters work while a
 run trains; rename and delete wait until it has stopped."""
@@ -35,16 +40,21 @@ COMPARED = {  # final metric -> its label in --compare's table
     "time/elapsed_s": "wall time",
     "time/steps_per_s": "steps/s",
 }
-# two-line headers keep the number columns narrow: the table fits 100 columns
+# two-line headers keep the number columns narrow
 RUN_COLUMNS = ("run", "learner", "status", "tags", "env\nsteps", "best\nscore", "best\ntile",
                "device", "last\nupdate")  # fmt: skip
-MAX_COMPARED = 8  # runs side by side: more would not fit a terminal
+# on a narrow terminal, hidden first to last (the table says which); numbers are never cut
+DROPPED_FIRST = ("device", "last\nupdate", "learner", "tags")
+FOLDED = {"run": 10, "tags": 8}  # columns that may fold their text, to this many cells
+MAX_COMPARED = 8  # runs compared; as many side by side as the terminal fits
+CHECK_SHOWN = 10  # problems `runs check` lists; it counts the rest
+RECOVERED_SHOWN = {"runs": "runs", "metrics": "metric rows", "games": "games"}  # counted
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from ..runs import RunStore
 
-    store = RunStore(args.runs_dir)
+    store = RunStore(args.runs_dir, create=False)
     if args.compare is not None:
         return _compare(store, args)
     runs = [r for r in store.list_runs() if _selected(r, args)]
@@ -87,8 +97,9 @@ def _run_json(r) -> dict:
 
 
 def _print_runs(runs: list, runs_dir: str) -> None:
+    """The runs as a table as wide as the terminal: columns of DROPPED_FIRST go, in that
+    order, until the rest fit (a line says which went); run names and tags fold."""
     from rich.console import Console
-    from rich.table import Table
 
     now = time.time()
     rows = [
@@ -105,20 +116,24 @@ def _print_runs(runs: list, runs_dir: str) -> None:
         )
         for r in runs
     ]
-    table = Table(title=f"runs in {runs_dir}")
-    for i, column in enumerate(RUN_COLUMNS):  # names and tags fold; the rest keep their width
-        folds = column in ("run", "tags")
-        table.add_column(
-            column,
-            justify="left" if i < 4 else "right",
-            overflow="fold",
-            no_wrap=not folds,
-            min_width=10 if folds else None,
+    columns = {}
+    for i, header in enumerate(RUN_COLUMNS):
+        cells = [row[i] for row in rows]
+        natural = _natural(header, cells)
+        least = min(natural, FOLDED[header]) if header in FOLDED else natural
+        columns[header] = _Column(header, cells, least, "left" if i < 4 else "right")
+    console, hidden = Console(), []
+    for header in DROPPED_FIRST:
+        if _fit(list(columns.values()), console.width) is not None:
+            break
+        hidden.append(header.replace("\n", " "))
+        del columns[header]
+    console.print(_table(f"runs in {runs_dir}", list(columns.values()), console.width))
+    if hidden:
+        console.print(
+            f"hidden to fit {console.width} columns: {', '.join(hidden)} "
+            "(a wider terminal or --json shows them)"
         )
-    for row in rows:
-        table.add_row(*row)
-    console = Console()
-    console.print(table)
     for r in runs:  # why each failed or killed run ended, in full
         if r.error:
             console.print(f"{r.name} {r.status}: {r.error}", soft_wrap=True)
@@ -168,26 +183,95 @@ def _where_it_ended(store, run) -> dict[str, float | None]:
 
 
 def _print_comparison(names: list[str], diff: dict, metrics: dict) -> None:
+    """Two tables, each split into as many as it takes to fit the terminal: the settings
+    that differ (numbers whole, text folds), where each run ended up (numbers whole)."""
     from rich.console import Console
-    from rich.table import Table
 
     console = Console()
     if diff:
-        table = Table(title="settings that differ")
-        for column in ("setting", *names):
-            table.add_column(column, overflow="fold")
-        for key, values in diff.items():
-            table.add_row(key, *(_setting(values[name]) for name in names))
-        console.print(table)
+        keys = list(diff)
+        runs = []
+        for name in names:
+            values = [diff[key][name] for key in keys]
+            cells = [_setting(value) for value in values]
+            whole = [len(c) for c, v in zip(cells, values) if isinstance(v, int | float)]
+            runs.append(_Column(name, cells, max([*whole, min(_natural(name, cells), 8)])))
+        setting = _Column("setting", keys, min(_natural("setting", keys), 14))
+        _print_side_by_side(console, "settings that differ", setting, runs)
     else:
         console.print(f"{', '.join(names)}: the same settings")
-    table = Table(title="where each run ended up")
-    table.add_column("metric")
+    labels = list(COMPARED.values())
+    runs = []
     for name in names:
-        table.add_column(name, justify="right")
-    for key, label in COMPARED.items():
-        table.add_row(label, *(_metric(key, metrics[name][key]) for name in names))
-    console.print(table)
+        cells = [_metric(key, metrics[name][key]) for key in COMPARED]
+        least = max(max(map(len, cells)), min(len(name), 8))
+        runs.append(_Column(name, cells, least, "right"))
+    metric = _Column("metric", labels, min(_natural("metric", labels), 14))
+    _print_side_by_side(console, "where each run ended up", metric, runs)
+
+
+# --- tables that fit the terminal ---------------------------------------------------------
+
+
+class _Column(NamedTuple):
+    header: str  # lines split at "\n"
+    cells: list[str]
+    least: int  # cells it can do with: its text folds down to it
+    justify: str = "left"
+
+
+def _natural(header: str, cells: Sequence[str]) -> int:
+    """The cells a column takes unfolded: its widest line."""
+    from rich.cells import cell_len
+
+    return max(cell_len(line) for line in (*header.split("\n"), *cells))
+
+
+def _fit(columns: list[_Column], width: int) -> list[int] | None:
+    """Cell widths that fit ``columns`` in a rich Table ``width`` cells wide (each column
+    takes 3 more, for padding and a border, and the table 1), or None if they cannot: each
+    column as wide as its text, the widest giving up cells first, none below its least.
+
+    natural widths [20, 5], least [10, 5], width 30 -> [18, 5]
+    """
+    widths = [_natural(c.header, c.cells) for c in columns]
+    room = width - 3 * len(columns) - 1
+    if sum(c.least for c in columns) > room:
+        return None
+    while sum(widths) > room:
+        widest = max(
+            (i for i, c in enumerate(columns) if widths[i] > c.least), key=widths.__getitem__
+        )
+        widths[widest] -= 1
+    return widths
+
+
+def _table(title: str, columns: list[_Column], width: int):
+    """A rich Table of ``columns`` that fits ``width`` cells if they can (``_fit``; else
+    as narrow as their least), its text folded to the widths."""
+    from rich.table import Table
+
+    widths = _fit(columns, width) or [c.least for c in columns]
+    table = Table(title=title)
+    for column, cells in zip(columns, widths):
+        table.add_column(column.header, justify=column.justify, width=cells, overflow="fold")
+    for row in zip(*(c.cells for c in columns)):
+        table.add_row(*row)
+    return table
+
+
+def _print_side_by_side(console, title: str, label: _Column, runs: list[_Column]) -> None:
+    """``label``, then as many of ``runs`` as fit the console beside it, in as many tables
+    as it takes (titled 1/2, 2/2...)."""
+    groups: list[list[_Column]] = []
+    for run in runs:
+        if groups and _fit([label, *groups[-1], run], console.width) is not None:
+            groups[-1].append(run)
+        else:
+            groups.append([run])
+    for i, group in enumerate(groups, 1):
+        part = f" ({i}/{len(groups)})" if len(groups) > 1 else ""
+        console.print(_table(f"{title}{part}", [label, *group], console.width))
 
 
 def _setting(value: object) -> str:
@@ -221,7 +305,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
     """``runs tag`` and ``runs untag``."""
     from ..runs import RunStore
 
-    store = RunStore(args.runs_dir)
+    store = RunStore(args.runs_dir, create=False)
     tags = set(store.get_run(args.name).tags)
     tags = tags | set(args.tags) if args.action == "tag" else tags - set(args.tags)
     tags = store.set_tags(args.name, tags)
@@ -233,7 +317,7 @@ def cmd_note(args: argparse.Namespace) -> int:
     from ..runs import RunStore
 
     note = " ".join(args.text)
-    RunStore(args.runs_dir).set_note(args.name, note)
+    RunStore(args.runs_dir, create=False).set_note(args.name, note)
     said = f"note set ({len(note)} characters)" if note else "note cleared"
     print(f"run {args.name}: {said}")
     return 0
@@ -242,7 +326,7 @@ def cmd_note(args: argparse.Namespace) -> int:
 def cmd_rename(args: argparse.Namespace) -> int:
     from ..runs import RunStore
 
-    store = RunStore(args.runs_dir)
+    store = RunStore(args.runs_dir, create=False)
     store.rename_run(args.old, args.new)
     print(f"renamed run {args.old} to {args.new}; its folder is {store.root / args.new}")
     _warn_students(store, args.old, "moved")
@@ -252,7 +336,7 @@ def cmd_rename(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     from ..runs import RunStore
 
-    store, name = RunStore(args.runs_dir), args.name
+    store, name = RunStore(args.runs_dir, create=False), args.name
     size = store.run_size(name)
     if not args.yes and not sys.stdin.isatty():
         raise ValueError(f"delete run {name}: no terminal to ask on; add --yes to delete it")
@@ -274,6 +358,59 @@ def cmd_delete(args: argparse.Namespace) -> int:
         f"deleted run {name}: {_files(freed.checkpoint_files)} "
         f"({freed.folder_bytes / 1e6:.1f} MB) and {freed.rows:,} rows of the store"
     )
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """``runs check``: 0 if the store is whole (or there is none yet), 1 if damaged, saying
+    what is and how to save the rest."""
+    from ..runs import check_store
+
+    found = check_store(args.runs_dir)
+    if not found.exists:
+        print(f"{found.path.parent} holds no run store yet: nothing to check")
+        return 0
+    if not found.problems:
+        print(
+            f"{found.path}: whole (SQLite quick_check ok); {found.runs:,} runs, "
+            f"{found.games:,} recorded games read back"
+        )
+        return 0
+    count = len(found.problems)
+    print(f"{found.path} is damaged: {count:,} problem{'' if count == 1 else 's'}")
+    for problem in found.problems[:CHECK_SHOWN]:
+        print(f"  {problem}")
+    if count > CHECK_SHOWN:
+        print(f"  ... and {count - CHECK_SHOWN:,} more")
+    print(f"To save what can be read: g2048lab runs recover --runs-dir {found.path.parent}")
+    return 1
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    """``runs recover``: what can be read of a damaged store, into a new store beside it."""
+    from ..runs import DATABASE_NAME, recover_store
+
+    saved = recover_store(args.runs_dir)
+    folder = saved.path.parent
+    counts = ", ".join(f"{saved.saved[t]:,} {what}" for t, what in RECOVERED_SHOWN.items())
+    print(f"wrote {saved.path}: {counts} (and their other records)")
+    lost = [
+        f"{table} ({n} stretch{'es' if n > 1 else ''})" for table, n in saved.skipped.items() if n
+    ]
+    print(f"skipped as unreadable: {', '.join(lost) if lost else 'nothing'}")
+    if saved.renamed:
+        print(
+            f"runs whose own record was lost, kept under new names: {', '.join(saved.renamed)}"
+            " (failed; their names and settings are gone, their metrics and games kept)"
+        )
+    store, aside = folder / DATABASE_NAME, folder / ".damaged"  # no run can be named so
+    steps = (
+        f"To use it, stop every process that uses {folder}, then:",
+        f"  mkdir {aside} && mv {store}* {aside}/",
+        f"  mv {saved.path} {store}",
+        f"  g2048lab runs check --runs-dir {folder}",
+    )
+    print("\n".join(steps))
     return 0
 
 
@@ -301,9 +438,11 @@ def _taught_from(config: dict, folder: Path) -> bool:
 
 
 def add_parser(commands) -> None:
+    from ..runs import RECOVERED_NAME
+
     runs = commands.add_parser(
         "runs",
-        help="list, filter, compare, tag, note, rename and delete runs",
+        help="list, filter, compare, tag, note, rename and delete runs; check the store",
         description=USAGE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -351,5 +490,22 @@ def add_parser(commands) -> None:
     delete.add_argument("name", metavar="NAME")
     delete.add_argument("--yes", action="store_true", help="do not ask first")
     delete.set_defaults(run=cmd_delete)
+    check = actions.add_parser(
+        "check",
+        help="check the store (SQLite quick_check, every game read back); exit 1 if damaged",
+        description="Check the run store: SQLite's quick_check reads every page, then every "
+        "recorded game is read back. Exit 0 if whole, 1 if damaged, with what is damaged "
+        "and how to save the rest (g2048lab runs recover).",
+    )
+    check.set_defaults(run=cmd_check)
+    recover = actions.add_parser(
+        "recover",
+        help=f"copy what can be read of a damaged store into {RECOVERED_NAME} beside it",
+        description=f"Copy every row that can be read of a damaged run store into a new "
+        f"store, {RECOVERED_NAME} in the runs folder, skipping the rows on damaged pages and "
+        "games whose moves are damaged; the damaged store is only read. Then it says how to "
+        "put the new store in its place.",
+    )
+    recover.set_defaults(run=cmd_recover)
     for parser in actions.choices.values():  # as on `runs` itself, without overriding it
         parser.add_argument("--runs-dir", default=argparse.SUPPRESS)
