@@ -11,6 +11,8 @@ import io
 import json
 import math
 import os
+import socket
+import stat
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -467,3 +469,131 @@ def test_game_data_is_plain_json():
         "0123456789abcdefghijklmnopqrstuv"[e] for e in game.boards[0].ravel()
     )
     assert all(v is None or math.isfinite(v) for v in data["values"])
+
+
+# --- only regular files are written -------------------------------------------------------
+
+
+def make_fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def make_socket(path: Path) -> None:
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))  # the socket file stays after the close
+    server.close()
+
+
+def make_folder(path: Path) -> None:
+    path.mkdir()
+
+
+def make_link(path: Path) -> None:
+    path.with_name("real.txt").write_text("the link's target")
+    path.symlink_to(path.with_name("real.txt"))
+
+
+def make_dangling_link(path: Path) -> None:
+    path.symlink_to(path.with_name("nowhere"))
+
+
+SPECIAL = {  # what is at the target: (how to make it, how the error names it)
+    "fifo": (make_fifo, "a named pipe (FIFO)"),
+    "socket": (make_socket, "a socket"),
+    "folder": (make_folder, "a folder"),
+    "link": (make_link, "a symbolic link to {tmp}/real.txt"),
+    "dangling link": (make_dangling_link, "a symbolic link to {tmp}/nowhere"),
+}
+
+
+def snapshot(path: Path) -> tuple:
+    """What is at ``path``: its type, inode and device numbers, a link's target."""
+    info = os.lstat(path)
+    link = os.readlink(path) if stat.S_ISLNK(info.st_mode) else None
+    return stat.S_IFMT(info.st_mode), info.st_ino, info.st_rdev, link
+
+
+@pytest.mark.parametrize("flag", ["--csv", "--html", "--gif"])
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_a_special_file_link_or_folder_at_the_target_is_refused_and_kept(
+    runs_dir, tmp_path, capsys, flag, kind
+):
+    make, words = SPECIAL[kind]
+    target = tmp_path / "out"
+    make(target)
+    before = snapshot(target)
+    assert export(runs_dir, flag, str(target)) == 2
+    line = one_error_line(capsys)
+    assert f"cannot write {target}: it is {words.format(tmp=tmp_path)}, and exports" in line
+    assert snapshot(target) == before
+    if kind == "link":
+        assert (tmp_path / "real.txt").read_text() == "the link's target"
+    assert not list(tmp_path.glob(".out.*"))  # no temporary left
+
+
+@pytest.mark.parametrize("device", ["/dev/null", "/dev/full"])
+def test_a_device_is_never_replaced(runs_dir, capsys, device):
+    """As root the rename would succeed: the check is what keeps the device node."""
+    if not os.path.exists(device):
+        pytest.skip(f"no {device} here")
+    before = snapshot(Path(device))
+    assert export(runs_dir, "--csv", device) == 2
+    assert f"cannot write {device}: it is a character device" in one_error_line(capsys)
+    assert snapshot(Path(device)) == before and stat.S_ISCHR(os.stat(device).st_mode)
+
+
+def test_a_special_file_that_appears_while_writing_is_kept(tmp_path, monkeypatch):
+    """The target is checked again just before the rename (which would replace it)."""
+    target = tmp_path / "out.csv"
+    real_fsync = os.fsync
+
+    def fsync_then_a_fifo_appears(fd):
+        real_fsync(fd)
+        os.mkfifo(target)
+
+    monkeypatch.setattr(os, "fsync", fsync_then_a_fifo_appears)
+    with pytest.raises(ValueError, match="it is a named pipe"):
+        files.write_atomic(target, "a,b\n")
+    assert stat.S_ISFIFO(os.lstat(target).st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link", "socket"])
+def test_tensorboard_refuses_a_special_file_or_link_for_the_runs_folder(
+    runs_dir, tmp_path, capsys, kind
+):
+    logdir = tmp_path / "tb"
+    logdir.mkdir()
+    make, words = SPECIAL[kind]
+    make(logdir / RUN)
+    if kind == "link":  # to a folder that looks like an earlier export: it is not emptied
+        (logdir / "real.txt").unlink()
+        (logdir / "real.txt").mkdir()
+        (logdir / "real.txt" / "events.out.tfevents.1").write_text("theirs")
+    before = snapshot(logdir / RUN)
+    assert export(runs_dir, "--tensorboard", str(logdir)) == 2
+    assert f"{logdir / RUN} is {words.format(tmp=logdir)}: move" in one_error_line(capsys)
+    assert snapshot(logdir / RUN) == before
+    expected = [RUN, "real.txt"] if kind == "link" else [RUN]
+    assert sorted(p.name for p in logdir.iterdir()) == sorted(expected)  # nothing staged
+    if kind == "link":
+        assert (logdir / "real.txt" / "events.out.tfevents.1").read_text() == "theirs"
+
+
+def test_tensorboard_into_a_device_or_fifo_is_refused(runs_dir, tmp_path, capsys):
+    os.mkfifo(tmp_path / "pipe")
+    for logdir, words in [("/dev/null", "a character device"), (tmp_path / "pipe", "a named")]:
+        before = snapshot(Path(logdir))
+        assert export(runs_dir, "--tensorboard", str(logdir), "--csv", str(tmp_path / "x")) == 2
+        assert f"cannot write into {logdir}: it is {words}" in one_error_line(capsys)
+        assert snapshot(Path(logdir)) == before
+    assert not (tmp_path / "x").exists()  # refused before any export is written
+
+
+def test_a_link_to_a_folder_is_a_fine_tensorboard_folder(runs_dir, tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "tb").symlink_to(tmp_path / "real")
+    assert export(runs_dir, "--tensorboard", str(tmp_path / "tb")) == 0
+    assert (tmp_path / "tb").is_symlink() and len(
+        read_events(tmp_path / "real" / RUN).Scalars("train/loss")
+    ) == 3

@@ -30,7 +30,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _check_request(args: argparse.Namespace) -> None:
     """Refuse a request that cannot be done, before any work (a typo costs nothing)."""
-    from ..export.files import check_folder
+    from ..export.files import check_folder_target, check_target
 
     files = [path for path in (args.csv, args.html, args.gif) if path is not None]
     if not files and args.tensorboard is None:
@@ -40,7 +40,9 @@ def _check_request(args: argparse.Namespace) -> None:
     if args.game is not None and args.html is None and args.gif is None:
         raise ValueError("--game picks the game for --html or --gif: add one of them")
     for path in files:
-        check_folder(path)
+        check_target(path)  # write_atomic checks again when it writes
+    if args.tensorboard is not None:
+        check_folder_target(args.tensorboard, "--tensorboard")
 
 
 def _export_game(args: argparse.Namespace, store: RunStore, run: RunInfo) -> None:

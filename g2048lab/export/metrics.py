@@ -19,6 +19,7 @@ from numbers import Real
 from pathlib import Path
 
 from ..runs import RunInfo
+from .files import check_folder_target, what_is_at
 
 __all__ = ["Scalar", "hparams", "metrics_csv", "tensorboard_scalars", "write_tensorboard"]
 
@@ -87,23 +88,18 @@ def write_tensorboard(logdir: str | Path, run: RunInfo, rows: list[dict]) -> Pat
     Besides the scalars, the run's config is the text "config" (a JSON code block), and its
     flat settings are hparams with the run's best score and max tile as their metrics (the
     HParams tab compares the runs of a ``logdir``). The folder is written beside its place
-    and renamed in; an earlier export there (event files only) is replaced, anything else is
-    left alone with a ValueError. ``logdir`` is made if its own folder exists.
+    and renamed in; an earlier export there (a folder of event files only) is replaced,
+    anything else (other files, a link, a special file) is left alone with a ValueError.
+    ``logdir`` is made if its own folder exists; a special file there is refused.
 
     Needs the ``tensorboard`` package (``torch.utils.tensorboard`` writes the events); without
     it, a ValueError says how to install it.
     """
     summary_writer = _summary_writer()
-    logdir = Path(logdir)
+    logdir = check_folder_target(logdir, "--tensorboard")
     target = logdir / run.name
     _check_replaceable(target)
-    try:
-        logdir.mkdir(exist_ok=True)
-    except FileNotFoundError:
-        raise ValueError(
-            f"cannot write {logdir}: the folder {logdir.parent} does not exist; create it "
-            "first or choose another --tensorboard folder"
-        ) from None
+    logdir.mkdir(exist_ok=True)
     staging = logdir / f".{run.name}.{secrets.token_hex(4)}.tmp"
     staging.mkdir()  # with the usual permissions, as the renamed folder keeps them
     try:
@@ -153,11 +149,15 @@ def _summary_writer():
 
 
 def _check_replaceable(folder: Path) -> None:
-    """ValueError unless ``folder`` is absent or holds only TensorBoard event files."""
-    if not folder.exists():
+    """ValueError unless ``folder`` is absent or a folder (not a link to one) that holds only
+    TensorBoard event files."""
+    found = what_is_at(folder)
+    if found is None:
         return
-    if not folder.is_dir():
-        raise ValueError(f"{folder} is a file: move it away or choose another --tensorboard folder")
+    if found != "a folder":
+        raise ValueError(
+            f"{folder} is {found}: move it away or choose another --tensorboard folder"
+        )
     for path in folder.iterdir():
         if not (path.is_file() and path.name.startswith("events.out.tfevents.")):
             raise ValueError(
@@ -168,6 +168,7 @@ def _check_replaceable(folder: Path) -> None:
 
 def _replace_folder(new: Path, target: Path) -> None:
     """Rename ``new`` to ``target``, replacing an earlier export there."""
+    _check_replaceable(target)  # again: writing took a while, and a rename replaces anything
     if target.exists():
         old = target.with_name(f".{target.name}.old")
         shutil.rmtree(old, ignore_errors=True)
