@@ -45,7 +45,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_BOARDS",
+    "MAX_DEPTH",
     "ValueModel",
+    "check_play_depth",
     "expectimax_actions",
     "expectimax_values",
     "search_policy",
@@ -55,6 +57,13 @@ __all__ = [
 
 MAX_BOARDS = 1 << 16
 """Default number of spawned boards one slice of a search level may hold."""
+
+MAX_DEPTH = 3
+"""The deepest search whole games are played with (``search_policy``, ``g2048lab eval
+--search``). Each move deeper costs some 30 times more: on one CPU thread a move at depth
+3 takes about 0.1-0.5 s per board for the tiny transformer, tens of ms for the n-tuple
+network's compiled search; at depth 4 seconds, so hours for one game. ``expectimax_values``
+itself takes any depth, for looking at a few boards."""
 
 RewardFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
@@ -125,8 +134,22 @@ def expectimax_actions(
 
 
 def search_policy(model: ValueModel, depth: int, max_boards: int = MAX_BOARDS) -> Policy:
-    """A policy for ``evaluation.evaluate`` that plays ``expectimax_actions``."""
+    """A policy for ``evaluation.evaluate`` that plays ``expectimax_actions``; ``depth``
+    at most ``MAX_DEPTH``."""
+    check_play_depth(depth)
     return lambda obs: expectimax_actions(obs["board"], model, depth, max_boards)
+
+
+def check_play_depth(depth: int) -> None:
+    """ValueError saying why not, unless whole games can be played ``depth`` moves deep
+    (1 to ``MAX_DEPTH``)."""
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
+        raise ValueError(f"search depth must be a whole number of moves, at least 1, got {depth!r}")
+    if depth > MAX_DEPTH:
+        raise ValueError(
+            f"search depth {depth} is too deep: use 1 to {MAX_DEPTH} (each move deeper costs "
+            "some 30 times more; at depth 4 a move takes seconds, a game hours)"
+        )
 
 
 # --- the tree, one level at a time ----------------------------------------------------------

@@ -13,6 +13,7 @@ from g2048lab.env import RewardConfig, VecEnv
 from g2048lab.evaluation import corner_policy, evaluate
 from g2048lab.model import GameTransformer, ModelConfig
 from g2048lab.search import (
+    MAX_DEPTH,
     ValueModel,
     expectimax_actions,
     expectimax_values,
@@ -265,3 +266,14 @@ def test_transformer_value_model(boards, one_torch_thread):
     q = expectimax_values(playable[:4], model, 2)
     np.testing.assert_array_equal(np.isfinite(q), game.legal_mask(playable[:4]))
     evaluate(search_policy(model, 1), games=2, seed=0)
+
+
+def test_whole_games_are_played_at_most_max_depth_deep():
+    """Each ply multiplies the work ~30-fold: a game at depth 4 takes hours, so the policy
+    that plays whole games refuses it; a single search call may go deeper."""
+    model = ValueModel(values=table_values, of="afterstate")
+    search_policy(model, MAX_DEPTH)
+    for depth in (MAX_DEPTH + 1, 99, 0, 2.0):
+        with pytest.raises(ValueError, match="search depth"):
+            search_policy(model, depth)
+    assert expectimax_values(STUCK[None], model, MAX_DEPTH + 1).shape == (1, 4)

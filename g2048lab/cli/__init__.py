@@ -15,11 +15,22 @@ __all__ = ["build_parser", "main"]
 
 COMMANDS = (play, train, evaluate, runs, export, dashboard)
 
+DESCRIPTION = (
+    "Train 2048 players (a transformer trained with PPO, an n-tuple network), watch them "
+    "play, evaluate them and compare their runs."
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="g2048lab", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="g2048lab",
+        description=DESCRIPTION,
+        epilog="g2048lab COMMAND --help shows a command's options.",
+    )
     parser.add_argument("--version", action="version", version=f"g2048lab {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(
+        dest="command", required=True, title="commands", metavar="COMMAND"
+    )
     for command in COMMANDS:
         command.add_parser(commands)
     return parser

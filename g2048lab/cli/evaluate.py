@@ -7,6 +7,7 @@ import json
 import time
 
 from ..evaluation import evaluate
+from ..search import MAX_DEPTH, check_play_depth
 from .args import positive_int, seed_number
 from .tables import summary_table
 
@@ -16,6 +17,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ..checkpoint import learner_name, load_checkpoint
     from ..device import select_device
 
+    if args.search is not None:
+        check_play_depth(args.search)  # before loading: a too deep search is refused at once
     payload = load_checkpoint(args.checkpoint)
     name = learner_name(payload)
     agent = learners.get(name).load_agent(payload, select_device(args.device))
@@ -43,14 +46,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         from rich.console import Console
 
-        label = f"{name}, {how} @ {summary['env_steps']:,} steps"
-        Console().print(summary_table({label: summary}))
+        console = Console()
+        console.print(
+            f"{args.checkpoint}: {name} after {summary['env_steps']:,} env steps",
+            markup=False,
+            highlight=False,
+        )
+        console.print(summary_table({f"{name}, {how}": summary}))
         print(f"{summary['ms_per_move']:.3f} ms per move (all games in one batch)")
     return 0
 
 
 def add_parser(commands) -> None:
-    evaluate_ = commands.add_parser("eval", help="play whole games greedily with a checkpoint")
+    evaluate_ = commands.add_parser(
+        "eval", help="play whole games with a checkpoint: greedy, sampled or with search"
+    )
     evaluate_.add_argument("checkpoint", help="a checkpoint file or a run folder")
     evaluate_.add_argument("--games", type=positive_int, default=200)
     evaluate_.add_argument("--seed", type=seed_number, default=10_000)
@@ -61,7 +71,8 @@ def add_parser(commands) -> None:
         type=positive_int,
         default=None,
         metavar="DEPTH",
-        help="expectimax over the learner's value, DEPTH moves deep (1 = greedy over afterstates)",
+        help=f"expectimax over the learner's value, DEPTH moves deep, 1 to {MAX_DEPTH} (1 = "
+        "greedy over afterstates)",
     )
     evaluate_.add_argument("--json", action="store_true")
     evaluate_.set_defaults(run=cmd_eval)

@@ -9,6 +9,7 @@ import time
 
 from ..env import VecEnv
 from ..evaluation import corner_policy, evaluate, random_policy
+from ..search import MAX_DEPTH, check_play_depth
 from .args import positive_int, seed_number
 from .tables import board_table, summary_table
 
@@ -20,6 +21,8 @@ def cmd_play(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.live import Live
 
+    if args.search is not None:
+        check_play_depth(args.search)  # before loading: a too deep search is refused at once
     console = Console()
     players = {name: make(args.seed) for name, make in POLICIES.items()}
     shown = args.policy
@@ -69,7 +72,11 @@ def add_parser(commands) -> None:
         "--checkpoint", default=None, help="watch this checkpoint's learner (a file or run folder)"
     )
     play.add_argument(
-        "--search", type=positive_int, default=None, metavar="DEPTH", help="with --checkpoint"
+        "--search",
+        type=positive_int,
+        default=None,
+        metavar="DEPTH",
+        help=f"with --checkpoint: expectimax DEPTH moves deep, 1 to {MAX_DEPTH}",
     )
     play.add_argument("--games", type=positive_int, default=1000, help="games per policy")
     play.add_argument("--seed", type=seed_number, default=0)

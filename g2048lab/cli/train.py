@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import sys
 import threading
-import time
 from pathlib import Path
 
 from .. import learners
@@ -178,8 +177,8 @@ def _train_main(args: argparse.Namespace, dist) -> int:
                 f"resumed from iteration {trainer.iteration} (lost {lost:,} env steps since "
                 "the last checkpoint)"
             )
-    else:
-        name = args.run_name or time.strftime("run-%Y%m%d-%H%M%S")
+    elif args.run_name is not None:
+        name = args.run_name
         if _run_exists(store, name):
             raise ValueError(
                 f"run {name!r} exists in {args.runs_dir}: pick another --run-name, "
@@ -187,6 +186,10 @@ def _train_main(args: argparse.Namespace, dist) -> int:
             )
         trainer = build_trainer(args, dist, run_id=name)
         store.create_run(name, config=_run_config(trainer), device=str(trainer.device))
+    else:  # the store picks a free name in its transaction: runs started together never clash
+        trainer = build_trainer(args, dist)
+        run = store.create_run(None, config=_run_config(trainer), device=str(trainer.device))
+        name = trainer.run_id = run.name
     folder = store.run_dir(name)
     checkpointer = Checkpointer(
         CheckpointManager(folder),
@@ -262,7 +265,6 @@ def _train_with_progress(trainer, quiet: bool, last_checkpoint) -> None:
     cleanly, with a final checkpoint; repeats do not interrupt the saving; three within 5 s
     force an exit (``interrupts.py``). ``last_checkpoint``: the run's ``Checkpointer``."""
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..interrupts import Interrupts
 
@@ -276,18 +278,11 @@ def _train_with_progress(trainer, quiet: bool, last_checkpoint) -> None:
     restore = Interrupts().install(stop.set, lost)
     budget = trainer.config.total_env_steps or (trainer.config.max_seconds or 0)
     by_steps = trainer.config.total_env_steps is not None
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[stats]}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=quiet,
-    )
+    progress = training_progress(Console(stderr=True), disable=quiet)
     try:
         trainer.start()
         with progress:
-            task = progress.add_task(trainer.run_id, total=budget or None, stats="starting")
+            task = progress.add_task(trainer.run_id, total=budget or None, stats=["starting"])
             while trainer.state in (Status.IDLE, *LIVE):
                 if stop.wait(0.5):
                     stop.clear()
@@ -296,18 +291,65 @@ def _train_with_progress(trainer, quiet: bool, last_checkpoint) -> None:
                 if update is None:
                     continue
                 done = update.env_steps if by_steps else update.elapsed_s
-                score = f"{update.score:,.0f}" if update.score is not None else "-"
-                loss = f"{update.loss:.3f}" if update.loss is not None else "-"
-                stats = (
-                    f"{update.status} | {update.env_steps:,} steps | "
-                    f"{update.steps_per_second:,.0f}/s | score {score} | "
-                    f"best tile {update.max_tile} | loss {loss}"
-                )
-                progress.update(task, completed=done, stats=stats)
+                progress.update(task, completed=done, stats=progress_stats(update))
         with contextlib.suppress(BaseException):  # the caller reports state and error
             trainer.join()
     finally:
         restore()
+
+
+def training_progress(console, disable: bool = False):
+    """A rich Progress that fits 80 columns and cuts no number: per task a line of the run
+    name, a bar, the percentage and the time, then its ``stats`` field (a list of short
+    items, ``progress_stats``) on lines of their own, broken only between items. A name too
+    long to share its line folds; the bar gives way first."""
+    from rich.padding import Padding
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Column
+    from rich.text import Text
+
+    class TwoLineProgress(Progress):
+        def get_renderables(self):
+            yield self.make_tasks_table(self.tasks)
+            for task in self.tasks:
+                lines = _pack(task.fields.get("stats", []), " | ", self.console.width - 2)
+                yield Padding(Text("\n".join(lines), no_wrap=True), (0, 0, 0, 2))
+
+    return TwoLineProgress(
+        TextColumn("[bold]{task.description}", table_column=Column(overflow="fold")),
+        BarColumn(bar_width=None, table_column=Column(ratio=1)),
+        TaskProgressColumn(table_column=Column(no_wrap=True)),
+        TimeElapsedColumn(table_column=Column(no_wrap=True)),
+        console=console,
+        disable=disable,
+        expand=True,
+    )
+
+
+def _pack(items: list[str], separator: str, width: int) -> list[str]:
+    """``items`` joined by ``separator`` into lines of at most ``width`` characters where
+    they fit, a line breaking only between items."""
+    lines: list[str] = []
+    for item in items:
+        if lines and len(lines[-1]) + len(separator) + len(item) <= width:
+            lines[-1] += separator + item
+        else:
+            lines.append(item)
+    return lines
+
+
+def progress_stats(update) -> list[str]:
+    """One ``TrainingUpdate`` as short items: status, env steps, speed, score, tile, loss."""
+    score = f"{update.score:,.0f}" if update.score is not None else "-"
+    loss = f"{update.loss:.3f}" if update.loss is not None else "-"
+    return [
+        update.status,
+        f"{update.env_steps:,} steps",
+        f"{update.steps_per_second:,.0f}/s",
+        f"score {score}",
+        f"best tile {update.max_tile}",
+        f"loss {loss}",
+    ]
 
 
 def add_parser(commands) -> None:
