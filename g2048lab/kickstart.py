@@ -8,13 +8,21 @@ n-tuple network through a softmax over its move values (reward + afterstate valu
 score points, at ``temperature`` points), a PPO checkpoint through its policy.
 
 The pure pieces are here: the config, the weight schedule, the loss and the agreement
-metric; ``load_teacher`` builds the teacher from a checkpoint. The PPO learner wires them
-into its rollout (the teacher's probabilities per board) and its update (the loss).
+metric; ``run_teacher`` builds the teacher a run still needs from its checkpoint. The PPO
+learner wires them into its rollout (the teacher's probabilities per board) and its update
+(the loss).
+
+A run names its teacher by path, and a path can break (the teacher's run renamed, moved or
+deleted). A resumed student whose teacher's weight has annealed to 0 never reads the
+teacher; before that, a missing teacher is one line naming the path, and the run is
+pointed at the teacher's new place with ``train --resume RUN --teacher PATH``
+(``repoint_teacher``), the one teacher flag a resumed run takes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -26,6 +34,8 @@ __all__ = [
     "agreement",
     "distillation_loss",
     "load_teacher",
+    "repoint_teacher",
+    "run_teacher",
     "teacher_weight",
 ]
 
@@ -41,12 +51,24 @@ class TeacherConfig:
     temperature: float | None = None  # teacher softmax temperature; None: the teacher's own
 
     def __post_init__(self) -> None:
-        if self.weight < 0:
-            raise ValueError(f"teacher weight must be at least 0, got {self.weight}")
+        if not _is_number(self.weight) or not (math.isfinite(self.weight) and self.weight >= 0):
+            raise ValueError(
+                f"teacher weight must be at least 0 and finite, got {self.weight}; 0.2 is the "
+                "default"
+            )
+        if not isinstance(self.anneal_steps, int) or isinstance(self.anneal_steps, bool):
+            raise ValueError(
+                f"teacher anneal-steps must be a whole number, got {self.anneal_steps}"
+            )
         if self.anneal_steps < 1:
             raise ValueError(f"teacher anneal-steps must be at least 1, got {self.anneal_steps}")
-        if self.temperature is not None and self.temperature <= 0:
-            raise ValueError(f"teacher temperature must be positive, got {self.temperature}")
+        t = self.temperature
+        if t is not None and not (_is_number(t) and math.isfinite(t) and t > 0):
+            raise ValueError(f"teacher temperature must be positive and finite, got {t}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def teacher_weight(config: TeacherConfig, env_steps: int) -> float:
@@ -74,17 +96,52 @@ def agreement(logits: Tensor, teacher_probs: Tensor) -> Tensor:
     return (logits.argmax(-1) == teacher_probs.argmax(-1)).float().mean()
 
 
+def run_teacher(config: TeacherConfig | None, device: torch.device, env_steps: int = 0):
+    """The teacher a run at ``env_steps`` still learns from: None without a teacher or once
+    its weight is 0 from here on (a resumed student whose teacher has annealed away needs
+    neither the teacher's file nor its memory), else ``load_teacher(config.source)``.
+
+    A resumed run's teacher missing from its path is a ValueError in one line: put it back,
+    or point the run at its new place with ``--teacher``.
+    """
+    if config is None or teacher_weight(config, env_steps) == 0:
+        return None
+    source = Path(config.source)
+    if env_steps > 0 and not source.exists():
+        raise ValueError(
+            f"the teacher {source} is gone (renamed, moved or deleted?) and this run learns "
+            f"from it until env step {config.anneal_steps:,} (now {env_steps:,}): put it back, "
+            "or say where it is now: g2048lab train --resume RUN --teacher RUN_OR_CHECKPOINT"
+        )
+    return load_teacher(source, device)
+
+
+def repoint_teacher(config: TeacherConfig | None, source: str | Path) -> TeacherConfig:
+    """``config`` teaching from ``source`` instead (where its teacher is now), the weight and
+    the schedule kept; ValueError for a run that has no teacher."""
+    if config is None:
+        raise ValueError(
+            "this run has no teacher to point elsewhere: --teacher with --resume only says "
+            "where a kickstarted run's teacher is now; to kickstart, start a new run"
+        )
+    return replace(config, source=str(source))
+
+
 def load_teacher(source: str | Path, device: torch.device):
     """The ``Agent`` saved at ``source`` (a checkpoint file or a run folder: its latest file).
 
-    Raises ``CheckpointError`` for a file that is not a readable checkpoint and ValueError
-    for a learner that cannot rank moves, each in one line.
+    Raises ``CheckpointError`` for a file that is not a readable checkpoint (the message
+    says it is the teacher) and ValueError for a learner that cannot rank moves, each in one
+    line.
     """
     from . import learners
-    from .checkpoint import learner_name, load_checkpoint
+    from .checkpoint import CheckpointError, learner_name, load_checkpoint
     from .learners.base import Agent
 
-    payload = load_checkpoint(source)
+    try:
+        payload = load_checkpoint(source)
+    except CheckpointError as error:
+        raise CheckpointError(f"cannot load the teacher: {error}") from None
     agent = learners.get(learner_name(payload)).load_agent(payload, device)
     if type(agent).move_probs is Agent.move_probs:
         raise ValueError(f"{agent.describe()} at {source} cannot rank moves, so it cannot teach")

@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from g2048lab.checkpoint import CheckpointManager, load_checkpoint
+from g2048lab.checkpoint import CheckpointError, CheckpointManager, load_checkpoint
 from g2048lab.kickstart import (
     TeacherConfig,
     agreement,
     distillation_loss,
     load_teacher,
+    repoint_teacher,
+    run_teacher,
     teacher_weight,
 )
 from g2048lab.learners.base import softmax_probs
@@ -53,8 +55,14 @@ def test_the_weight_falls_linearly_to_zero_and_stays_there():
     "fields, message",
     [
         ({"weight": -1.0}, "weight must be at least 0"),
+        ({"weight": math.nan}, "weight must be at least 0 and finite, got nan"),
+        ({"weight": math.inf}, "weight must be at least 0 and finite, got inf"),
         ({"anneal_steps": 0}, "anneal-steps must be at least 1"),
+        ({"anneal_steps": math.inf}, "anneal-steps must be a whole number, got inf"),
+        ({"anneal_steps": 1.5}, "anneal-steps must be a whole number, got 1.5"),
         ({"temperature": 0.0}, "temperature must be positive"),
+        ({"temperature": math.nan}, "temperature must be positive and finite, got nan"),
+        ({"temperature": math.inf}, "temperature must be positive and finite, got inf"),
     ],
 )
 def test_bad_teacher_settings_are_refused_in_words(fields, message):
@@ -174,8 +182,6 @@ def test_an_ntuple_student_or_a_teacher_that_cannot_teach_is_refused(ntuple_teac
     teacher = TeacherConfig(source=str(ntuple_teacher))
     with pytest.raises(ValueError, match="learns alone: drop --teacher"):
         Trainer(TrainerConfig(learner="ntuple", device="cpu", teacher=teacher))
-    from g2048lab.checkpoint import CheckpointError
-
     with pytest.raises(CheckpointError, match="no checkpoint at"):
         Trainer(TrainerConfig(preset="tiny", device="cpu", teacher=TeacherConfig(source="no.pt")))
 
@@ -208,6 +214,8 @@ def test_train_with_teacher_from_the_command_line(ntuple_teacher, tmp_path):
         (["--teacher.weight", "2"], "--teacher.* flags need --teacher RUN_OR_CHECKPOINT"),
         (["--teacher", "TEACHER", "--learner", "ntuple"], "add --learner ppo or drop them"),
         (["--teacher", "TEACHER", "--teacher.weight", "-1"], "weight must be at least 0"),
+        (["--teacher", "TEACHER", "--teacher.weight", "nan"], "got nan"),
+        (["--teacher", "TEACHER", "--teacher.temperature", "inf"], "got inf"),
     ],
 )
 def test_bad_teacher_flags_are_one_line(ntuple_teacher, tmp_path, args, message):
@@ -216,3 +224,31 @@ def test_bad_teacher_flags_are_one_line(ntuple_teacher, tmp_path, args, message)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_teacher_annealed_to_zero_is_not_needed_and_a_missing_one_before_is_one_line(
+    ntuple_teacher, tmp_path
+):
+    """A resumed student's teacher run was renamed: the file really moves away."""
+    moved = tmp_path / "moved.pt"
+    moved.write_bytes(ntuple_teacher.read_bytes())
+    gone = tmp_path / "teacher.pt"
+    config = TeacherConfig(source=str(gone), weight=0.5, anneal_steps=1000, temperature=20.0)
+    cpu = torch.device("cpu")
+    assert run_teacher(config, cpu, env_steps=1000) is None  # annealed: never read
+    assert run_teacher(None, cpu, env_steps=5) is None
+    assert run_teacher(TeacherConfig(source=str(gone), weight=0.0), cpu, env_steps=5) is None
+    with pytest.raises(ValueError) as caught:
+        run_teacher(config, cpu, env_steps=999)
+    message = str(caught.value)
+    assert message.startswith(f"the teacher {gone} is gone") and "\n" not in message
+    assert "until env step 1,000 (now 999)" in message and "--resume RUN --teacher" in message
+    repointed = repoint_teacher(config, moved)
+    assert repointed == TeacherConfig(str(moved), 0.5, 1000, 20.0)  # only the source changes
+    teacher = run_teacher(repointed, cpu, env_steps=999)
+    assert teacher is not None and teacher.describe().startswith("5x4-tuple network")
+    gone.write_bytes(b"not a checkpoint")  # put back, but damaged: named as the teacher
+    with pytest.raises(CheckpointError, match=f"cannot load the teacher: {gone} is not a"):
+        run_teacher(config, cpu, env_steps=999)
+    with pytest.raises(ValueError, match="this run has no teacher to point elsewhere"):
+        repoint_teacher(None, moved)
