@@ -90,9 +90,16 @@ class TrainerConfig:
 class Trainer:
     """A training run of one learner; see the module docstring."""
 
-    def __init__(self, config: TrainerConfig | None = None, dist: DistContext | None = None):
+    def __init__(
+        self,
+        config: TrainerConfig | None = None,
+        dist: DistContext | None = None,
+        resumed_at: int = 0,
+    ):
         """``dist``: this process's place in a torchrun group (``distributed.init_distributed``);
-        None for a single process."""
+        None for a single process. ``resumed_at``: the env steps a resumed run has played
+        (``from_checkpoint`` passes its file's), so that its learner builds only what the rest
+        of the run needs (no teacher whose weight has annealed to 0)."""
         self.config = config = config or TrainerConfig()
         self.dist = dist
         self.run_id = config.run_id or uuid.uuid4().hex[:8]
@@ -103,7 +110,7 @@ class Trainer:
             raise ValueError(f"the {config.learner} learner learns alone: drop --teacher")
         self.device = dist.device if dist else select_device(config.device)
         self.threads = set_cpu_threads(config.threads) if self.device.type == "cpu" else None
-        setup = LearnerSetup(self.device, config.seed, dist, self.threads)
+        setup = LearnerSetup(self.device, config.seed, dist, self.threads, env_steps=resumed_at)
         self.learner: Learner = learner_class(config, setup)
         slots = min(config.record_slots, self.learner.parallel_games)
         self.recorder = GameRecorder(slots, config.keep_best_games, config.keep_recent_games)
@@ -551,13 +558,17 @@ class Trainer:
             torch.set_rng_state(payload["rng"]["torch"])
 
     @classmethod
-    def from_checkpoint(cls, path, dist: DistContext | None = None, **overrides) -> Trainer:
+    def from_checkpoint(
+        cls, path, dist: DistContext | None = None, teacher_source: str | None = None, **overrides
+    ) -> Trainer:
         """A trainer that continues the run saved at ``path`` (a file, or a run folder for its
         latest file) toward the saved budget. ``overrides`` replace TrainerConfig fields: a new
         budget (for the whole run: ``max_seconds`` counts the time already spent), device,
-        threads.
+        threads. ``teacher_source``: where a kickstarted run's teacher is now, if it moved
+        (``kickstart.repoint_teacher``); the run's later checkpoints keep the new place.
         """
         from .checkpoint import CheckpointError, learner_name, load_checkpoint
+        from .kickstart import repoint_teacher
 
         payload = load_checkpoint(path)
         name = learner_name(payload)
@@ -573,6 +584,9 @@ class Trainer:
             raise CheckpointError(
                 f"{path} holds a config this g2048lab cannot read: {error}"
             ) from None
-        trainer = cls(replace(config, **overrides), dist=dist)
+        if teacher_source is not None:
+            config = replace(config, teacher=repoint_teacher(config.teacher, teacher_source))
+        resumed_at = payload["counters"]["env_steps"]
+        trainer = cls(replace(config, **overrides), dist=dist, resumed_at=resumed_at)
         trainer.load_state_dict(payload)
         return trainer

@@ -252,3 +252,60 @@ def test_a_teacher_annealed_to_zero_is_not_needed_and_a_missing_one_before_is_on
         run_teacher(config, cpu, env_steps=999)
     with pytest.raises(ValueError, match="this run has no teacher to point elsewhere"):
         repoint_teacher(None, moved)
+
+
+def test_a_student_resumes_after_its_teacher_moved(ntuple_teacher, tmp_path):
+    """The reported fault: the teacher's run renamed after its student stopped; `train
+    --resume` said "--teacher.* flags cannot change a resumed run" to --teacher NEWPATH."""
+    from g2048lab.runs import RunStore
+
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / ntuple_teacher.name).write_bytes(ntuple_teacher.read_bytes())
+    runs = tmp_path / "runs"
+    common = ["--device", "cpu", "--threads", 1, "--quiet", "--runs-dir", runs]
+    for name, anneal in (("kid", 100_000), ("grown", 1024)):
+        done = g2048lab(
+            "train", "--preset", "tiny", "--steps", 2048, "--run-name", name,
+            "--teacher", teacher, "--teacher.anneal-steps", anneal, *common,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    moved = teacher.rename(tmp_path / "renamed")
+    # still learning from it: one line naming the path and what to do
+    done = g2048lab("train", "--resume", "kid", "--steps", 4096, *common)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        f"g2048lab train: error: the teacher {teacher} is gone (renamed, moved or deleted?) and "
+        "this run learns from it until env step 100,000 (now 2,048): put it back, or say where "
+        "it is now: g2048lab train --resume RUN --teacher RUN_OR_CHECKPOINT"
+    ]
+    done = g2048lab("train", "--resume", "kid", "--steps", 4096, "--teacher", moved, *common)
+    assert done.returncode == 0, done.stderr
+    assert "taught by 5x4-tuple network" in done.stderr
+    store = RunStore(runs)
+    assert store.metrics("kid")[-1]["teacher/weight"] == pytest.approx(0.2 * (1 - 2048 / 100_000))
+    saved = load_checkpoint(runs / "kid")
+    assert saved["counters"]["env_steps"] == 4096 and saved["teacher_config"]["source"] == str(
+        moved
+    )
+    # --teacher.* flags still cannot change a resumed run; --teacher alone only re-points
+    done = g2048lab("train", "--resume", "kid", "--teacher.weight", 1, "--teacher", moved, *common)
+    assert done.returncode == 2 and "--teacher.* flags cannot change a resumed run" in done.stderr
+    # its weight annealed to 0 at 1,024 steps: resumes without the teacher, deleted now
+    (moved / ntuple_teacher.name).unlink()
+    moved.rmdir()
+    done = g2048lab("train", "--resume", "grown", "--steps", 4096, *common)
+    assert done.returncode == 0, done.stderr
+    assert "teacher is not loaded" in done.stderr
+    assert load_checkpoint(runs / "grown")["counters"]["env_steps"] == 4096
+    assert load_checkpoint(runs / "grown")["teacher_config"]["anneal_steps"] == 1024  # kept
+
+
+def test_a_run_without_a_teacher_cannot_be_given_one_on_resume(ntuple_teacher, tmp_path):
+    runs = tmp_path / "runs"
+    common = ["--device", "cpu", "--threads", 1, "--quiet", "--runs-dir", runs]
+    done = g2048lab("train", "--preset", "tiny", "--steps", 1024, "--run-name", "solo", *common)
+    assert done.returncode == 0, done.stderr
+    done = g2048lab("train", "--resume", "solo", "--teacher", ntuple_teacher, *common)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "this run has no teacher to point elsewhere" in done.stderr

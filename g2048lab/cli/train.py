@@ -85,16 +85,22 @@ def build_trainer(args: argparse.Namespace, dist, run_id: str | None = None, che
     given = {prefix: fields for prefix, fields in given.items() if fields}
     if "teacher" in given and args.teacher is None:
         raise ValueError("--teacher.* flags need --teacher RUN_OR_CHECKPOINT")
-    if args.teacher is not None:
-        given.setdefault("teacher", {})["source"] = _teacher_source(args)
+    teacher = _teacher_source(args) if args.teacher is not None else None
     if checkpoint is not None:
         if given:
             flag = f"--{next(iter(given))}.*"
             raise ValueError(f"{flag} flags cannot change a resumed run: start a new run instead")
         device = args.device if dist is None else "auto"
         return Trainer.from_checkpoint(
-            checkpoint, dist=dist, device=device, threads=args.threads, **budget
+            checkpoint,
+            dist=dist,
+            teacher_source=teacher,  # --teacher on --resume: where the teacher is now
+            device=device,
+            threads=args.threads,
+            **budget,
         )
+    if teacher is not None:
+        given.setdefault("teacher", {})["source"] = teacher
     for prefix in given:
         if CONFIG_FLAGS[prefix][1] != args.learner:
             raise ValueError(
@@ -396,7 +402,8 @@ def add_parser(commands) -> None:
         help="ppo: kickstart from this run's latest checkpoint (a run name, run folder or "
         "checkpoint file): a distillation loss toward its moves, annealed to 0 over "
         "--teacher.anneal-steps env steps. An ntuple teacher's moves are a softmax over its "
-        "move values at 50 score points, a ppo teacher's its policy",
+        "move values at 50 score points, a ppo teacher's its policy. With --resume: where "
+        "the run's teacher is now, if it was renamed or moved",
     )
     for prefix in CONFIG_FLAGS:
         add_config_flags(train, prefix, _config_class(prefix), skip=SKIPPED_FIELDS)

@@ -42,6 +42,7 @@ class LearnerSetup:
     seed: int
     dist: DistContext | None = None
     threads: int | None = None  # torch CPU threads, None on CUDA
+    env_steps: int = 0  # the run's env steps so far: a resumed run's, from its checkpoint
 
 
 class RunHooks(Protocol):

@@ -19,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..device import check_fits, ppo_sizes_for, resolve_preset
 from ..env import RewardConfig, VecEnv
-from ..kickstart import TeacherConfig, load_teacher, teacher_weight
+from ..kickstart import TeacherConfig, run_teacher, teacher_weight
 from ..model import PRESETS, GameTransformer, ModelConfig
 from ..model.memory import ppo_training_bytes
 from ..ppo import (
@@ -135,9 +135,8 @@ class PPOLearner(Learner):
         )
         env_seed = setup.seed + (1_000_003 * dist.rank if dist else 0)  # each rank its own games
         self.env = VecEnv(self.ppo.num_envs, seed=env_seed, reward=config.reward)
-        self.teacher = None
-        if config.teacher is not None and config.teacher.weight > 0:
-            self.teacher = load_teacher(config.teacher.source, device)
+        # none once its weight has annealed to 0: a resumed student needs no teacher then
+        self.teacher = run_teacher(config.teacher, device, setup.env_steps)
         self.buffer = RolloutBuffer.allocate(
             self.ppo.rollout_steps, self.ppo.num_envs, device, teacher=self.teacher is not None
         )
@@ -166,6 +165,8 @@ class PPOLearner(Learner):
                 f"; taught by {self.teacher.describe()} (weight {t.weight:g} falling to 0 "
                 f"over {t.anneal_steps:,} env steps)"
             )
+        elif self.run_config.teacher is not None:
+            text += "; its teacher's weight is 0 from here on, so the teacher is not loaded"
         return text
 
     def config_dict(self) -> dict[str, Any]:
