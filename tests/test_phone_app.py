@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from g2048lab.cli import main
-from g2048lab.phone import NOTEBOOK, STATIC_DIR, TEMPLATE_DIR
+from g2048lab.phone import NOTEBOOK, STATIC_DIR, TEMPLATE_DIR, TOKEN_ENV
 from g2048lab.runs import RunStore
 
 from . import helpers
@@ -124,15 +124,21 @@ def test_unknown_run_is_an_error(tmp_path, capsys):
 # --- one training run, one dashboard, one browser -----------------------------------------
 
 
-def cli(*args: str, log: Path, stdin: bytes | None = None) -> subprocess.Popen:
+def cli(
+    *args: str, log: Path, stdin: bytes | None = None, token: str | None = None
+) -> subprocess.Popen:
     """``g2048lab ARGS`` with its output in ``log``; ``stdin`` is typed in, with no
-    controlling terminal, so that getpass reads it from stdin."""
+    controlling terminal, so that getpass reads it from stdin. ``token`` goes in the
+    environment, where ``g2048lab dashboard`` reads it (None: none there)."""
+    env = {key: value for key, value in os.environ.items() if key != TOKEN_ENV}
+    if token is not None:
+        env[TOKEN_ENV] = token
     process = subprocess.Popen(
         [sys.executable, "-m", "g2048lab", *args],
         stdin=None if stdin is None else subprocess.PIPE,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**env, "PYTHONUNBUFFERED": "1"},
         start_new_session=stdin is not None,
     )
     if stdin is not None:
@@ -155,12 +161,18 @@ def reachable(host: str, port: int) -> bool:
 
 
 def start_dashboard(
-    runs: Path, port: int, log: Path, *options: str, stdin: bytes | None = None
+    runs: Path,
+    port: int,
+    log: Path,
+    *options: str,
+    stdin: bytes | None = None,
+    token: str | None = None,
 ) -> subprocess.Popen:
-    """``g2048lab dashboard`` of run RUN with ``options`` (none: no token), once it serves."""
+    """``g2048lab dashboard`` of run RUN with ``options``, once it serves; ``token`` in its
+    environment (None: it makes one up and prints it in its URL)."""
     dashboard = cli(
         "dashboard", "--runs-dir", str(runs), "--run", RUN, "--port", str(port),
-        "--no-browser", *options, log=log, stdin=stdin,
+        "--no-browser", *options, log=log, stdin=stdin, token=token,
     )  # fmt: skip
     try:
         wait_for(
@@ -197,7 +209,7 @@ def server(tmp_path_factory):
 
         wait_for(steps, 90, "the first training update")
         port = free_port()
-        dashboard = start_dashboard(runs, port, logs / "dashboard.log", "--token", TOKEN)
+        dashboard = start_dashboard(runs, port, logs / "dashboard.log", token=TOKEN)
         yield f"http://127.0.0.1:{port}", store, train
     finally:
         if dashboard is not None:
@@ -338,7 +350,7 @@ def test_installable_and_offline_shows_the_last_summary(server, playwright, tmp_
     _, store, _ = server
     # this test stops its own dashboard server; the run and the shared server go on
     port = free_port()
-    dashboard = start_dashboard(store.root, port, tmp_path / "dashboard.log", "--token", TOKEN)
+    dashboard = start_dashboard(store.root, port, tmp_path / "dashboard.log", token=TOKEN)
     url = f"http://127.0.0.1:{port}"
     # a persistent profile: Chromium never offers to install from an incognito context, which
     # is what browser.new_context() makes
@@ -435,7 +447,7 @@ def test_kernels_of_closed_pages_are_culled(server, browser, tmp_path):
     port = free_port()
     # culled 5 s after the refresher goes quiet (15 s after the last page report)
     dashboard = start_dashboard(
-        store.root, port, tmp_path / "dashboard.log", "--token", TOKEN, "--cull-idle-s", "5"
+        store.root, port, tmp_path / "dashboard.log", "--cull-idle-s", "5", token=TOKEN
     )
     context = browser.new_context(viewport=PHONE)
     try:
@@ -467,7 +479,7 @@ def test_a_phone_gets_fewer_chart_points(browser, tmp_path):
             ),
         )  # fmt: skip
     port = free_port()
-    dashboard = start_dashboard(store.root, port, tmp_path / "dashboard.log", "--token", TOKEN)
+    dashboard = start_dashboard(store.root, port, tmp_path / "dashboard.log", token=TOKEN)
     longest = """() => {
         const plot = document.querySelector('.g2048lab-dashboard .js-plotly-plot');
         return plot && plot.data ? Math.max(...plot.data.map(t => t.x ? t.x.length : 0)) : 0;

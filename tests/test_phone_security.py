@@ -3,7 +3,8 @@
 - DNS rebinding: a page of another site that points its name at 127.0.0.1 sends that name as
   ``Host``; the server answers only this machine's names, with a 403 on every route.
 - Secrets: the token and the password hash reach the Voila process in its environment, never
-  on its command line (``ps`` shows that to every local user).
+  on its command line (``ps`` shows that to every local user); ``g2048lab dashboard`` itself
+  takes the token from its environment.
 - The login cookie is ``SameSite=Lax``.
 - A traversal on a static route (``..%2f`` and its other spellings) is a 404 or 403, with no
   traceback in the log.
@@ -51,11 +52,16 @@ def runs(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def open_server(runs, tmp_path_factory):
-    """(port, log) of a dashboard as started by default: loopback only, no token."""
+    """(port, log, headers) of a dashboard as started by default: loopback only, a token of
+    its own, which ``headers`` carry (so what refuses a request here is not the token)."""
+    import re
+
     port = free_port()
     log = tmp_path_factory.mktemp("logs") / "dashboard.log"
     dashboard = start_dashboard(runs, port, log)
-    yield port, log
+    token = re.search(r"http://127\.0\.0\.1:\d+/\?run=\S+&token=(\S+)", log.read_text())
+    assert token, log.read_text()
+    yield port, log, {"Authorization": f"token {token.group(1)}"}
     stop(dashboard)
 
 
@@ -111,7 +117,7 @@ def test_host_names_of_this_machine(host, lan, allowed):
 def test_another_host_name_is_refused_on_every_route(open_server):
     """``curl -H "Host: evil.example:PORT" http://127.0.0.1:PORT/summary.json`` gave the
     run's data; now every route answers 403, and this machine's names still get through."""
-    port, _ = open_server
+    port, _, token = open_server
     routes = [
         "/",
         "/summary.json",
@@ -125,21 +131,22 @@ def test_another_host_name_is_refused_on_every_route(open_server):
     ]
     evil = f"evil.example:{port}"
     for path in routes:
-        status, body = get(port, path, evil)
+        status, body = get(port, path, evil, **token)
         assert status == 403, (path, status)
         assert RUN.encode() not in body
-    assert get(port, f"{NO_KERNEL}/channels", evil, **WEBSOCKET)[0] == 403
+    assert get(port, f"{NO_KERNEL}/channels", evil, **WEBSOCKET, **token)[0] == 403
 
     for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "localhost"):
-        status, body = get(port, "/summary.json", host)
+        status, body = get(port, "/summary.json", host, **token)
         assert status == 200 and RUN.encode() in body, (host, status)
         assert get(port, "/sw.js", host)[0] == 200
         assert get(port, "/voila/templates/g2048lab/static/icon-192.png", host)[0] == 200
-        assert get(port, f"{NO_KERNEL}/channels", host, **WEBSOCKET)[0] == 404  # no such kernel
+        # no such kernel
+        assert get(port, f"{NO_KERNEL}/channels", host, **WEBSOCKET, **token)[0] == 404
 
 
 def test_static_traversal_is_a_404_without_a_traceback(open_server):
-    port, log = open_server
+    port, log, token = open_server
     template = "/voila/templates/g2048lab/static"
     not_found = [
         f"{template}/..%2f..%2fconf.json",
@@ -158,9 +165,9 @@ def test_static_traversal_is_a_404_without_a_traceback(open_server):
         "/voila/labextensions/..%2f..%2fsetup.py",
     ]
     for path in not_found:
-        assert get(port, path, "127.0.0.1")[0] == 404, path
+        assert get(port, path, "127.0.0.1", **token)[0] == 404, path
     for path in ("/voila/static/..%2f..%2fapp.py", "/voila/files/..%2f..%2fetc%2fpasswd"):
-        assert get(port, path, "127.0.0.1")[0] == 403, path
+        assert get(port, path, "127.0.0.1", **token)[0] == 403, path
     # the way to the template's files still works, however it is spelled
     assert get(port, f"{template}/sw.js", "127.0.0.1")[0] == 200
     assert get(port, f"{template}/x%2f..%2fsw.js", "127.0.0.1")[0] == 200
@@ -170,11 +177,13 @@ def test_static_traversal_is_a_404_without_a_traceback(open_server):
 
 
 def test_token_stays_off_the_command_line_and_the_cookie_is_same_site(runs, tmp_path):
+    """The token given in the environment is on neither process's command line."""
     port = free_port()
-    dashboard = start_dashboard(runs, port, tmp_path / "dashboard.log", "--token", TOKEN)
+    dashboard = start_dashboard(runs, port, tmp_path / "dashboard.log", token=TOKEN)
     try:
-        cmdline = (Path("/proc") / str(voila_process(dashboard.pid)) / "cmdline").read_bytes()
-        assert TOKEN.encode() not in cmdline, cmdline
+        for pid in (dashboard.pid, voila_process(dashboard.pid)):
+            cmdline = (Path("/proc") / str(pid) / "cmdline").read_bytes()
+            assert TOKEN.encode() not in cmdline, cmdline
         url = f"http://127.0.0.1:{port}"
         for path in ("/", "/summary.json"):
             with pytest.raises(urllib.error.HTTPError) as refused:

@@ -15,10 +15,11 @@ import html
 import threading
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import quote
 
 import ipywidgets as widgets
 
-from ..runs import RunStore
+from ..runs import RunStore, StoreError
 from .export import download_link, game_link, metrics_csv
 from .header import header_html
 from .history import AXES, RunHistory
@@ -107,6 +108,11 @@ class Dashboard:
             resume when a page reports again. None: always push (notebooks, benchmarks).
             With it, the kernel of a closed Voila page goes idle and can be culled.
         back_link: HTML put above the header (the phone app's link back to its runs list).
+        link: a URL template with ``{name}`` for a run's page (the phone app's
+            ``"?run={name}"``): the page of a run renamed meanwhile links to its new name.
+
+    A run deleted or renamed in the store (by any process) is said so in the header at the
+    next refresh, its buttons are disabled and the refreshing stops.
     """
 
     def __init__(
@@ -122,8 +128,10 @@ class Dashboard:
         refresh_for_s: float | None = None,
         idle_after_s: float | None = None,
         back_link: str = "",
+        link: str | None = None,
     ):
         self.source: Source = _as_source(source, run)
+        self.link = link
         self.full_points = max_points
         self.phone_points = phone_points
         self.refresher = Refresher(
@@ -233,11 +241,19 @@ class Dashboard:
 
     def start_refreshing(self) -> Dashboard:
         """Start the refresher thread (not the training); displaying the dashboard does it.
-        It stops by itself once the run has ended and its last data is shown."""
+        It stops by itself once the run has ended and its last data is shown, or, for a run
+        in a store, once it is deleted or renamed: until then another process may resume it
+        (a refresh that finds nothing new sends the page nothing)."""
         with self._lock:
-            if not self.ended:
+            if not self._done():
                 self.refresher.start("g2048lab-dashboard")
         return self
+
+    def _done(self) -> bool:
+        """Whether nothing more can come: the run has left its store, or it has ended and
+        its source is not read after the end (a trainer in this kernel)."""
+        read_after_end = getattr(self.source, "read_after_end", False)  # optional in a Source
+        return self.history.gone is not None or (self.ended and not read_after_end)
 
     @property
     def refreshing(self) -> bool:
@@ -273,7 +289,7 @@ class Dashboard:
 
     def _tick(self) -> bool:
         self.refresh()
-        return self.ended
+        return self._done()
 
     def _say(self, text: str) -> None:
         with self._lock:
@@ -306,6 +322,12 @@ class Dashboard:
 
     def _render_header(self) -> None:
         history, source = self.history, self.source
+        if history.gone is not None:
+            self.header.value = header_html(
+                source.name, "renamed" if history.gone.renamed_to else "deleted",
+                gone=self._gone_html(),
+            )  # fmt: skip
+            return
         u = history.latest
         rates = history.metrics.get("time/steps_per_s")
         last_row_steps = rates.x[-1] if rates is not None and rates.x else None
@@ -329,6 +351,14 @@ class Dashboard:
             silent_s=silent,
         )
 
+    def _gone_html(self) -> str:
+        gone = self.history.gone
+        text = html.escape(str(gone))
+        if gone.renamed_to is not None and self.link is not None:
+            href = html.escape(self.link.format(name=quote(gone.renamed_to)))
+            text += f' · <a class="g2048lab-renamed" href="{href}">open it ›</a>'
+        return text
+
     def _render_notes(self) -> None:
         notes = reversed(self.history.notes)
         lines = "".join(f"<div>{html.escape(note)}</div>" for note in notes)
@@ -350,7 +380,11 @@ class Dashboard:
 
     def prepare_csv(self) -> str:
         """Fill the download link with every metric row; returns the CSV text."""
-        rows = self.source.all_metrics()
+        try:
+            rows = self.source.all_metrics()
+        except StoreError as error:  # deleted or renamed meanwhile
+            self._say(str(error))
+            return ""
         text = metrics_csv(rows)
         label = f"⬇ {self.source.name}-metrics.csv ({len(rows):,} rows)"
         with self._lock:
@@ -359,7 +393,11 @@ class Dashboard:
 
     def prepare_game(self) -> str:
         """Fill the download link with the run's best game as a page that plays it back."""
-        game = self.source.best_game()
+        try:
+            game = self.source.best_game()
+        except StoreError as error:  # deleted or renamed meanwhile
+            self._say(str(error))
+            return ""
         link = game_link(game, self.source.name) if game else "no recorded game yet"
         with self._lock:
             self.game_link.value = link

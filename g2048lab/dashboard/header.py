@@ -17,6 +17,8 @@ BADGE_COLOURS = {
     "stopped": "#1565c0",
     "failed": "#c62828",
     "killed": "#c62828",
+    "deleted": "#555",  # not statuses: a view's run has left the store (sources.Gone)
+    "renamed": "#555",
 }
 
 
@@ -41,8 +43,10 @@ def header_html(
     elapsed_s: float | None = None,
     remaining_s: float | None = None,
     silent_s: float | None = None,
+    gone: str = "",
 ) -> str:
-    """The header as HTML; every text from the run is escaped."""
+    """The header as HTML; every text from the run is escaped except ``gone``, HTML that
+    says the run has left the store (shown instead of its facts)."""
     colour = BADGE_COLOURS.get(status, "#555")
     badge = (
         f'<span class="g2048lab-status" data-status="{html.escape(status)}" '
@@ -62,7 +66,9 @@ def header_html(
     lines = [
         '<div style="display:flex;flex-wrap:wrap;align-items:center;gap:8px">'
         f'<b style="font-size:1.2em">{html.escape(name)}</b>{badge}</div>',
-        f'<div class="g2048lab-facts">{" · ".join(facts)}</div>',
+        f'<div class="g2048lab-gone" style="font-weight:700">{gone}</div>'
+        if gone
+        else f'<div class="g2048lab-facts">{" · ".join(facts)}</div>',
     ]
     if silent_s is not None and silent_s > 0:
         lines.append(

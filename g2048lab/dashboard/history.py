@@ -17,7 +17,7 @@ import numpy as np
 
 from ..messages import TrainingUpdate
 from .series import Series, game_positions
-from .sources import Snapshot
+from .sources import Gone, Snapshot
 
 __all__ = ["AXES", "NOT_CHARTED", "RunHistory", "metric_groups"]
 
@@ -74,6 +74,7 @@ class RunHistory:
         self.silent_s: float | None = None
         self.notes: deque[str] = deque(maxlen=4)
         self.ended = False
+        self.gone: Gone | None = None  # deleted or renamed in the store
         self.version = 0  # bumped by every absorb that changed something
         self._episode: int | None = None  # games finished at the last message read
 
@@ -106,6 +107,8 @@ class RunHistory:
             self.experts, self._episode = [], None
         self.status, self.error, self.silent_s = snapshot.status, snapshot.error, snapshot.silent_s
         self.ended = snapshot.final
+        changed = snapshot.gone != self.gone
+        self.gone = snapshot.gone
         for note in snapshot.notes:
             self.note(note)
         for update in snapshot.updates:
@@ -114,7 +117,7 @@ class RunHistory:
         if snapshot.updates:
             self.latest = snapshot.updates[-1]
         self.absorb_rows(snapshot.metrics)
-        if snapshot.updates or snapshot.metrics or snapshot.notes or snapshot.reset:
+        if snapshot.updates or snapshot.metrics or snapshot.notes or snapshot.reset or changed:
             self.version += 1
 
     def absorb_rows(self, rows: list[dict]) -> None:

@@ -65,8 +65,12 @@ class Presence(anywidget.AnyWidget):
     }
     export default { render };
     """
-    beat = traitlets.Float(0.0).tag(sync=True)  # ms since the epoch, the page's clock
-    width = traitlets.Int(0).tag(sync=True)  # CSS px of the page's window; 0: not known yet
+    # set by the page only; echo_update=False: the kernel does not send each report back
+    # (ipywidgets 8 echoes every change a page makes, to keep its other views in step)
+    beat = traitlets.Float(0.0).tag(
+        sync=True, echo_update=False
+    )  # ms since the epoch, page's clock
+    width = traitlets.Int(0).tag(sync=True, echo_update=False)  # CSS px of the page; 0: unknown
 
 
 class Refresher:

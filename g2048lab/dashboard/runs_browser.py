@@ -7,7 +7,15 @@ controls. The notebook's ``RunsBrowser(store)`` and the phone app's home screen.
 Threads as in ``Dashboard``: widgets are made here on the main thread; a ``Refresher``
 thread re-reads the store every ``interval`` s while a page shows the view, and every
 callback holds the same lock. The overlay draws with the dashboard's own ``MetricsPanel``
-from one ``RunHistory`` per selected run.
+from one ``RunHistory`` per selected run. A refresh that finds nothing new sends nothing to
+the page: every widget value is worked out first and assigned once.
+
+Which run a button acts on is kernel state, never a widget value the page could set (a
+tooltip, a description): ``selected`` is the run chosen in the "run" list, kept when the
+list's choice changes and checked against the runs read; "delete…" remembers that run (its
+name, store id and creation time), and "yes, delete" deletes the remembered run only, if it
+is still that run. Served without a token (``g2048lab dashboard --no-token``), a program
+on the machine can still make the same choices a person can; with one, nobody else can.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import html
 import threading
 from pathlib import Path
+from urllib.parse import quote
 
 import ipywidgets as widgets
 
@@ -78,6 +87,10 @@ class RunsBrowser:
         self.shown: list[RunRow] = []  # the rows the filters let through, in order
         self.compared: dict[str, tuple[StoreSource, RunHistory]] = {}
         self.opened: Dashboard | None = None
+        self.selected: str | None = None  # the run the buttons act on (see the docstring)
+        # (name, (store id, created_at)) of the run "delete…" asked about: SQLite may give a
+        # new run the id of one deleted, never its creation time as well
+        self.pending_delete: tuple[str, tuple[int, float]] | None = None
         self._lock = threading.RLock()
         self._rendering = False
         self.refresher = Refresher(
@@ -127,25 +140,25 @@ class RunsBrowser:
         self.chosen.observe(lambda _: self._on_choose(), "value")
         self.open_link = widgets.HTML()
         self.open_button = button("open dashboard", "show the run's live dashboard below")
-        self.open_button.on_click(lambda _: self.open(self.chosen.value))
+        self.open_button.on_click(lambda _: self.open(self.selected))
         self.controls = {action: button(action, f"{action} the run") for action in CONTROLS}
         for action, widget in self.controls.items():
-            widget.on_click(lambda _, action=action: self.control(self.chosen.value, action))
+            widget.on_click(lambda _, action=action: self.control(self.selected, action))
         self.new_name = widgets.Text(placeholder="new name", layout=_grow(160))
         self.rename_button = button("rename")
-        self.rename_button.on_click(lambda _: self.rename(self.chosen.value, self.new_name.value))
+        self.rename_button.on_click(lambda _: self.rename(self.selected, self.new_name.value))
         self.tags = widgets.Text(placeholder="tags, comma separated", layout=_grow(200))
         self.tags_button = button("save tags")
-        self.tags_button.on_click(lambda _: self.set_tags(self.chosen.value, self.tags.value))
+        self.tags_button.on_click(lambda _: self.set_tags(self.selected, self.tags.value))
         self.note = widgets.Textarea(placeholder="a note on this run", layout=_grow(240))
         self.note_button = button("save note")
-        self.note_button.on_click(lambda _: self.set_note(self.chosen.value, self.note.value))
+        self.note_button.on_click(lambda _: self.set_note(self.selected, self.note.value))
         self.delete_button = button("delete…", "delete the run's records and checkpoints")
         self.delete_button.on_click(lambda _: self.ask_delete())
         self.confirm_text = widgets.HTML()
         self.confirm_yes = button("yes, delete", "delete it for good")
         self.confirm_no = button("cancel")
-        self.confirm_yes.on_click(lambda _: self.delete(self.confirm_yes.tooltip))
+        self.confirm_yes.on_click(lambda _: self.confirm_delete())
         self.confirm_no.on_click(lambda _: self._hide_confirm())
         self.confirm = toolbar(self.confirm_text, self.confirm_yes, self.confirm_no)
         self.confirm.layout.display = "none"
@@ -215,10 +228,11 @@ class RunsBrowser:
         with self._lock:
             self.rows = rows
             for source, history in list(self.compared.values()):
-                try:
-                    history.absorb(source.poll())
-                except StoreError:  # deleted or renamed since: drop it from the overlay
+                snapshot = source.poll()
+                if snapshot.gone is not None:  # deleted or renamed since: drop it
                     self.compared.pop(source.name, None)
+                else:
+                    history.absorb(snapshot)
             self._render()
         return False
 
@@ -253,6 +267,7 @@ class RunsBrowser:
                 chosen = self.chosen.value
                 self.chosen.options = names
                 self.chosen.value = chosen if chosen in names else (names[0] if names else None)
+            self._select(self.chosen.value)
             self._render_chosen()
             self._render_overlay()
         finally:
@@ -271,19 +286,22 @@ class RunsBrowser:
         return self.compared[name][0].config
 
     def _render_chosen(self) -> None:
-        name = self.chosen.value
-        row = next((r for r in self.rows if r.name == name), None)
-        for widget in (*self.controls.values(), self.open_button, self.delete_button):
-            widget.disabled = row is None
-        if row is None:
-            self.open_link.value = ""
-            return
-        source = self._source(name)
+        """The selected run's buttons and link; each value is assigned once, so a refresh
+        that changes nothing sends nothing."""
+        name = self.selected
+        row = self._row(name)
+        try:
+            source = self._source(name) if row is not None else None
+        except StoreError:  # gone since the rows were read: the next refresh drops it
+            source = None
         for action, widget in self.controls.items():
-            widget.disabled = not source.can(action)
-        self.delete_button.disabled = row.status in LIVE
-        if self.link is not None:
-            href = html.escape(self.link.format(name=name))
+            widget.disabled = source is None or not source.can(action)
+        self.open_button.disabled = row is None
+        self.delete_button.disabled = row is None or row.status in LIVE
+        if row is None or self.link is None:
+            self.open_link.value = ""
+        else:
+            href = html.escape(self.link.format(name=quote(name)))
             self.open_link.value = (
                 f'<a class="g2048lab-open" href="{href}" style="display:inline-block;'
                 f'padding:12px 8px;font-weight:700">open {html.escape(name)} ›</a>'
@@ -307,9 +325,13 @@ class RunsBrowser:
             return self.opened
 
     def control(self, name: str | None, action: str) -> str:
+        """Ask run ``name``'s process to ``action`` (one of CONTROLS)."""
         if name is None:
             return ""
-        result = self._source(name).control(action)
+        try:
+            result = self._source(name).control(action)
+        except StoreError as error:  # deleted or renamed by another process meanwhile
+            result = str(error)
         self.say(f"{name}: {result}")
         return result
 
@@ -324,25 +346,53 @@ class RunsBrowser:
         self._act(lambda: self.store.set_note(name, text), f"{name}: note saved")
 
     def ask_delete(self) -> None:
-        """Show the confirmation for deleting the chosen run; nothing is deleted yet."""
-        name = self.chosen.value
-        if name is None:
-            return
+        """The "delete…" button: remember the selected run (here, in the kernel) and ask;
+        nothing is deleted yet."""
         with self._lock:
+            name = self.selected
+            if name is None:
+                return
+            try:
+                run = self.store.get_run(name)
+            except StoreError as error:
+                self.say(str(error))
+                return
+            self.pending_delete = (name, (run.id, run.created_at))
             self.confirm_text.value = (
                 f"<b>delete run {html.escape(name)}</b>, its metrics, games and checkpoint "
                 "files? This cannot be undone."
             )
-            self.confirm_yes.tooltip = name  # what "yes" deletes, even if the choice moves
             self.confirm.layout.display = "flex"
 
+    def confirm_delete(self) -> None:
+        """The "yes, delete" button: delete the run remembered by ``ask_delete``, only if it
+        is still the same run (not one made under its name since); without one, nothing."""
+        with self._lock:
+            pending, self.pending_delete = self.pending_delete, None
+            self.confirm.layout.display = "none"
+            if pending is None:
+                return
+            name, identity = pending
+            try:
+                run = self.store.get_run(name)
+                same = (run.id, run.created_at) == identity
+            except StoreError as error:
+                self.say(str(error))
+                return
+            if not same:
+                self.say(f"run {name} has changed since you asked: nothing deleted, ask again")
+                return
+        self.delete(name)
+
     def delete(self, name: str) -> None:
-        """Delete ``name`` for good (the store refuses while it trains)."""
+        """Delete ``name`` for good (the store refuses while it trains); the buttons go
+        through ``ask_delete`` and ``confirm_delete``."""
         self._hide_confirm()
         self._act(lambda: self.store.delete_run(name), f"deleted {name}")
 
     def _hide_confirm(self) -> None:
         with self._lock:
+            self.pending_delete = None
             self.confirm.layout.display = "none"
 
     def _act(self, change, done: str) -> None:
@@ -353,6 +403,13 @@ class RunsBrowser:
             return
         self.say(done)
         self.refresh()  # drops from the overlay a run renamed or deleted here
+
+    def _row(self, name: str | None) -> RunRow | None:
+        return next((row for row in self.rows if row.name == name), None)
+
+    def _select(self, name: str | None) -> None:
+        """Make ``name`` the run the buttons act on, if it is a run read from the store."""
+        self.selected = name if self._row(name) is not None else None
 
     def _source(self, name: str) -> StoreSource:
         if name in self.compared:
@@ -390,7 +447,8 @@ class RunsBrowser:
 
     def _on_choose(self) -> None:
         with self._lock:
-            row = next((r for r in self.rows if r.name == self.chosen.value), None)
+            self._select(self.chosen.value)
+            row = self._row(self.selected)
             self.new_name.value = row.name if row else ""
             self.tags.value = ", ".join(row.tags) if row else ""
             self.note.value = row.note if row else ""

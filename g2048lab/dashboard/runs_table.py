@@ -199,10 +199,12 @@ def _value(value: object) -> str:
 
 
 def _ago(seconds: float) -> str:
+    """``_ago(30) -> "under 1 min ago"``, ``_ago(100) -> "2 min ago"``: no seconds, so the
+    table of an idle store changes at most once a minute (each change is sent to the page)."""
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
             return f"{seconds / size:.0f} {unit} ago"
-    return f"{max(0.0, seconds):.0f} s ago"
+    return "under 1 min ago"
 
 
 # A table on a laptop; on a phone (under 600 px) every run a card of label: value lines,

@@ -7,7 +7,8 @@ Two sources with one small API (``Source``):
   methods; "checkpoint" asks the trainer's ``Checkpointer`` subscriber, if it has one.
 - ``StoreSource(store, run_name)``: a run in a ``RunStore``, trained by this or another
   process, live or finished. Each poll reads the run, its new metric rows and its new
-  messages; controls leave requests in the store, which the training process serves.
+  messages; controls leave requests in the store, which the training process serves. A run
+  deleted or renamed meanwhile (by any process) ends the source with ``Snapshot.gone``.
 
 Neither touches a widget: ``poll()`` returns a ``Snapshot`` and the dashboard draws it.
 """
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..messages import TrainingUpdate
 from ..recording import GameRecord
-from ..runs import RunStore, StoreError
+from ..runs import RunNotFound, RunStore, StoreError
 from ..status import ENDED, LIVE, Status
 from ..subscribers import TrainingContext, UpdateQueue
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ACTIONS",
     "Budget",
+    "Gone",
     "Snapshot",
     "Source",
     "StoreSource",
@@ -59,6 +61,19 @@ class Budget:
         return max(0.0, min(left)) if left else None
 
 
+@dataclass(frozen=True)
+class Gone:
+    """A run that has left the store under the name a view follows."""
+
+    name: str
+    renamed_to: str | None = None  # None: deleted
+
+    def __str__(self) -> str:
+        if self.renamed_to is not None:
+            return f"run {self.name} was renamed to {self.renamed_to}"
+        return f"run {self.name} was deleted: its records and checkpoints are gone"
+
+
 @dataclass
 class Snapshot:
     """What changed since the previous ``poll()``."""
@@ -72,6 +87,7 @@ class Snapshot:
     silent_s: float | None = None  # seconds since a live run last wrote (store only)
     reset: bool = False  # the run was rewound (resumed from a checkpoint): this snapshot
     # holds its whole history again, and what was shown before is to be dropped
+    gone: Gone | None = None  # the run was deleted or renamed: nothing more will come
 
 
 class Source(Protocol):
@@ -81,6 +97,9 @@ class Source(Protocol):
     device: str
     budget: Budget
     params_m: float | None  # parameters, millions; None until known
+    # whether a view keeps reading the run after it has ended: another process can resume,
+    # rename or delete a run in a store; a trainer in this kernel ends for good
+    read_after_end: bool
 
     def poll(self) -> Snapshot: ...
 
@@ -118,6 +137,8 @@ class _EndingQueue(UpdateQueue):
 
 class TrainerSource:
     """A ``Trainer`` in this kernel (see the module docstring)."""
+
+    read_after_end = False
 
     def __init__(self, trainer: Trainer, queue_size: int = 256):
         from ..checkpoint import Checkpointer  # imports torch, as the trainer already did
@@ -210,6 +231,8 @@ class StoreSource:
     """A run in a ``RunStore``; ``run_name=None`` follows the run written most recently
     (chosen once, when the source is made). See the module docstring."""
 
+    read_after_end = True  # until it is gone
+
     def __init__(self, store: RunStore | str, run_name: str | None = None):
         self.store = store if isinstance(store, RunStore) else RunStore(store)
         if run_name is None:
@@ -222,6 +245,10 @@ class StoreSource:
             run_name = latest.name
         run = self.store.get_run(run_name)  # RunNotFound names the runs there
         self.name = run.name
+        self.gone: Gone | None = None
+        # which run this is, whatever its name: a rename keeps both; a new run under a
+        # deleted one's name may get its id (SQLite reuses the highest), not its creation time
+        self._identity = (run.id, run.created_at)
         self.device = run.device
         self.config = run.config
         self.budget = Budget(run.config.get("total_env_steps"), run.config.get("max_seconds"))
@@ -235,7 +262,14 @@ class StoreSource:
 
     def poll(self) -> Snapshot:
         store, name = self.store, self.name
-        run = store.get_run(name)  # first: rows and messages read after it are at least as new
+        try:
+            run = store.get_run(name)  # first: rows and messages read after it are as new
+        except RunNotFound:
+            run = None
+        if self.gone is None and (run is None or (run.id, run.created_at) != self._identity):
+            self.gone = Gone(name, self._new_name())
+        if self.gone is not None:
+            return Snapshot([], [], self._status, final=True, gone=self.gone)
         reset = run.rewinds != self._rewinds
         if reset:  # what was read past the checkpoint is gone: read it all again
             self._rewinds, self._last_iteration, self._last_timestamp = run.rewinds, -1, None
@@ -264,21 +298,33 @@ class StoreSource:
             updates, rows, run.status, run.error, run.status in ENDED, notes, silent, reset
         )
 
+    def _new_name(self) -> str | None:
+        """The run's name now, if it was renamed; None if it was deleted."""
+        return next(
+            (r.name for r in self.store.list_runs() if (r.id, r.created_at) == self._identity),
+            None,
+        )
+
     def can(self, action: str) -> bool:
         _check_action(action)
         with self._lock:
             if action in self._pending:
                 return False
-        if action == "start":  # a run in a store is started by its own process
-            return False
+        if action == "start" or self.gone is not None:  # a run in a store is started by
+            return False  # its own process; a gone one is controlled by nobody
         if action == "checkpoint":
             return self._status in _CAN_SAVE
         return self._status in _ALLOWED[action]
 
     def control(self, action: str) -> str:
+        if self.gone is not None:
+            return f"{action}: not possible, {self.gone}"
         if not self.can(action):
             return f"{action}: not possible now (the run is {self._status})"
-        request_id = self.store.request(self.name, action)
+        try:
+            request_id = self.store.request(self.name, action)
+        except RunNotFound:  # deleted or renamed since the last poll, which will say so
+            return f"{action}: not possible, run {self.name} is no longer in the store"
         with self._lock:
             self._pending[action] = request_id
         return f"{action} requested… (the training process answers within about 2 s)"

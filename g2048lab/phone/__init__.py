@@ -17,6 +17,7 @@ STATIC_DIR = TEMPLATE_DIR / "static"
 
 # The server's secrets travel to ``python -m g2048lab.phone.app`` in these environment variables,
 # never on its command line: /proc/PID/cmdline (``ps``) is readable by every local user, the
-# environment only by this one.
+# environment only by this one. A user gives ``g2048lab dashboard`` a token of their choice in
+# TOKEN_ENV too (or in a file), never as an argument.
 TOKEN_ENV = "G2048LAB_DASHBOARD_TOKEN"
 PASSWORD_HASH_ENV = "G2048LAB_DASHBOARD_PASSWORD_HASH"
