@@ -119,8 +119,10 @@ def test_a_value_of_the_wrong_kind_is_refused_by_argparse_in_words(
     with pytest.raises(SystemExit) as exited:
         main([*train, "--runs-dir", str(runs), *flags])
     assert exited.value.code == 2
-    last = capsys.readouterr().err.strip().splitlines()[-1]  # after argparse's usage lines
-    assert last.startswith("g2048lab train: error: ") and message in last, last
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines  # no usage block above it
+    assert lines[0].startswith("g2048lab train: error: ") and message in lines[0], lines
+    assert lines[0].endswith("(g2048lab train --help lists the options)")
     assert no_run_in(runs)
 
 

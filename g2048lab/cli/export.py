@@ -19,7 +19,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     _check_request(args)
     if not (Path(args.runs_dir) / DATABASE_NAME).is_file():
         raise ValueError(f"no run store in {args.runs_dir}: pass --runs-dir FOLDER")
-    store = RunStore(args.runs_dir)
+    store = RunStore(args.runs_dir, create=False)  # a reader: creates nothing
     run = store.get_run(args.name)  # RunNotFound names the runs there
     if args.html is not None or args.gif is not None:
         _export_game(args, store, run)
