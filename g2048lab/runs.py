@@ -781,14 +781,23 @@ class RunStore:
         )
         return [tuple(row) for row in rows]
 
-    def rewind(self, name: str, iteration: int, env_steps: int) -> int:
+    def rewind(
+        self, name: str, iteration: int, env_steps: int, checkpoint_row: dict | None = None
+    ) -> int:
         """Forget what the run recorded after ``iteration`` / ``env_steps`` (a checkpoint's
         counters): metric rows, messages, games; the run's counters go back to them and its
         ``rewinds`` count goes up (viewers then read its history again). For a run resumed
-        from its last checkpoint. Returns the env steps that were lost (recorded past the
-        checkpoint)."""
+        from its last checkpoint. ``checkpoint_row``: the checkpoint's own metrics row, stored
+        (again) in the same transaction: a process killed between saving the checkpoint and
+        recording that row left a gap. Returns the env steps that were lost (recorded past
+        the checkpoint)."""
         with self._write() as db:
             run_id = self._run_id(name)
+            if checkpoint_row:
+                db.execute(
+                    "INSERT OR REPLACE INTO metrics (run_id, iteration, row) VALUES (?, ?, ?)",
+                    (run_id, int(checkpoint_row["iteration"]), json.dumps(checkpoint_row)),
+                )
             (recorded,) = db.execute(
                 "SELECT env_steps FROM runs WHERE id = ?", (run_id,)
             ).fetchone()

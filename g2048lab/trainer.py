@@ -119,6 +119,7 @@ class Trainer:
         self.handle = RunHandle(self)
         # one row per iteration, the latest MAX_METRIC_ROWS (bounded: a run may last days)
         self.metrics: deque[dict[str, float]] = deque(maxlen=MAX_METRIC_ROWS)
+        self.checkpoint_row: dict | None = None  # a resumed run's last row before it resumed
         # counters (a checkpoint restores these)
         self.iteration = 0
         self.env_steps = 0
@@ -554,6 +555,8 @@ class Trainer:
         self.elapsed_s = counters["elapsed_s"]
         self.recent_scores.extend(payload["recent_scores"])
         self.metrics.clear()  # the history before this point is in the run store and log
+        # but for the checkpoint's own row, which a resume records again (``RunStore.rewind``)
+        self.checkpoint_row = dict(payload.get("metric_summary") or {}) or None
         if self.dist is None or self.dist.is_main:  # other ranks draw their own moves
             torch.set_rng_state(payload["rng"]["torch"])
 

@@ -272,6 +272,18 @@ def test_rewind_forgets_what_came_after_a_checkpoint_and_tells_viewers(store):
     assert store.get_run("r").rewinds == 1
 
 
+def test_rewind_records_the_checkpoint_row_that_a_kill_left_out(store):
+    """Killed after saving iteration 2's checkpoint, before recording its row: the rows were
+    [1, 3] after the resume (seen in test_cli under load)."""
+    store.create_run("r", config={}, device="cpu")
+    store.add_metrics("r", {"iteration": 1, "env_steps": 100})
+    row = {"iteration": 2, "env_steps": 200, "train/loss": 0.5}
+    store.rewind("r", iteration=2, env_steps=200, checkpoint_row=row)
+    assert store.metrics("r") == [{"iteration": 1, "env_steps": 100}, row]
+    store.rewind("r", iteration=2, env_steps=200, checkpoint_row=row)  # already there: kept
+    assert [r["iteration"] for r in store.metrics("r")] == [1, 2]
+
+
 def test_metrics_are_one_row_per_iteration_and_a_resume_replaces_them(store):
     store.create_run("r", config={}, device="cpu")
     for i in (1, 2, 3):

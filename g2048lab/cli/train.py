@@ -178,7 +178,9 @@ def _train_main(args: argparse.Namespace, dist) -> int:
             name = run.name
         else:  # what was recorded after the checkpoint is gone with the process that did it
             trainer.run_id = name  # the checkpoint has the name it was saved under: renamed since?
-            lost = store.rewind(name, trainer.iteration, trainer.env_steps)
+            lost = store.rewind(
+                name, trainer.iteration, trainer.env_steps, checkpoint_row=trainer.checkpoint_row
+            )
             trainer.note(
                 f"resumed from iteration {trainer.iteration} (lost {lost:,} env steps since "
                 "the last checkpoint)"
