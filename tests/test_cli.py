@@ -130,6 +130,30 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     assert load_checkpoint(runs / "k")["counters"]["env_steps"] == saved_steps + TINY_ITERATION
 
 
+def test_a_run_whose_latest_checkpoint_is_damaged_continues_from_an_earlier_one(tmp_path):
+    runs = tmp_path / "runs"
+    done = g2048lab(*TRAIN_TINY, "--steps", 2 * TINY_ITERATION, "--runs-dir", runs,
+                    "--run-name", "d", "--checkpoint-minutes", 0.0001)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    first, latest = CheckpointManager(runs / "d").saved()[-2:]
+    data = bytearray(latest.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    latest.write_bytes(bytes(data))
+    refused = g2048lab("train", "--resume", "d", "--runs-dir", runs, "--quiet")
+    assert refused.returncode == 2 and len(refused.stderr.splitlines()) == 1, refused.stderr
+    assert first.name in refused.stderr  # it names the run's other checkpoints
+    resumed = g2048lab(*TRAIN_TINY, "--resume", first, "--steps", 3 * TINY_ITERATION,
+                       "--runs-dir", runs)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    store = RunStore(runs)
+    assert [r.name for r in store.list_runs()] == ["d"]  # the same run, not a new one
+    run = store.get_run("d")
+    assert run.status == "finished" and run.env_steps == 3 * TINY_ITERATION
+    assert load_checkpoint(first)["iteration"] == 1  # went on from there
+    assert [r["iteration"] for r in store.metrics("d")] == [1, 2, 3]
+    assert any(text.startswith("resumed from iteration 1 ") for _, text in store.events("d"))
+
+
 def test_ctrl_c_stops_cleanly_with_a_checkpoint(tmp_path):
     runs = tmp_path / "runs"
     proc = start(

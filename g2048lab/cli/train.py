@@ -250,12 +250,18 @@ def _run_exists(store, name: str) -> bool:
 
 
 def _resume_target(store, target: str) -> tuple[Path, str | None]:
-    """A checkpoint file or folder, or a run name in the store -> (path, run name or None)."""
+    """A checkpoint file or folder, or a run name in the store -> (path, run name or None).
+
+    A file or folder of a run in this store continues that run (from an earlier checkpoint
+    when the latest is damaged); one from elsewhere starts a new run from it."""
     path = Path(target)
-    if path.exists():
-        return path, None
-    run = store.get_run(target)  # raises RunNotFound with the known names
-    return store.run_dir(run.name), run.name
+    if not path.exists():
+        run = store.get_run(target)  # raises RunNotFound with the known names
+        return store.run_dir(run.name), run.name
+    folder = (path if path.is_dir() else path.parent).resolve()
+    if folder.parent == store.root.resolve() and _run_exists(store, folder.name):
+        return path, folder.name
+    return path, None
 
 
 def _run_config(trainer) -> dict:
