@@ -420,7 +420,7 @@ def test_without_pillow_one_line_names_the_extra(runs_dir, tmp_path, capsys, mon
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--csv", "{tmp}/x.csv", "--runs-dir", "{tmp}/nowhere"], "no run store in"),
+        (["--csv", "{tmp}/x.csv", "--runs-dir", "{tmp}/nowhere"], "no runs folder"),
         (["--html", "{tmp}/x.html", "--game", "999"], "no game 999 in run 'r1'; its games: "),
         (["--csv", "{tmp}/missing/x.csv"], "the folder {tmp}/missing does not exist"),
         (["--csv", "{tmp}/x.csv", "--game", "best"], "--game picks the game for --html or --gif"),

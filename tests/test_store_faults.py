@@ -295,9 +295,12 @@ def test_reading_a_runs_folder_that_is_not_there_creates_nothing(tmp_path, capsy
     )
     for args in (["runs"], ["runs", "--json"], ["runs", "--compare", "a", "b"],
                  ["runs", "check"], ["runs", "recover"], ["runs", "tag", "a", "t"],
-                 ["runs", "delete", "a", "--yes"]):  # fmt: skip
+                 ["runs", "delete", "a", "--yes"], ["export", "a", "--csv", tmp_path / "a.csv"],
+                 ["dashboard", "--no-browser"],
+                 ["dashboard", "--no-browser", "--run", "a"]):  # fmt: skip
         code, out, err = cli(*args, "--runs-dir", missing, capsys=capsys)
-        assert code == 2 and f"no runs folder {missing}: it is not there" in one_line(err), args
+        line = one_line(err, args[0])
+        assert code == 2 and f"no runs folder {missing}: it is not there" in line, args
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(StoreError, match="it is a file, not a folder; check --runs-dir"):
         RunStore(tmp_path / "file", create=False)

@@ -4,7 +4,6 @@ as a self-contained HTML page or an animated GIF that plays it back."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .args import DEFAULT_RUNS_DIR, run_name
@@ -14,11 +13,9 @@ if TYPE_CHECKING:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..runs import DATABASE_NAME, RunStore
+    from ..runs import RunStore
 
     _check_request(args)
-    if not (Path(args.runs_dir) / DATABASE_NAME).is_file():
-        raise ValueError(f"no run store in {args.runs_dir}: pass --runs-dir FOLDER")
     store = RunStore(args.runs_dir, create=False)  # a reader: creates nothing
     run = store.get_run(args.name)  # RunNotFound names the runs there
     if args.html is not None or args.gif is not None:

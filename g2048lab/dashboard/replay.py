@@ -46,7 +46,7 @@ class ReplayViewer:
     ):
         self.store: RunStore | None = None
         if isinstance(games, (RunStore, str, Path)):
-            self.store = games if isinstance(games, RunStore) else RunStore(games)
+            self.store = games if isinstance(games, RunStore) else RunStore(games, create=False)
             if run is None:
                 latest = self.store.latest_run()
                 if latest is None:

@@ -79,7 +79,7 @@ class RunsBrowser:
         idle_after_s: float | None = None,
         refresh_for_s: float | None = None,
     ):
-        self.store = store if isinstance(store, RunStore) else RunStore(store)
+        self.store = store if isinstance(store, RunStore) else RunStore(store, create=False)
         self.link = link
         self.full_points, self.phone_points = max_points, phone_points
         self.view = ChartView(smoothing=smoothing, max_points=max_points)

@@ -234,7 +234,7 @@ class StoreSource:
     read_after_end = True  # until it is gone
 
     def __init__(self, store: RunStore | str, run_name: str | None = None):
-        self.store = store if isinstance(store, RunStore) else RunStore(store)
+        self.store = store if isinstance(store, RunStore) else RunStore(store, create=False)
         if run_name is None:
             latest = self.store.latest_run()
             if latest is None:

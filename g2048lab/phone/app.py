@@ -136,7 +136,7 @@ def summary(runs_dir: str | None = None, run: str | None = None) -> dict:
     An unknown run gives ``{"run": None, "error": ...}``."""
     from ..runs import RunNotFound, RunStore
 
-    store = RunStore(runs_dir or os.environ.get("G2048LAB_RUNS_DIR", "checkpoints"))
+    store = RunStore(runs_dir or os.environ.get("G2048LAB_RUNS_DIR", "checkpoints"), create=False)
     try:
         info = store.get_run(run) if run else store.latest_run()
     except RunNotFound as error:

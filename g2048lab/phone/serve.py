@@ -35,7 +35,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     else:
         token = dashboard_token(args.token, args.token_file, args.no_token, args.lan)
     runs_dir = Path(args.runs_dir).expanduser().resolve()
-    store = RunStore(runs_dir)
+    store = RunStore(runs_dir, create=False)  # a reader: a mistyped folder is one line
     if args.run_name is not None:
         store.get_run(args.run_name)  # raises RunNotFound with the known names
     host = "0.0.0.0" if args.lan else "127.0.0.1"
