@@ -164,9 +164,9 @@ def _train_main(args: argparse.Namespace, dist) -> int:
     from ..logs import JsonLinesLog
     from ..runs import RunRecorder, RunStore
 
-    store = RunStore(args.runs_dir)
     claim = None
     if args.resume:
+        store = RunStore(args.runs_dir)
         checkpoint, name = _resume_target(store, args.resume)
         if name is not None:  # before reading anything: this process is the run's writer
             _say_how_it_ended(store.get_run(name))
@@ -185,18 +185,20 @@ def _train_main(args: argparse.Namespace, dist) -> int:
                 f"resumed from iteration {trainer.iteration} (lost {lost:,} env steps since "
                 "the last checkpoint)"
             )
-    elif args.run_name is not None:
+    else:
         name = args.run_name
-        if _run_exists(store, name):
+        if name is not None and _name_taken(args.runs_dir, name):
             raise ValueError(
                 f"run {name!r} exists in {args.runs_dir}: pick another --run-name, "
                 f"or continue it with --resume {name}"
             )
+        # the settings are checked as the trainer is built, before the store is touched: a
+        # bad flag leaves no runs folder behind
         trainer = build_trainer(args, dist, run_id=name)
-        store.create_run(name, config=_run_config(trainer), device=str(trainer.device))
-    else:  # the store picks a free name in its transaction: runs started together never clash
-        trainer = build_trainer(args, dist)
-        run = store.create_run(None, config=_run_config(trainer), device=str(trainer.device))
+        store = RunStore(args.runs_dir)
+        # without a name the store picks a free one in its transaction: runs started
+        # together never clash
+        run = store.create_run(name, config=_run_config(trainer), device=str(trainer.device))
         name = trainer.run_id = run.name
     folder = store.run_dir(name)
     checkpointer = Checkpointer(
@@ -237,6 +239,13 @@ def _say_how_it_ended(run) -> None:
     if run.status in (Status.FAILED, Status.KILLED):
         how = "was killed" if run.status == Status.KILLED else "failed"
         print(f"run {run.name} {how}: {run.error}", file=sys.stderr)
+
+
+def _name_taken(runs_dir: str, name: str) -> bool:
+    """Whether a run of that name is in ``runs_dir``, read without creating anything."""
+    from ..runs import RunStore
+
+    return Path(runs_dir).is_dir() and _run_exists(RunStore(runs_dir, create=False), name)
 
 
 def _run_exists(store, name: str) -> bool:
