@@ -1,6 +1,9 @@
 """Test data shared by several test files."""
 
+import numpy as np
+
 from g2048lab.messages import TrainingUpdate
+from g2048lab.recording import GameRecord
 
 
 def training_update(**changes) -> TrainingUpdate:
@@ -28,3 +31,22 @@ def training_update(**changes) -> TrainingUpdate:
     )
     fields.update(changes)
     return TrainingUpdate(**fields)
+
+
+def game_record(score: int, moves: int = 5) -> GameRecord:
+    """A GameRecord of random (not necessarily legal) boards and moves, seeded by ``score``,
+    ended at ``10 * score`` env steps."""
+    rng = np.random.default_rng(score)
+    return GameRecord(
+        boards=rng.integers(0, 11, (moves + 1, 4, 4), dtype=np.uint8),
+        actions=rng.integers(0, 4, moves),
+        probs=rng.random((moves, 4), dtype=np.float32),
+        values=rng.random(moves, dtype=np.float32),
+        rewards=rng.random(moves, dtype=np.float32),
+        score_gains=rng.integers(0, 64, moves),
+        score=score,
+        max_tile=1024,
+        env_steps=score * 10,
+        iteration=score // 10,
+        timestamp=1000.0 + score,
+    )

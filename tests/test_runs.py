@@ -18,11 +18,10 @@ from g2048lab import runs
 from g2048lab.compare import FINAL_METRICS, config_diff, final_metrics, flatten_config
 from g2048lab.messages import TrainingUpdate
 from g2048lab.ppo import PPOConfig
-from g2048lab.recording import GameRecord
 from g2048lab.runs import RunBusy, RunNotFound, RunRecorder, RunStore, StoreError
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig, TrainingContext
 
-from .factories import training_update
+from .factories import game_record, training_update
 from .helpers import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,23 +41,6 @@ def make_update(env_steps=0, timestamp=1000.0, status="running", iteration=0) ->
         timestamp=timestamp,
         status=status,
         best_score=2048,
-    )
-
-
-def make_game(score: int, moves: int = 5) -> GameRecord:
-    rng = np.random.default_rng(score)
-    return GameRecord(
-        boards=rng.integers(0, 11, (moves + 1, 4, 4), dtype=np.uint8),
-        actions=rng.integers(0, 4, moves),
-        probs=rng.random((moves, 4), dtype=np.float32),
-        values=rng.random(moves, dtype=np.float32),
-        rewards=rng.random(moves, dtype=np.float32),
-        score_gains=rng.integers(0, 64, moves),
-        score=score,
-        max_tile=1024,
-        env_steps=score * 10,
-        iteration=score // 10,
-        timestamp=1000.0 + score,
     )
 
 
@@ -132,7 +114,7 @@ def test_bad_status_action_and_game_kind_are_refused(store):
     with pytest.raises(StoreError, match="unknown action 'restart': choose one of pause"):
         store.request("r", "restart")
     with pytest.raises(StoreError, match="unknown game kind 'worst'"):
-        store.add_game("r", make_game(10), kinds={"worst"})
+        store.add_game("r", game_record(10), kinds={"worst"})
     with pytest.raises(StoreError, match="no control request 99"):
         store.acknowledge(99)
 
@@ -261,7 +243,7 @@ def test_rewind_forgets_what_came_after_a_checkpoint_and_tells_viewers(store):
     for i in range(1, 6):
         store.add_metrics("r", {"iteration": i, "env_steps": 100 * i})
         store.put_update("r", make_update(env_steps=100 * i, timestamp=1000.0 + 20 * i))
-    store.add_game("r", make_game(300))  # ended at 3,000 env steps: after the checkpoint
+    store.add_game("r", game_record(300))  # ended at 3,000 env steps: after the checkpoint
     assert store.rewind("r", iteration=2, env_steps=200) == 300
     run = store.get_run("r")
     assert (run.iteration, run.env_steps, run.rewinds) == (2, 200, 1)
@@ -347,14 +329,14 @@ def test_a_long_history_is_thinned_keeping_its_ends(store, monkeypatch):
 
 def test_games_keep_the_best_and_the_recent_and_load_back_whole(store):
     store.create_run("r", config={}, device="cpu")
-    ids = {s: store.add_game("r", make_game(s), keep_best=2, keep_recent=2) for s in (50, 10, 40)}
-    ids |= {s: store.add_game("r", make_game(s), keep_best=2, keep_recent=2) for s in (30, 20)}
-    ids[100] = store.add_game("r", make_game(100), kinds={"recent"}, keep_best=2, keep_recent=2)
+    ids = {s: store.add_game("r", game_record(s), keep_best=2, keep_recent=2) for s in (50, 10, 40)}
+    ids |= {s: store.add_game("r", game_record(s), keep_best=2, keep_recent=2) for s in (30, 20)}
+    ids[100] = store.add_game("r", game_record(100), kinds={"recent"}, keep_best=2, keep_recent=2)
     kept = [(g.score, sorted(g.kinds)) for g in store.games("r")]
     assert kept == [(100, ["recent"]), (50, ["best"]), (40, ["best"]), (20, ["recent"])]
     with pytest.raises(StoreError, match="pruned"):
         store.load_game(ids[30])
-    game, loaded = make_game(100), store.load_game(ids[100])
+    game, loaded = game_record(100), store.load_game(ids[100])
     for field in ("boards", "actions", "probs", "values", "rewards", "score_gains"):
         np.testing.assert_array_equal(getattr(loaded, field), getattr(game, field))
         assert getattr(loaded, field).dtype == getattr(game, field).dtype
@@ -492,7 +474,7 @@ def test_reader_processes_poll_the_store_while_it_is_written(store, tmp_path):
             store.put_update("w", make_update(env_steps=64 * i, timestamp=time.time()))
             store.add_metrics("w", {"iteration": i, "train/loss": 1.0 / i})
             if i % 30 == 0:
-                store.add_game("w", make_game(i, moves=200))
+                store.add_game("w", game_record(i, moves=200))
                 store.acknowledge(store.request("w", "checkpoint"), "saved")
         store.put_update("w", make_update(env_steps=64 * writes, status="finished"))
         reports = []
@@ -589,7 +571,7 @@ def filled_run(store: RunStore, name: str) -> RunStore:
     for i in (1, 2):
         store.add_metrics(name, {"iteration": i, "env_steps": 64 * i})
         store.put_update(name, make_update(env_steps=64 * i, timestamp=1000.0 + 20 * i))
-    store.add_game(name, make_game(50))
+    store.add_game(name, game_record(50))
     store.request(name, "pause")
     store.add_event(name, "checkpoint saved")
     for file in ("ckpt-0000002.pt", "best.pt"):

@@ -15,11 +15,9 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-import numpy as np
 import pytest
 from rich.cells import cell_len
 
-from g2048lab.recording import GameRecord
 from g2048lab.runs import (
     RESERVE_NAME,
     DiskFull,
@@ -28,6 +26,8 @@ from g2048lab.runs import (
     StoreError,
     check_store,
 )
+
+from .factories import game_record
 
 PAGE = 4096  # SQLite's default page size, which the store keeps
 CLI = [sys.executable, "-m", "g2048lab"]
@@ -48,20 +48,6 @@ def one_line(err: str, command: str = "runs") -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"g2048lab {command}: error: "), err
     return lines[0]
-
-
-def game(score: int, moves: int = 40) -> GameRecord:
-    rng = np.random.default_rng(score)
-    return GameRecord(
-        boards=rng.integers(0, 11, (moves + 1, 4, 4), dtype=np.uint8),
-        actions=rng.integers(0, 4, moves),
-        probs=rng.random((moves, 4), dtype=np.float32),
-        values=rng.random(moves, dtype=np.float32),
-        rewards=rng.random(moves, dtype=np.float32),
-        score_gains=rng.integers(0, 64, moves),
-        score=score,
-        max_tile=256,
-    )
 
 
 def checkpoint_and_close(root: Path) -> None:
@@ -181,7 +167,7 @@ def build_store(root: Path, runs: int) -> dict[str, int]:
         store.add_metrics_batch(name, rows)
         if i % 10 == 0:
             for score in (1000 + i, 2000 + i):
-                store.add_game(name, game(score))
+                store.add_game(name, game_record(score, moves=40))
     return ids
 
 
@@ -258,7 +244,7 @@ def test_a_damaged_game_is_one_line_naming_it_and_its_run(tmp_path, capsys):
     root = tmp_path / "runs"
     store = RunStore(root)
     store.create_run("g", config={}, device="cpu")
-    kept = [store.add_game("g", game(score, moves=10)) for score in (100, 200, 300)]
+    kept = [store.add_game("g", game_record(score, moves=10)) for score in (100, 200, 300)]
     with closing(sqlite3.connect(root / "runs.sqlite")) as db:
         (blob,) = db.execute("SELECT arrays FROM games WHERE id = ?", (kept[1],)).fetchone()
     checkpoint_and_close(root)
