@@ -541,6 +541,11 @@ class RunStore:
             )
         self._set_label(name, "note", note)
 
+    def set_config(self, name: str, config: dict) -> None:
+        """Replace the run's recorded settings: a resumed run's budget, or the new place of
+        its teacher (``train --resume RUN --teacher NEW``), as its trainer now has them."""
+        self._set_label(name, "config", json.dumps(config))
+
     def _set_label(self, name: str, column: str, value: str) -> None:
         # not updated_at: it tells the liveness of writers on other hosts, and which run is
         # most likely live (latest_run); a label says nothing of either

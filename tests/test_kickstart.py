@@ -284,6 +284,8 @@ def test_a_student_resumes_after_its_teacher_moved(ntuple_teacher, tmp_path):
     assert "taught by 5x4-tuple network" in done.stderr
     store = RunStore(runs)
     assert store.metrics("kid")[-1]["teacher/weight"] == pytest.approx(0.2 * (1 - 2048 / 100_000))
+    assert store.get_run("kid").config["teacher"]["source"] == str(moved)  # runs --json too
+    assert store.get_run("kid").config["total_env_steps"] == 4096  # the resumed budget
     saved = load_checkpoint(runs / "kid")
     assert saved["counters"]["env_steps"] == 4096 and saved["teacher_config"]["source"] == str(
         moved

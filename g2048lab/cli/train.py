@@ -181,6 +181,7 @@ def _train_main(args: argparse.Namespace, dist) -> int:
             lost = store.rewind(
                 name, trainer.iteration, trainer.env_steps, checkpoint_row=trainer.checkpoint_row
             )
+            store.set_config(name, _run_config(trainer))  # a new budget or teacher's place
             trainer.note(
                 f"resumed from iteration {trainer.iteration} (lost {lost:,} env steps since "
                 "the last checkpoint)"
