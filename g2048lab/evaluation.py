@@ -44,15 +44,27 @@ class EvalResult:
     lengths: np.ndarray  # moves played
 
     def summary(self) -> dict:
-        """``mean_score``, ``median_score``, ``max_score``, ``mean_length``, ``games`` and
-        ``tile_share`` {tile: share of games reaching it}."""
+        """``mean_score``, ``median_score``, ``max_score``, ``mean_length``, ``games``,
+        ``tile_share`` {tile: share of games reaching it}, and their 95% intervals
+        (``confidence``): ``mean_score_ci`` [low, high] by bootstrap over the games (None
+        for a single game), ``tile_share_ci`` {tile: [low, high]} by Wilson."""
+        from . import stats
+
+        games = len(self.scores)
+        reached = {t: int((self.max_tiles >= t).sum()) for t in TILE_THRESHOLDS}
+        mean_ci = stats.mean_interval(self.scores) if games >= 2 else None
         return {
-            "games": len(self.scores),
+            "games": games,
             "mean_score": float(self.scores.mean()),
             "median_score": float(np.median(self.scores)),
             "max_score": int(self.scores.max()),
             "mean_length": float(self.lengths.mean()),
-            "tile_share": {t: float((self.max_tiles >= t).mean()) for t in TILE_THRESHOLDS},
+            "tile_share": {t: k / games for t, k in reached.items()},
+            "mean_score_ci": mean_ci.bounds() if mean_ci else None,
+            "tile_share_ci": {
+                t: stats.wilson_interval(k, games).bounds() for t, k in reached.items()
+            },
+            "confidence": stats.CONFIDENCE,
         }
 
 

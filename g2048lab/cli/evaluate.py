@@ -11,6 +11,11 @@ from ..search import MAX_DEPTH, check_play_depth
 from .args import positive_int, seed_number
 from .tables import summary_table
 
+INTERVALS_NOTE = (
+    "{games:,} games from seed {seed}. 95% intervals: the mean's by bootstrap over the "
+    "games, each share's by Wilson."
+)
+
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .. import learners
@@ -38,6 +43,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         checkpoint=str(args.checkpoint),
         learner=name,
         play=how,
+        seed=args.seed,
         env_steps=payload["counters"]["env_steps"],
         ms_per_move=1000 * seconds / max(1, int(result.lengths.sum())),
     )
@@ -53,6 +59,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             highlight=False,
         )
         console.print(summary_table({f"{name}, {how}": summary}))
+        console.print(
+            INTERVALS_NOTE.format(games=summary["games"], seed=args.seed), highlight=False
+        )
         print(f"{summary['ms_per_move']:.3f} ms per move (all games in one batch)")
     return 0
 
@@ -63,7 +72,13 @@ def add_parser(commands) -> None:
     )
     evaluate_.add_argument("checkpoint", help="a checkpoint file or a run folder")
     evaluate_.add_argument("--games", type=positive_int, default=200)
-    evaluate_.add_argument("--seed", type=seed_number, default=10_000)
+    evaluate_.add_argument(
+        "--seed",
+        type=seed_number,
+        default=10_000,
+        help="seeds the games (and sampled moves): the same seed plays the same games, so "
+        "two checkpoints are measured alike (default 10000)",
+    )
     evaluate_.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     evaluate_.add_argument("--sampled", action="store_true", help="sample moves, not argmax")
     evaluate_.add_argument(

@@ -11,6 +11,7 @@ from ..env import VecEnv
 from ..evaluation import corner_policy, evaluate, random_policy
 from ..search import MAX_DEPTH, check_play_depth
 from .args import positive_int, seed_number
+from .evaluate import INTERVALS_NOTE
 from .tables import board_table, summary_table
 
 POLICIES = {"random": random_policy, "corner": lambda seed: corner_policy}  # seed -> policy
@@ -49,6 +50,8 @@ def cmd_play(args: argparse.Namespace) -> int:
         print(json.dumps(rows))
     else:
         console.print(summary_table(rows))
+        note = INTERVALS_NOTE.format(games=args.games, seed=args.seed)
+        console.print(f"Each policy: {note}", highlight=False)
     return 0
 
 

@@ -31,44 +31,89 @@ def board_table(board: np.ndarray, title: str = ""):
 
 
 def summary_table(rows: dict[str, dict]):
-    """Evaluation summaries, one row per policy or checkpoint: scores in one table, the
-    share of games reaching each tile in a second (one table of both is 95 columns wide).
-    Tiles past the first one no game reached are left out."""
+    """Evaluation summaries, one per policy or checkpoint: scores in one table, one row
+    per policy; the share of games reaching each tile in a second, one column per policy
+    (one table of both is 95 columns wide). Where a summary has 95% intervals, the mean's
+    is shown under it and each share's beside it: three policies fit 80 columns. Tiles
+    past the first one no game reached are left out."""
     from rich.console import Group
 
+    intervals = any(s.get("mean_score_ci") for s in rows.values())
     scores = _numbers_table(
         "whole games",
-        ["games", "mean score", "median score", "best score"],
+        ["games", "mean score\n95% interval" if intervals else "mean score"]
+        + ["median score", "best score"],
         {
             name: [
                 f"{s['games']:,}",
-                f"{s['mean_score']:,.0f}",
+                _mean_with_interval(s),
                 f"{s['median_score']:,.0f}",
                 f"{s['max_score']:,}",
             ]
             for name, s in rows.items()
         },
     )
-    reached = [t for t in TILE_THRESHOLDS if any(s["tile_share"][t] > 0 for s in rows.values())]
+    shares = {
+        name: {int(t): share for t, share in s["tile_share"].items()} for name, s in rows.items()
+    }
+    reached = [t for t in TILE_THRESHOLDS if any(s[t] > 0 for s in shares.values())]
     tiles = [t for t in TILE_THRESHOLDS if t <= 2 * max(reached, default=TILE_THRESHOLDS[0] // 2)]
-    shares = _numbers_table(
-        "share of games reaching a tile",
-        [str(t) for t in tiles],
-        {name: [f"{100 * s['tile_share'][t]:.1f}%" for t in tiles] for name, s in rows.items()},
-    )
-    return Group(scores, shares)
+    return Group(scores, _shares_table(rows, tiles))
+
+
+def _mean_with_interval(summary: dict) -> str:
+    """``12,345``, and ``11,667–13,023`` on a second line where the interval is known."""
+    text = f"{summary['mean_score']:,.0f}"
+    if summary.get("mean_score_ci"):
+        low, high = summary["mean_score_ci"]
+        text += f"\n{low:,.0f}–{high:,.0f}"
+    return text
+
+
+def _shares_table(rows: dict[str, dict], tiles: list[int]):
+    """One row per tile, one column per policy: ``72.0%``, or ``72.0% (62.6–79.8)`` with
+    the share's interval. Columns are as wide as their widest entry; headers wrap."""
+    from rich.table import Table
+
+    columns = {}
+    for name, s in rows.items():
+        share = {int(t): v for t, v in s["tile_share"].items()}
+        ci = {int(t): v for t, v in (s.get("tile_share_ci") or {}).items()}
+        columns[name] = [
+            f"{100 * share[t]:.1f}%"
+            + (f" ({100 * ci[t][0]:.1f}–{100 * ci[t][1]:.1f})" if t in ci else "")
+            for t in tiles
+        ]
+    intervals = any(s.get("tile_share_ci") for s in rows.values())
+    title = "share of games reaching a tile" + (" (95% interval)" if intervals else "")
+    table = Table(title=title)
+    table.add_column("tile", justify="right", min_width=max(len(str(t)) for t in tiles))
+    for name, cells in columns.items():
+        table.add_column(name, justify="right", min_width=max(map(len, cells)))
+    for i, tile in enumerate(tiles):
+        table.add_row(str(tile), *(cells[i] for cells in columns.values()))
+    return table
 
 
 def _numbers_table(title: str, headers: list[str], rows: dict[str, list[str]]):
     """A Table with a ``policy`` column, which wraps, and right-aligned number columns,
-    which never do: each is at least as wide as its widest entry."""
+    which never do: each is at least as wide as its widest entry (a cell may hold
+    several lines)."""
     from rich.table import Table
 
     table = Table(title=title)
     table.add_column("policy", overflow="fold")
     for i, header in enumerate(headers):
-        widest = max((len(cells[i]) for cells in rows.values()), default=0)
-        table.add_column(header, justify="right", min_width=widest)
+        widest = max(
+            (len(line) for cells in rows.values() for line in cells[i].splitlines()), default=0
+        )
+        if any("\n" in cells[i] for cells in rows.values()):
+            # a number over its interval is the widest column, and rich narrows the widest
+            # first (below its minimum, then back): a fixed width leaves that to the others
+            width = max(widest, *map(len, header.splitlines()))
+            table.add_column(header, justify="right", width=width)
+        else:
+            table.add_column(header, justify="right", min_width=widest)
     for name, cells in rows.items():
         table.add_row(name, *cells)
     return table
