@@ -1,6 +1,6 @@
-"""What a person sees in an 80-column terminal: tables and the progress line keep every
-number and the run name whole; default run names never collide; search depth is bounded;
-the top-level help reads as prose."""
+"""What a person sees in an 80-column terminal: tables (with eval's intervals) and the
+progress line keep every number and the run name whole; default run names never collide;
+search depth is bounded; the top-level help reads as prose."""
 
 from __future__ import annotations
 
@@ -13,13 +13,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rich.console import Console
 
+from g2048lab import stats
 from g2048lab.checkpoint import load_checkpoint
 from g2048lab.cli import build_parser
 from g2048lab.cli.tables import summary_table
 from g2048lab.cli.train import progress_stats, training_progress
+from g2048lab.evaluation import TILE_THRESHOLDS, EvalResult
 from g2048lab.runs import RunStore
 from g2048lab.search import MAX_DEPTH
 
@@ -223,3 +226,74 @@ def test_the_top_level_help_is_prose_that_fits_80_columns(monkeypatch):
     for command in ("play", "train", "eval", "runs", "export", "dashboard"):
         assert re.search(rf"^\s+{command}\b", text, re.MULTILINE), command
     assert max(map(len, text.splitlines())) <= 80
+
+
+# --- what eval and play report ------------------------------------------------------------
+
+
+def test_evaluation_summary_has_intervals():
+    max_tiles = np.array([256] * 72 + [128] * 28)
+    result = EvalResult(np.full(100, 3000), max_tiles, np.full(100, 250))
+    summary = result.summary()
+    assert summary["mean_score_ci"] == [3000.0, 3000.0] and summary["confidence"] == 0.95
+    assert summary["tile_share_ci"][256] == pytest.approx([0.6251, 0.7986], abs=1e-4)
+    assert summary["tile_share_ci"][512][0] == 0 and summary["tile_share_ci"][512][1] > 0
+    single = EvalResult(np.array([500]), np.array([64]), np.array([90])).summary()
+    assert single["mean_score_ci"] is None  # one game has no interval
+    assert "500" in render(summary_table({"one game": single}), 80)
+
+
+def strong_summary() -> dict:
+    """A strong player over 1,000 games: six-digit scores, every tile reached."""
+    rng = np.random.default_rng(0)
+    scores = rng.gamma(2, 70_000, 1000).astype(np.int64)
+    max_tiles = rng.choice([2048, 4096, 8192], 1000)
+    return EvalResult(scores, max_tiles, np.full(1000, 5000)).summary()
+
+
+def weak_summary() -> dict:
+    rng = np.random.default_rng(1)
+    scores = rng.gamma(2, 500, 1000).astype(np.int64)
+    return EvalResult(scores, rng.choice([64, 128, 256], 1000), np.full(1000, 90)).summary()
+
+
+def interval_numbers(summary: dict) -> list[str]:
+    low, high = summary["mean_score_ci"]
+    shares = [
+        f"{100 * share:.1f}% ({100 * low:.1f}–{100 * high:.1f})"
+        for share, (low, high) in zip(
+            summary["tile_share"].values(), summary["tile_share_ci"].values()
+        )
+        if share > 0
+    ]
+    return [f"{low:,.0f}–{high:,.0f}", *shares]
+
+
+@pytest.mark.parametrize("width, players", [(80, 3), (60, 1)])
+def test_summary_tables_with_intervals_keep_every_number_whole(width, players):
+    rows = {
+        "random": weak_summary(),
+        "corner": weak_summary(),
+        "ntuple, search depth 3": strong_summary(),
+    }
+    rows = dict(list(rows.items())[-players:])
+    whole = [n for s in rows.values() for n in summary_numbers(s) + interval_numbers(s)]
+    assert_fits(render(summary_table(rows), width), width, [*whole, "8192", "95% interval"])
+
+
+def test_eval_reports_intervals_and_its_seed(ntuple_run):
+    args = ["eval", ntuple_run, "--games", 30, "--device", "cpu"]
+    first, again = (json.loads(g2048lab(*args, "--json").stdout) for _ in range(2))
+    assert first == {**again, "ms_per_move": first["ms_per_move"]}  # same games, same intervals
+    assert first["seed"] == 10_000 and first["confidence"] == 0.95
+    low, high = first["mean_score_ci"]
+    assert low <= first["mean_score"] <= high and low < high
+    assert set(first["tile_share_ci"]) == {str(t) for t in TILE_THRESHOLDS}
+    k = round(first["tile_share"]["256"] * 30)
+    assert first["tile_share_ci"]["256"] == pytest.approx(stats.wilson_interval(k, 30).bounds())
+    other = json.loads(g2048lab(*args, "--seed", 1, "--json").stdout)
+    assert other["seed"] == 1 and other["mean_score"] != first["mean_score"]
+    shown = g2048lab(*args, "--seed", 1)
+    assert shown.returncode == 0, shown.stderr
+    assert_fits(shown.stdout, 80, [*summary_numbers(other), *interval_numbers(other)])
+    assert "30 games from seed 1." in shown.stdout
