@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .meminfo import available_bytes
+
 __all__ = [
     "MemoryStats",
     "check_fits",
@@ -119,12 +121,7 @@ def free_memory_bytes(device: torch.device) -> int | None:
     MemAvailable on the CPU; None where it cannot be told (not Linux)."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
-    try:
-        with open("/proc/meminfo") as f:
-            fields = dict(line.split(":", 1) for line in f if ":" in line)
-        return int(fields["MemAvailable"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
-        return None
+    return available_bytes()
 
 
 def check_fits(nbytes: float, device: torch.device, what: str, advice: str) -> None:

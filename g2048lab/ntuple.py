@@ -36,6 +36,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .game import LEGAL_TABLE, MOVE_TABLE, flat_boards, spawn_one
+from .meminfo import available_bytes
 from .settings import check_settings, setting
 
 __all__ = [
@@ -123,13 +124,8 @@ def check_memory(nbytes: int) -> None:
 
     Reads /proc/meminfo; where it cannot be read (not Linux) nothing is checked.
     """
-    try:
-        with open("/proc/meminfo") as f:
-            fields = dict(line.split(":", 1) for line in f if ":" in line)
-        available = int(fields["MemAvailable"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
-        return
-    if nbytes * 1.1 > available:
+    available = available_bytes()
+    if available is not None and nbytes * 1.1 > available:
         raise MemoryError(
             f"the n-tuple network needs {nbytes / 1e6:,.0f} MB but only "
             f"{available / 1e6:,.0f} MB is free; close other programs or use a smaller "

@@ -21,7 +21,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAX_SEED", "Range", "check_settings", "problem", "setting", "show"]
+__all__ = ["MAX_SEED", "Range", "check_settings", "problem", "setting", "show", "type_options"]
 
 MAX_SEED = 2**63 - 1
 """The largest seed: torch.manual_seed takes up to 2**64 - 1, and a run adds offsets to its
@@ -82,7 +82,7 @@ def problem(cls: type, name: str, value: Any) -> str | None:
     that follow its name ("must be > 0, got -1"); None if it is allowed. Checks only what
     the field alone decides: ranges, finiteness, None where None is not allowed."""
     field = {f.name: f for f in dataclasses.fields(cls)}[name]
-    options = _options(_hints(cls)[name])
+    options = type_options(_hints(cls)[name])
     if value is None:
         numeric = set(options) <= {int, float}  # a number that None may not stand for
         return f"must be {_kinds(options)}, got None" if numeric else None
@@ -115,7 +115,9 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _options(kind: Any) -> tuple[Any, ...]:
+def type_options(kind: Any) -> tuple[Any, ...]:
+    """The types a field's annotation allows: ``(float, NoneType)`` for ``float | None``,
+    ``(int,)`` for ``int``."""
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         return typing.get_args(kind)
     return (kind,)

@@ -15,11 +15,10 @@ import argparse
 import dataclasses
 import inspect
 import re
-import types
 import typing
 from typing import Any
 
-from ..settings import problem
+from ..settings import problem, type_options
 
 __all__ = ["add_config_flags", "overrides"]
 
@@ -80,19 +79,13 @@ def overrides(args: argparse.Namespace, prefix: str, cls: type) -> dict[str, Any
 _NONE = object()  # "none" given for an optional field
 
 
-def _options(kind: Any) -> tuple[Any, ...]:
-    if typing.get_origin(kind) in (typing.Union, types.UnionType):
-        return typing.get_args(kind)
-    return (kind,)
-
-
 def _type_name(kind: Any) -> str:
-    return "|".join("none" if t is type(None) else t.__name__ for t in _options(kind))
+    return "|".join("none" if t is type(None) else t.__name__ for t in type_options(kind))
 
 
 def _parser_for(kind: Any):
     """A function of the flag's text -> value, raising ArgumentTypeError in words."""
-    options = _options(kind)
+    options = type_options(kind)
 
     def parse(text: str):
         if type(None) in options and text.lower() == "none":
