@@ -95,7 +95,7 @@ __all__ = [
     "recover_store",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DATABASE_NAME = "runs.sqlite"
 RECOVERED_NAME = "recovered.sqlite"  # recover_store writes what it saves here, beside it
 LOST_RUN = (
@@ -200,6 +200,36 @@ _MIGRATIONS = (
     ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT '';
     -- the run's old name while a rename moves its folder (rename_run)
     ALTER TABLE runs ADD COLUMN renamed_from TEXT
+    """,
+    """
+    CREATE TABLE sweeps (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        spec TEXT NOT NULL,  -- JSON, sweeps/spec.py SweepSpec
+        status TEXT NOT NULL,  -- running, stopping, stopped, finished
+        created_at REAL NOT NULL,  -- Unix s
+        updated_at REAL NOT NULL,
+        driver_pid INTEGER,  -- the process driving it, if any
+        driver_host TEXT
+    );
+    CREATE TABLE trials (
+        id INTEGER PRIMARY KEY,
+        sweep_id INTEGER NOT NULL REFERENCES sweeps (id),
+        number INTEGER NOT NULL,  -- 0, 1, ... in the order they run
+        group_key TEXT NOT NULL,  -- sweeps/spec.py group_key(setting)
+        setting TEXT NOT NULL,  -- JSON {flag: value}, the seed apart
+        seed INTEGER NOT NULL,
+        run_name TEXT NOT NULL,  -- the run it trains, named when the trial is planned
+        run_id INTEGER REFERENCES runs (id),  -- once the run exists (it follows renames)
+        state TEXT NOT NULL,  -- queued, running, finished, failed, pruned
+        error TEXT,
+        result TEXT,  -- JSON: the evaluation of a finished trial, if any
+        attempts INTEGER NOT NULL DEFAULT 0,  -- processes started for it
+        started_at REAL,
+        ended_at REAL,
+        UNIQUE (sweep_id, number)
+    );
+    CREATE INDEX trials_by_run ON trials (run_id)
     """,
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
@@ -656,6 +686,7 @@ class RunStore:
                         for table in _RUN_TABLES
                     }
                     db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+                    db.execute("UPDATE trials SET run_id = NULL WHERE run_id = ?", (run_id,))
             except StoreError:
                 trash.rename(folder)
                 raise
@@ -1118,6 +1149,16 @@ class RunStore:
             raise StoreError(f"no control request {request_id} in {self.path}")
         return ControlRequest(*row)
 
+    # --- for the store's other tables (sweeps/store.py) ---------------------------------
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's connection, for reads by the modules that own the other tables."""
+        return self._db()
+
+    def transaction(self):
+        """A write transaction (a context manager giving the connection), as ``_write``."""
+        return self._write()
+
     # --- plumbing ------------------------------------------------------------------------
 
     def _db(self) -> sqlite3.Connection:
@@ -1375,7 +1416,7 @@ def recover_store(root: str | Path) -> Recovery:
         new.execute("PRAGMA journal_mode = WAL")
         _make_tables(new, from_version=0)
         new.execute("BEGIN")
-        for table in ("runs", *_RUN_TABLES):
+        for table in ("runs", *_RUN_TABLES, "sweeps", "trials"):
             saved[table] = skipped[table] = 0
             try:
                 have = {row[1] for row in source.execute(f"PRAGMA table_info({table})")}

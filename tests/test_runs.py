@@ -766,7 +766,7 @@ def test_a_store_of_schema_2_is_migrated_and_its_runs_get_tags_and_notes(tmp_pat
         db.execute("PRAGMA user_version = 2")
     store = RunStore(root)
     with sqlite3.connect(root / "runs.sqlite") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == runs.SCHEMA_VERSION == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == runs.SCHEMA_VERSION == 4
     run = store.get_run("old")
     assert (run.status, run.tags, run.note, run.learner) == ("finished", (), "", "ppo")
     store.set_tags("old", ["migrated"])

@@ -1,6 +1,6 @@
 """The ``g2048lab`` command: one module per command family.
 
-g2048lab play | train | eval | runs | export | dashboard   (g2048lab COMMAND --help)
+g2048lab play | train | eval | runs | sweep | export | dashboard   (g2048lab COMMAND --help)
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import argparse
 import sys
 
 from .. import __version__
-from . import dashboard, evaluate, export, play, runs, train
+from . import dashboard, evaluate, export, play, runs, sweep, train
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (play, train, evaluate, runs, export, dashboard)
+COMMANDS = (play, train, evaluate, runs, sweep, export, dashboard)
 
 DESCRIPTION = (
     "Train 2048 players (a transformer trained with PPO, an n-tuple network), watch them "
@@ -45,7 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, train_flags = sweep.split_train_flags(argv)
     args = build_parser().parse_args(argv)
+    if args.command == "sweep":
+        args.train = train_flags
     from ..checkpoint import CheckpointError
     from ..runs import StoreError
 

@@ -1,0 +1,54 @@
+"""A trial's result: the number a sweep compares it by.
+
+``metric`` is a key of the runs' metric rows (``rollout/score_mean``, ``rollout/reach_2048``,
+...), read as its mean over the last tenth of the run's env steps (one row's noise is not a
+result), or ``eval/KEY`` for a key of the trial's evaluation (``eval/mean_score``,
+``eval/tile_share/2048``), which needs ``--eval-games``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..runs import RunNotFound, RunStore
+from .store import Trial
+
+__all__ = ["FINAL_SHARE", "curve", "final_value"]
+
+FINAL_SHARE = 0.1  # the last tenth of the env steps makes a run's final value
+
+
+def curve(rows: list[dict], metric: str) -> list[tuple[int, float]]:
+    """(env steps, value) of every metric row that has a finite ``metric``."""
+    points = []
+    for row in rows:
+        value = row.get(metric)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            points.append((int(row.get("env_steps", 0)), float(value)))
+    return points
+
+
+def final_of_curve(points: list[tuple[int, float]]) -> float | None:
+    """The mean of the points in the last ``FINAL_SHARE`` of the curve's env steps."""
+    if not points:
+        return None
+    last = points[-1][0]
+    start = last * (1 - FINAL_SHARE)
+    tail = [v for steps, v in points if steps >= start] or [points[-1][1]]
+    return sum(tail) / len(tail)
+
+
+def final_value(runs: RunStore, trial: Trial, metric: str) -> float | None:
+    """The trial's final ``metric``, or None (no such metric, no run, not evaluated)."""
+    if metric.startswith("eval/"):
+        value = trial.result
+        for key in metric.removeprefix("eval/").split("/"):
+            if not isinstance(value, dict) or key not in value:
+                return None
+            value = value[key]
+        return float(value) if isinstance(value, (int, float)) else None
+    try:
+        rows = runs.metrics(trial.run_name)
+    except RunNotFound:
+        return None
+    return final_of_curve(curve(rows, metric))
