@@ -44,13 +44,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
-    from ..sweeps.spec import (
-        SweepSpec,
-        check_sweep_name,
-        check_train_flags,
-        parse_grid,
-        parse_random,
-    )
+    from ..sweeps.spec import SweepSpec, check_sweep_name, parse_grid, parse_random
 
     check_sweep_name(args.name)
     train = list(getattr(args, "train", []))
@@ -68,32 +62,10 @@ def _start(args: argparse.Namespace) -> int:
         eval_games=args.eval_games,
         ray=args.ray,
     )
-    settings = spec.grid_settings()
-    check_train_flags(spec, _settings_to_check(spec, settings))
-    launcher = _launcher(spec)  # --ray without Ray: refused before the store is touched
-    from ..runs import RunStore
-    from ..sweeps.store import SweepStore
+    from ..sweeps.api import plan_sweep
 
-    runs = RunStore(args.runs_dir)
-    SweepStore(runs).create_sweep(args.name, spec, [] if spec.random else settings)
-    return _drive(runs, args.name, launcher, args.quiet)
-
-
-def _settings_to_check(spec, settings: list[dict]) -> list[dict]:
-    """Every grid setting; with --random, each with every range at its low and its high."""
-    if not spec.random:
-        return settings
-    from ..sweeps.sample import as_text
-
-    ends = []
-    for setting in settings:
-        for end in ("low", "high"):
-            drawn = {
-                r.flag: as_text(int(getattr(r, end)) if r.integer else getattr(r, end))
-                for r in spec.random
-            }
-            ends.append({**setting, **drawn})
-    return ends
+    runs = plan_sweep(args.runs_dir, args.name, spec)  # checked before it is recorded
+    return _drive(runs, args.name, _launcher(spec), args.quiet)
 
 
 def _launcher(spec):
@@ -137,56 +109,12 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    from ..runs import RunStore, StoreError
-    from ..status import LIVE
-    from ..sweeps.driver import STOP_WAIT_S
-    from ..sweeps.store import SweepStore
+    from ..runs import RunStore
+    from ..sweeps.control import stop_sweep
 
-    runs = RunStore(args.runs_dir, create=False)
-    sweeps = SweepStore(runs)
-    sweep = sweeps.get_sweep(args.name)
-    if sweep.status in ("finished", "stopped"):
-        print(f"sweep {args.name} has {sweep.status}")
-        return 0
-    if sweeps.driver_alive(sweep):
-        sweeps.set_status(args.name, "stopping")
-        print(f"sweep {args.name}: asked its driver (pid {sweep.driver_pid}) to stop its trials")
-        deadline = time.monotonic() + STOP_WAIT_S + 30
-        while time.monotonic() < deadline:
-            if sweeps.get_sweep(args.name).status not in ("stopping", "running"):
-                break
-            time.sleep(0.5)
-        status = sweeps.get_sweep(args.name).status
-        print(f"sweep {args.name} {status}; g2048lab sweep resume {args.name} goes on")
-        return 0 if status == "stopped" else 1
-    # no driver: stop the trials that outlived it, through their runs' control requests
-    asked = []
-    for trial in sweeps.trials(args.name):
-        if trial.state != "running":
-            continue
-        try:
-            if runs.get_run(trial.run_name).status in LIVE:
-                runs.request(trial.run_name, "stop")
-                asked.append(trial.run_name)
-        except StoreError:
-            pass
-    for name in asked:
-        _wait_ended(runs, name)
-    for trial in sweeps.trials(args.name):
-        if trial.state == "running":
-            sweeps.update_trial(trial, state="queued")
-    sweeps.set_status(args.name, "stopped")
-    told = f"; stopped {', '.join(asked)}" if asked else ""
-    print(f"sweep {args.name} stopped (its driver had gone){told}")
-    return 0
-
-
-def _wait_ended(runs, name: str, timeout: float = 150.0) -> None:
-    from ..status import LIVE
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and runs.get_run(name).status in LIVE:
-        time.sleep(0.5)
+    text = stop_sweep(RunStore(args.runs_dir, create=False), args.name)
+    print(text)
+    return 1 if "still stopping" in text else 0
 
 
 def _status(args: argparse.Namespace) -> int:
