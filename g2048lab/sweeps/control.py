@@ -64,7 +64,11 @@ def resume_in_background(runs_dir: str | Path, name: str) -> subprocess.Popen:
     outlives the kernel or terminal that started it; ``stop_sweep`` ends it). Its lines go
     to ``RUNS_DIR/.sweeps/NAME/driver.log``."""
     sweeps = SweepStore(RunStore(runs_dir, create=False))
-    sweeps.get_sweep(name)  # SweepNotFound
+    if sweeps.get_sweep(name).status == "finished":  # SweepNotFound
+        raise ValueError(f"sweep {name} has finished: nothing to resume")
+    # running from now: a reader must not take the stopped sweep for done before the new
+    # driver claims it (a driver that never comes reads "interrupted" after STARTING_S)
+    sweeps.set_status(name, "running", only_if=("stopped", "running", "stopping"))
     log = sweeps.folder(name) / "driver.log"
     with open(log, "ab") as out:
         return subprocess.Popen(

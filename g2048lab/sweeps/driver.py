@@ -230,7 +230,7 @@ class Driver:
         if run is not None:  # it died before its first checkpoint: start it again
             self.runs.delete_run(run.name)
         argv = train_argv(self.spec, trial.setting, trial.seed)
-        if self.threads is None:
+        if _threads_of(argv) is None:
             from ..device import usable_cores
 
             argv += ["--threads", str(max(1, usable_cores() // self.parallel))]
