@@ -154,7 +154,7 @@ def print_sweep(view: dict) -> None:
         mean = group["final_mean"]
         shown = f"{mean:,.4g}" if mean is not None else "-"
         print(f"group {number} [{group['key']}] {setting}")
-        print(f"  mean final {metric}: {shown}")
+        print(f"  mean final {metric} of its finished trials: {shown}")
         for trial in group["trials"]:
             progress = trial["progress"]
             done = f"{progress:4.0%}" if progress is not None else "   -"

@@ -14,8 +14,9 @@ __all__ = ["overview"]
 def overview(runs: RunStore, name: str) -> dict:
     """{"name", "status", "driver": {"pid", "host"} | None, "metric", "parallel",
     "counts": {state: n}, "groups": [{"key", "group": setting, "trials": [...],
-    "final_mean": float | None}]}; a trial: {"number", "run", "seed", "state",
-    "env_steps", "progress" (0..1 of its budget, or None), "final", "error"}."""
+    "final_mean": float | None (over its finished trials)}]}; a trial: {"number", "run",
+    "seed", "state", "env_steps", "progress" (0..1 of its budget, or None), "final" (its metric's value
+    over the last tenth of its env steps so far), "error"}."""
     sweeps = SweepStore(runs)
     sweep = sweeps.get_sweep(name)
     trials = sweeps.trials(name)
@@ -27,8 +28,12 @@ def overview(runs: RunStore, name: str) -> dict:
             trial.group, {"key": trial.group, "group": trial.setting, "trials": []}
         )
         group["trials"].append(_trial(runs, trial, infos.get(trial.run_name), last, sweep))
-    for group in groups.values():
-        finals = [t["final"] for t in group["trials"] if t["final"] is not None]
+    for group in groups.values():  # finished trials only: a running one's value is not final
+        finals = [
+            t["final"]
+            for t in group["trials"]
+            if t["final"] is not None and t["state"] == "finished"
+        ]
         group["final_mean"] = sum(finals) / len(finals) if finals else None
     alive = sweeps.driver_alive(sweep)
     return {
