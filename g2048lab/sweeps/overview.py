@@ -15,8 +15,8 @@ def overview(runs: RunStore, name: str) -> dict:
     """{"name", "status", "driver": {"pid", "host"} | None, "metric", "parallel",
     "counts": {state: n}, "groups": [{"key", "group": setting, "trials": [...],
     "final_mean": float | None (over its finished trials)}]}; a trial: {"number", "run",
-    "seed", "state", "env_steps", "progress" (0..1 of its budget, or None), "final" (its metric's value
-    over the last tenth of its env steps so far), "error"}."""
+    "seed", "state", "env_steps", "progress" (0..1 of its budget, or None), "final" (its
+    metric's value over the last tenth of its env steps so far), "error"}."""
     sweeps = SweepStore(runs)
     sweep = sweeps.get_sweep(name)
     trials = sweeps.trials(name)
