@@ -19,6 +19,7 @@ from .args import DEFAULT_RUNS_DIR
 USAGE = """\
   g2048lab runs [--tag TAG]... [--learner NAME] [--status STATUS] [--json]
   g2048lab runs --compare A B [C ...] [--json]   settings that differ, where each ended up
+  g2048lab runs --compare --sweep NAME [--json]  its groups: mean and 95% interval of each
   g2048lab runs tag NAME TAG [TAG ...]           add tags (letters, digits, - _ . :)
   g2048lab runs untag NAME TAG [TAG ...]         remove tags
   g2048lab runs note NAME [TEXT ...]             set the run's note (no TEXT: clear it)
@@ -57,6 +58,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
     store = RunStore(args.runs_dir, create=False)
     if args.compare is not None:
         return _compare(store, args)
+    if args.sweep is not None:
+        raise ValueError(
+            f"--sweep goes with --compare: g2048lab runs --compare --sweep {args.sweep} "
+            f"(--tag sweep:{args.sweep} lists its runs)"
+        )
     runs = [r for r in store.list_runs() if _selected(r, args)]
     if args.json:
         print(json.dumps([_run_json(r) for r in runs]))
@@ -155,6 +161,12 @@ def _compare(store, args: argparse.Namespace) -> int:
     names = args.compare
     if args.tag or args.learner or args.status:
         raise ValueError("--compare takes the runs it names: drop --tag, --learner and --status")
+    if args.sweep is not None:
+        if names:
+            raise ValueError("--compare --sweep NAME compares its groups: drop the run names")
+        return _compare_groups(store, args.sweep, args.json)
+    if not names:
+        raise ValueError(f"--compare takes 2 to {MAX_COMPARED} runs, or --sweep NAME: its groups")
     if not 2 <= len(names) <= MAX_COMPARED:
         raise ValueError(f"--compare takes 2 to {MAX_COMPARED} runs, got {len(names)}")
     if len(set(names)) < len(names):
@@ -210,6 +222,73 @@ def _print_comparison(names: list[str], diff: dict, metrics: dict) -> None:
     _print_side_by_side(console, "where each run ended up", metric, runs)
 
 
+def _compare_groups(store, name: str, as_json: bool) -> int:
+    """``runs --compare --sweep NAME``: per group of the sweep its setting, its finished runs
+    and each COMPARED metric as the mean over them with its 95% bootstrap interval (None
+    for a group of one run). Finished runs only, as in ``sweep report``."""
+    from ..stats import mean_interval
+    from ..sweeps.report import sweep_groups
+    from ..sweeps.store import SweepStore
+
+    sweeps = SweepStore(store)
+    flags = sweeps.get_sweep(name).spec.flags
+    groups = []
+    for key, setting, trials in sweep_groups(sweeps.trials(name)):
+        done = [store.get_run(t.run_name) for t in trials if t.state == "finished"]
+        ended = [_where_it_ended(store, run) for run in done]
+        metrics = {}
+        for metric in COMPARED:
+            values = [e[metric] for e in ended if e[metric] is not None]
+            mean = sum(values) / len(values) if values else None
+            ci = mean_interval(values).bounds() if len(values) >= 2 else None
+            metrics[metric] = {"mean": mean, "ci": ci, "n": len(values)}
+        runs = [run.name for run in done]
+        groups.append({"group": setting, "key": key, "runs": runs, "n": len(runs),
+                       "trials": len(trials), "metrics": metrics})  # fmt: skip
+    if as_json:
+        print(json.dumps({"sweep": name, "groups": groups}))
+    else:
+        _print_group_comparison(name, flags, groups)
+    return 0
+
+
+def _print_group_comparison(name: str, flags: list[str], groups: list[dict]) -> None:
+    """The settings of each group, then where each group ended up (mean over its interval),
+    a column per group, split into as many tables as it takes to fit the terminal."""
+    from rich.console import Console
+
+    console = Console()
+    headers = [f"group {i}" for i in range(len(groups))]
+    labels = [*flags, "key", "finished runs"]
+    columns = []
+    for header, group in zip(headers, groups):
+        cells = [*(group["group"].get(f, "-") for f in flags), group["key"],
+                 f"{group['n']} of {group['trials']}"]  # fmt: skip
+        columns.append(_Column(header, cells, min(_natural(header, cells), 10)))
+    setting = _Column("setting", labels, min(_natural("setting", labels), 14))
+    _print_side_by_side(console, f"the groups of sweep {name}", setting, columns)
+    columns = []
+    for header, group in zip(headers, groups):
+        cells = [_mean_and_interval(key, group["metrics"][key]) for key in COMPARED]
+        columns.append(_Column(header, cells, _natural("", cells), "right"))
+    labels = list(COMPARED.values())
+    metric = _Column("metric", labels, min(_natural("metric", labels), 14))
+    _print_side_by_side(console, "where each group ended up (mean, 95% interval)", metric, columns)
+    console.print(
+        "over each group's finished runs; a group of one run has no interval", highlight=False
+    )
+
+
+def _mean_and_interval(key: str, found: dict) -> str:
+    """``1,000`` over ``950–1,050``: a mean and its interval, as _metric writes each
+    (``12.5 %`` over ``10.0–15.0 %`` for a share)."""
+    text = _metric(key, found["mean"])
+    if found["ci"] is not None:
+        low, high = (_metric(key, bound) for bound in found["ci"])
+        text += f"\n{low.removesuffix(' %')}–{high}"
+    return text
+
+
 # --- tables that fit the terminal ---------------------------------------------------------
 
 
@@ -224,7 +303,7 @@ def _natural(header: str, cells: Sequence[str]) -> int:
     """The cells a column takes unfolded: its widest line."""
     from rich.cells import cell_len
 
-    return max(cell_len(line) for line in (*header.split("\n"), *cells))
+    return max(cell_len(line) for text in (header, *cells) for line in text.split("\n"))
 
 
 def _fit(columns: list[_Column], width: int) -> list[int] | None:
@@ -463,11 +542,17 @@ def add_parser(commands) -> None:
     )
     runs.add_argument(
         "--compare",
-        nargs="+",
+        nargs="*",
         metavar="RUN",
         help=f"2 to {MAX_COMPARED} runs side by side: the settings that differ, then the "
         "recent mean score, best score, best tile, share of recent games reaching 1024 and "
         "2048, env steps, wall time and steps/s",
+    )
+    runs.add_argument(
+        "--sweep",
+        metavar="NAME",
+        help="with --compare and no runs: the sweep's groups side by side, each metric as "
+        "the mean over the group's finished runs with its 95%% bootstrap interval",
     )
     runs.set_defaults(run=cmd_runs)
     actions = runs.add_subparsers(dest="action", metavar="ACTION", title="actions")
