@@ -208,3 +208,77 @@ def test_a_sweep_from_python_stops_resumes_survives_kill_9_and_a_failing_trial(t
     view = json.loads(status)
     assert view["status"] == "finished"
     assert view["counts"] == {"queued": 0, "running": 0, "finished": 2, "failed": 2, "pruned": 0}
+
+
+class ScriptedLauncher:
+    """Stands in for the trial processes where the driver's decisions are the point: each
+    "process" writes its run's metric rows into the store, a row per poll, at a level its
+    setting gives; stop() ends it as train does on SIGTERM (status stopped, exit 0)."""
+
+    def __init__(self, runs: RunStore, level, rows: int = 12, every: int = 100):
+        self.runs, self.level, self.rows, self.every = runs, level, rows, every
+        self.started: list[str] = []
+
+    def start(self, trial, argv, log):
+        self.runs.create_run(trial.run_name, config={"total_env_steps": self.rows * self.every},
+                             device="cpu")  # fmt: skip
+        self.runs.set_status(trial.run_name, "running")
+        self.started.append(trial.run_name)
+        return {"trial": trial, "row": 0, "code": None}
+
+    def poll(self, handle):
+        if handle["code"] is None:
+            name, i = handle["trial"].run_name, handle["row"] + 1
+            value = self.level(handle["trial"].setting)
+            row = {"iteration": i, "env_steps": i * self.every, "rollout/score_mean": value}
+            self.runs.add_metrics(name, row)
+            handle["row"] = i
+            if i == self.rows:
+                self.runs.set_status(name, "finished")
+                handle["code"] = 0
+        return handle["code"]
+
+    def stop(self, handle):
+        self.runs.set_status(handle["trial"].run_name, "stopped")
+        handle["code"] = 0
+
+    def kill(self, handle):
+        handle["code"] = -9
+
+    def close(self):
+        pass
+
+
+def test_the_driver_prunes_the_trials_clearly_behind_as_pruned_not_failed(tmp_path):
+    from g2048lab.sweeps.driver import Driver
+
+    runs = RunStore(tmp_path)
+    spec = SweepSpec(
+        grid=parse_grid(["ppo.gamma=0.9,0.99,0.999"]), seeds=3, parallel=3, prune=True,
+        prune_every=200,
+    )  # fmt: skip
+    SweepStore(runs).create_sweep("p", spec, spec.grid_settings())
+    levels = {"0.9": 100.0, "0.99": 110.0, "0.999": 10.0}  # 0.999 is clearly behind
+    launcher = ScriptedLauncher(runs, lambda setting: levels[setting["ppo.gamma"]])
+    said = []
+    assert Driver(runs, "p", launcher=launcher, say=said.append, poll_s=0).run() == 0
+    states = {(t.setting["ppo.gamma"], t.seed): t.state for t in SweepStore(runs).trials("p")}
+    assert {s for (g, _), s in states.items() if g != "0.999"} == {"finished"}
+    assert states[("0.999", 0)] == "finished"  # before any trial had finished: no median yet
+    assert {states[("0.999", 1)], states[("0.999", 2)]} == {"pruned"}
+    assert any("pruned: its rollout/score_mean by 400 env steps" in line for line in said)
+    assert runs.get_run("p-005").status == "stopped"  # its run is kept, with its rows
+
+
+def test_random_search_draws_its_settings_as_slots_free_and_tells_the_sampler(tmp_path):
+    from g2048lab.sweeps.driver import Driver
+
+    runs = RunStore(tmp_path)
+    spec = SweepSpec(random=parse_random(["ppo.learning-rate=1e-4:1e-2:log"]), trials=4,
+                     seeds=2, parallel=2)  # fmt: skip
+    SweepStore(runs).create_sweep("r", spec, [])
+    launcher = ScriptedLauncher(runs, lambda s: 1 / float(s["ppo.learning-rate"]), rows=3)
+    assert Driver(runs, "r", launcher=launcher, say=lambda _: None, poll_s=0).run() == 0
+    trials = SweepStore(runs).trials("r")
+    assert len(trials) == 8 and {t.state for t in trials} == {"finished"}
+    assert len({t.group for t in trials}) == 4  # 4 settings, 2 seeds each

@@ -19,7 +19,7 @@ from .store import Trial
 
 __all__ = ["MedianRule", "rung_size"]
 
-WARMUP_RUNGS = 2  # rungs a trial always gets before it can be pruned
+WARMUP_RUNGS = 2  # a trial is judged from the end of its second rung on
 DEFAULT_RUNG = 100_000  # env steps, when the trials' budget is minutes
 
 
