@@ -19,7 +19,7 @@ from .args import DEFAULT_RUNS_DIR
 USAGE = """\
   g2048lab runs [--tag TAG]... [--learner NAME] [--status STATUS] [--json]
   g2048lab runs --compare A B [C ...] [--json]   settings that differ, where each ended up
-  g2048lab runs --compare --sweep NAME [--json]  its groups: mean and 95% interval of each
+  g2048lab runs --compare --sweep NAME [--json]  its groups: means, intervals
   g2048lab runs tag NAME TAG [TAG ...]           add tags (letters, digits, - _ . :)
   g2048lab runs untag NAME TAG [TAG ...]         remove tags
   g2048lab runs note NAME [TEXT ...]             set the run's note (no TEXT: clear it)
