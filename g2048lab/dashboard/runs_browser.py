@@ -1,5 +1,6 @@
-"""Every run of a store at once, live: the list, overlaid curves, what differs, and each run's
-controls. The notebook's ``RunsBrowser(store)`` and the phone app's home screen.
+"""Every run of a store at once, live: the list, overlaid curves, what differs, each run's
+controls, and the sweeps. The notebook's ``RunsBrowser(store)`` and the phone app's home
+screen.
 
     RunsBrowser("checkpoints")                 # in a notebook
     RunsBrowser(store, link="?run={name}")     # the phone app: names link to a run's page
@@ -10,12 +11,18 @@ callback holds the same lock. The overlay draws with the dashboard's own ``Metri
 from one ``RunHistory`` per selected run. A refresh that finds nothing new sends nothing to
 the page: every widget value is worked out first and assigned once.
 
+Sweeps: a ``SweepPanel`` (its trials by group, with progress; stop and resume the whole sweep)
+above the list, and groups beside runs in the overlay: each group (a sweep's setting over its
+seeds) one mean curve with its 95% band across seeds and n in the legend, each seed on demand
+("single seeds"). Without a choice, the groups of a running sweep are overlaid.
+
 Which run a button acts on is kernel state, never a widget value the page could set (a
 tooltip, a description): ``selected`` is the run chosen in the "run" list, kept when the
 list's choice changes and checked against the runs read; "delete…" remembers that run (its
 name, store id and creation time), and "yes, delete" deletes the remembered run only, if it
-is still that run. Served without a token (``g2048lab dashboard --no-token``), a program
-on the machine can still make the same choices a person can; with one, nobody else can.
+is still that run; the sweep panel's buttons act on its chosen sweep, kept the same way.
+Served without a token (``g2048lab dashboard --no-token``), a program on the machine can
+still make the same choices a person can; with one, nobody else can.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import ipywidgets as widgets
 from ..compare import config_diff
 from ..runs import STATUSES, RunStore, StoreError
 from .dashboard import ChartOptions, Dashboard
+from .groups import RunGroup, group_label
 from .history import RunHistory
 from .layout import ROOT_CLASS, button, panel, panels, style_widget, toolbar
 from .metric_grid import ChartView, view_for_width
@@ -45,10 +53,11 @@ from .runs_table import (
     sort_rows,
 )
 from .sources import LIVE, StoreSource
+from .sweep_panel import SweepGroup, SweepPanel, SweepState
 
 __all__ = ["MAX_COMPARED", "RunsBrowser"]
 
-MAX_COMPARED = 8  # runs overlaid at once
+MAX_COMPARED = 8  # runs overlaid at once, and groups
 CONTROLS = ("pause", "resume", "stop", "checkpoint")
 
 
@@ -62,6 +71,8 @@ class RunsBrowser:
             ``"?run={name}"``); None: names are plain and "open" shows the run's dashboard
             below the list.
         compare: runs to overlay from the start.
+        groups: groups to overlay from the start (``SWEEP/KEY``, as ``SweepGroup.id``);
+            None: the groups of the sweep shown, if it is running and no run is compared.
         max_points, phone_points, smoothing: as for ``Dashboard``.
         idle_after_s, refresh_for_s: as for ``Dashboard``.
     """
@@ -73,6 +84,7 @@ class RunsBrowser:
         interval: float = 2.0,
         link: str | None = None,
         compare: tuple[str, ...] = (),
+        groups: tuple[str, ...] | None = None,
         max_points: int = 1000,
         phone_points: int | None = 300,
         smoothing: float = 0.6,
@@ -86,6 +98,9 @@ class RunsBrowser:
         self.rows: list[RunRow] = []  # every run, as last read
         self.shown: list[RunRow] = []  # the rows the filters let through, in order
         self.compared: dict[str, tuple[StoreSource, RunHistory]] = {}
+        self.grouped: dict[str, RunGroup] = {}  # by SweepGroup.id, in the chosen order
+        self.members: dict[str, tuple[StoreSource, RunHistory]] = {}  # the groups' runs
+        self.sweep_state = SweepState()
         self.opened: Dashboard | None = None
         self.selected: str | None = None  # the run the buttons act on (see the docstring)
         # (name, (store id, created_at)) of the run "delete…" asked about: SQLite may give a
@@ -101,10 +116,26 @@ class RunsBrowser:
             on_error=self.say,
         )
         self.refresher.presence.observe(self._resized, names="width")
+        self.sweep_panel = SweepPanel(
+            self.store,
+            self._lock,
+            on_change=self._on_sweep_change,
+            on_overlay=self.overlay_groups,
+            link=link,
+        )
         self._build(smoothing)
         self.refresh()
         if compare:
             self.compare.value = tuple(name for name in compare if name in self.compare.options)
+        if groups is None and not compare:
+            overview = self.sweep_state.overview
+            running = overview is not None and overview["status"] == "running"
+            groups = tuple(
+                g.id for g in self.sweep_state.groups if running and g.sweep == overview["name"]
+            )
+        if groups:
+            offered = {value for _, value in self.compare_groups.options}
+            self.compare_groups.value = tuple(id for id in groups if id in offered)[:MAX_COMPARED]
 
     # --- widgets (main thread) ----------------------------------------------------------
 
@@ -130,6 +161,19 @@ class RunsBrowser:
         )
         self.compare.add_class("g2048lab-compare")
         self.compare.observe(lambda _: self._on_compare(), "value")
+        self.compare_groups = widgets.SelectMultiple(
+            description="groups", rows=4, layout=_grow(240), style={"description_width": "initial"}
+        )
+        self.compare_groups.add_class("g2048lab-compare-groups")
+        self.compare_groups.observe(lambda _: self._on_groups(), "value")
+        self.seeds = widgets.ToggleButton(
+            description="single seeds",
+            tooltip="each group's runs as thin lines under its mean and band",
+            layout=widgets.Layout(width="auto", min_width="88px", min_height="44px"),
+        )
+        self.seeds.observe(lambda _: self._on_groups(), "value")
+        self.group_row = toolbar(self.compare_groups, self.seeds)
+        self.group_row.layout.display = "none"
         self.chart_options = ChartOptions(self._on_option, smoothing)
         self.smoothing, self.log_scale, self.x_axis = self.chart_options.widgets
         self.metrics_panel = MetricsPanel(self._on_option)
@@ -182,6 +226,7 @@ class RunsBrowser:
         overlay = panel(
             "compare runs",
             toolbar(self.compare),
+            self.group_row,
             toolbar(*self.chart_options.widgets),
             self.diff,
         )
@@ -190,6 +235,7 @@ class RunsBrowser:
                 style_widget(),
                 self.refresher.presence,
                 self.title,
+                panels(self.sweep_panel.box),
                 toolbar(self.status_filter, self.learner_filter, self.tag_filter, self.sort),
                 self.table,
                 panels(overlay, actions),
@@ -225,16 +271,55 @@ class RunsBrowser:
         """Read the store once and show what changed. Returns False: a store can always get
         new runs, so the refresher goes on."""
         rows = run_rows(self.store)
+        sweeps = self.sweep_panel.read(rows)
         with self._lock:
             self.rows = rows
+            self.sweep_state = sweeps
             for source, history in list(self.compared.values()):
                 snapshot = source.poll()
                 if snapshot.gone is not None:  # deleted or renamed since: drop it
                     self.compared.pop(source.name, None)
                 else:
                     history.absorb(snapshot)
+            self._follow_groups(poll=True)
             self._render()
         return False
+
+    def _follow_groups(self, poll: bool) -> None:
+        """Bring the chosen groups' members up to date with the trials read (a trial that
+        starts joins its group); ``poll``: read each member's new rows too."""
+        found = {group.id: group for group in self.sweep_state.groups}
+        chosen = [found[id] for id in self.compare_groups.value if id in found][:MAX_COMPARED]
+        sweeps = {group.sweep for group in chosen}
+        wanted = {name for group in chosen for name in group.runs}
+        for name in list(self.members):
+            if name not in wanted:
+                del self.members[name]
+        for name, (source, history) in list(self.members.items()):
+            if poll:
+                snapshot = source.poll()
+                if snapshot.gone is not None:
+                    del self.members[name]
+                    continue
+                history.absorb(snapshot)
+        for name in wanted - set(self.members):
+            try:
+                source = StoreSource(self.store, name)
+            except StoreError:  # gone since it was read: the next refresh drops it
+                continue
+            history = RunHistory(name, capacity=10 * self.full_points)
+            history.absorb(source.poll())
+            self.members[name] = (source, history)
+        grouped = {}
+        for group in chosen:
+            label = group_label(group.setting)
+            if len(sweeps) > 1:
+                label = f"{group.sweep}: {label}"
+            entry = self.grouped.get(group.id) or RunGroup(group.id, label)
+            entry.label, entry.seeds = label, self.seeds.value
+            entry.members = [self.members[n][1] for n in group.runs if n in self.members]
+            grouped[group.id] = entry
+        self.grouped = grouped
 
     def _render(self) -> None:
         self._rendering = True
@@ -263,6 +348,13 @@ class RunsBrowser:
                 kept = tuple(name for name in self.compare.value if name in names)
                 self.compare.options = names
                 self.compare.value = kept
+            groups = [(_group_choice(g), g.id) for g in self.sweep_state.groups]
+            if list(self.compare_groups.options) != groups:
+                kept = tuple(v for v in self.compare_groups.value if v in {i for _, i in groups})
+                self.compare_groups.options = groups
+                self.compare_groups.value = kept
+            self.group_row.layout.display = None if groups else "none"
+            self.sweep_panel.render(self.sweep_state)
             if list(self.chosen.options) != names:
                 chosen = self.chosen.value
                 self.chosen.options = names
@@ -275,7 +367,8 @@ class RunsBrowser:
 
     def _render_overlay(self) -> None:
         histories = [history for _, history in self.compared.values()]
-        self.metrics_panel.draw(histories, self.chart_options.view(self.view))
+        entries = [*histories, *self.grouped.values()]
+        self.metrics_panel.draw(entries, self.chart_options.view(self.view))
         configs = {
             row.name: self._config(row.name) for row in self.rows if row.name in self.compared
         }
@@ -445,6 +538,26 @@ class RunsBrowser:
             self.table.value = runs_table_html(self.shown, self.compare.value, self.link)
             self._render_overlay()
 
+    def _on_groups(self) -> None:
+        with self._lock:
+            if self._rendering:
+                return
+            if len(self.compare_groups.value) > MAX_COMPARED:
+                self.say(f"at most {MAX_COMPARED} groups are overlaid: the first are shown")
+            self._follow_groups(poll=False)
+            self._render_overlay()
+
+    def overlay_groups(self, groups: list[SweepGroup]) -> None:
+        """Overlay ``groups`` (the sweep panel's "overlay groups"), in place of those shown."""
+        with self._lock:
+            offered = {value for _, value in self.compare_groups.options}
+            chosen = tuple(g.id for g in groups if g.id in offered)
+            self.compare_groups.value = chosen[:MAX_COMPARED]
+
+    def _on_sweep_change(self) -> None:
+        """The sweep panel's choice or action: read again now."""
+        self.refresh()
+
     def _on_choose(self) -> None:
         with self._lock:
             self._select(self.chosen.value)
@@ -480,6 +593,11 @@ def _set_choices(dropdown: widgets.Dropdown, any_label: str, values) -> None:
     value = dropdown.value
     dropdown.options = options
     dropdown.value = value if value in [v for _, v in options] else ""
+
+
+def _group_choice(group: SweepGroup) -> str:
+    """A group as the "groups" list offers it: ``s1: ppo.learning-rate=3e-4``."""
+    return f"{group.sweep}: {group_label(group.setting)}"
 
 
 def _grow(basis: int) -> widgets.Layout:
