@@ -169,7 +169,7 @@ def print_sweep(view: dict) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ..sweeps.report import cmd_report
+    from .sweep_report import cmd_report
 
     return cmd_report(args)
 

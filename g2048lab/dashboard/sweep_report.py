@@ -1,7 +1,7 @@
 """A sweep report drawn: a parallel-coordinates plot (settings -> final metric, a line per
 finished run) and a performance profile (Agarwal et al. 2021: per group, the share of runs
 whose final metric exceeds tau, over tau), as Plotly figures for a notebook
-(``fig.show()``) and as one self-contained HTML page with the report's tables.
+(the last expression of a cell) and as one self-contained HTML page with the report's tables.
 
 Pure functions of the report (``report.sweep_report``) and the sweep's spec; plotly is
 imported when a figure is drawn.
@@ -13,7 +13,8 @@ import html
 import math
 
 from ..runs import RunStore
-from .store import SweepStore
+from ..sweeps.report import decimals, describe
+from ..sweeps.store import SweepStore
 
 __all__ = ["parallel_coordinates", "performance_profile", "report_figures", "report_page"]
 
@@ -106,7 +107,6 @@ def performance_profile(report: dict):
 def report_page(report: dict, figures) -> str:
     """One self-contained HTML page (plotly.js inline, about 4.5 MB): what the numbers are,
     the groups and pairs tables, then ``figures``."""
-    from .report import decimals, describe
 
     digits = decimals([v for g in report["groups"] for v in g["values"]])
     rows = []
