@@ -35,9 +35,9 @@ def run_in_namespace() -> int:
         )
         return 2
     script = 'ip link set lo up && exec "$@"'
-    env = {**os.environ, INSIDE: "1", "HOME": tempfile.mkdtemp(prefix="ray-home-")}
     command = ["unshare", "-n", "bash", "-c", script, "-", sys.executable, *sys.argv]
-    return subprocess.run(command, env=env).returncode
+    with tempfile.TemporaryDirectory(prefix="ray-home-") as home:  # Ray writes under ~/.ray
+        return subprocess.run(command, env={**os.environ, INSIDE: "1", "HOME": home}).returncode
 
 
 def timed_trial(launcher, trial, train: list[str], runs_dir: Path, poll_s: float) -> float:
