@@ -13,6 +13,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ from g2048lab.cli import main
 from g2048lab.runs import RunBusy, RunStore
 from g2048lab.sweeps import relay
 from g2048lab.sweeps.ray_launcher import check_ray
-from g2048lab.sweeps.relay import NODE, NodeRelay, RunMirror
+from g2048lab.sweeps.relay import NODE, NodeRelay, RunMirror, TrialNode
 from g2048lab.sweeps.store import SweepStore
 
 from .factories import game_record, training_update
@@ -174,6 +176,28 @@ def test_a_run_stopped_mid_iteration_resumes_from_its_last_file_with_nothing_los
     RunMirror(here, "r", tmp_path / "r.log", {}).resume()
     assert here.get_run("r").env_steps == 470 and [g.score for g in here.games("r")] == [45]
     assert "(lost 0 env steps" in here.events("r")[-1][1]
+
+
+def test_a_trial_node_runs_its_command_and_clears_what_dead_ones_left(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the node's temporary folder
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    orphan = tmp_path / f"g2048lab-trial-{gone.pid}-abc"  # an actor killed with its node
+    orphan.mkdir()
+    alive = tmp_path / f"g2048lab-trial-{os.getpid()}-abc"
+    alive.mkdir()
+    node = TrialNode(["--version"], None, ["eval/x/ckpt-0000001.pt"], b"weights")
+    assert not orphan.exists() and alive.exists()
+    assert (node.root / "eval" / "x" / "ckpt-0000001.pt").read_bytes() == b"weights"
+    log = tmp_path / "v.log"
+    mirror = RunMirror(None, None, log, {})
+    for _ in range(200):
+        if (ended := mirror.apply(node.pull(mirror.cursor, []))) is not None:
+            break
+        time.sleep(0.1)
+    assert ended is not None and ended.code == 0 and ended.status is None
+    assert log.read_text().splitlines()[-1].startswith("g2048lab ")  # its --version
+    assert not node.root.exists()
 
 
 def test_without_ray_the_flag_is_one_line_naming_the_extra(tmp_path, monkeypatch, capsys):

@@ -61,6 +61,7 @@ KEEP_CHECKPOINTS = 3  # numbered files kept per run, as train's CheckpointManage
 CHECKPOINT = re.compile(r"ckpt-(\d+)\.pt$")
 BEST = "best.pt"
 PARTIAL = ".relay-"  # prefix of a checkpoint file still arriving
+TRIAL_FOLDER = "g2048lab-trial-"  # + the actor's pid: a node's temporary folder of a trial
 # a run that ended so saved its last checkpoint as it ended, at its last counters
 ENDED_CLEANLY = (Status.STOPPED, Status.FINISHED, Status.FAILED)
 
@@ -282,7 +283,9 @@ class TrialNode:
     of a checkpoint to resume from, a teacher, the checkpoint to evaluate)."""
 
     def __init__(self, command: list[str], name: str | None, files: list[str], *blobs: bytes):
-        self.root = Path(tempfile.mkdtemp(prefix="g2048lab-trial-")).resolve()
+        _remove_orphans()
+        prefix = f"{TRIAL_FOLDER}{os.getpid()}-"
+        self.root = Path(tempfile.mkdtemp(prefix=prefix)).resolve()
         for relative, blob in zip(files, blobs, strict=True):
             path = self.root / relative
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -323,6 +326,25 @@ class TrialNode:
             self.process.kill()
             self.process.wait()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _remove_orphans() -> None:
+    """Remove the folders of this machine's trials whose actor has died without a word
+    (killed with its raylet, or as the driver that owned it died)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{TRIAL_FOLDER}*-*"):
+        pid = folder.name.removeprefix(TRIAL_FOLDER).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def _node_info(root: Path) -> dict:
