@@ -34,7 +34,7 @@ def plan_sweep(runs_dir: str | Path, name: str, spec: SweepSpec) -> RunStore:
     if spec.ray is not None:
         from .ray_launcher import check_ray
 
-        check_ray()
+        check_ray(spec.ray)
     runs = RunStore(runs_dir)
     SweepStore(runs).create_sweep(name, spec, [] if spec.random else settings)
     return runs

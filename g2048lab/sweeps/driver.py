@@ -40,6 +40,8 @@ __all__ = ["Driver", "Launcher", "LocalLauncher", "default_parallel"]
 MAX_ATTEMPTS = 3  # processes started for one trial before it is failed
 POLL_S = 1.0
 STOP_WAIT_S = 120.0  # how long a stopped trial may take to save its checkpoint
+# train flags a checkpoint does not keep, given again when a trial resumes
+RESUMED_FLAGS = ("--threads", "--device", "--checkpoint-minutes", "--checkpoint-games")
 
 
 class Launcher(Protocol):
@@ -56,6 +58,9 @@ class Launcher(Protocol):
 
     def kill(self, handle: object) -> None:
         """End it now."""
+
+    def capacity(self, threads: int) -> int:
+        """Trials of ``threads`` threads each that fit at once (the default --parallel)."""
 
     def close(self) -> None: ...
 
@@ -86,6 +91,9 @@ class LocalLauncher:
         if handle.poll() is None:
             handle.kill()
             handle.wait()
+
+    def capacity(self, threads: int) -> int:
+        return default_parallel(threads)
 
     def close(self) -> None:
         pass
@@ -132,7 +140,8 @@ class Driver:
         self.pruner = None
         self.sampler = None
         self.threads = _threads_of(self.spec.train)
-        self.parallel = self.spec.parallel or default_parallel(self.threads or 1)
+        capacity = getattr(self.launcher, "capacity", default_parallel)
+        self.parallel = self.spec.parallel or capacity(self.threads or 1)
 
     def interrupt(self, *_) -> None:
         """Stop the sweep (a signal handler may call it)."""
@@ -225,16 +234,24 @@ class Driver:
 
     def _train_command(self, trial: Trial, run) -> list[str]:
         common = ["--runs-dir", str(self.runs.root), "--quiet"]
+        argv = train_argv(self.spec, trial.setting, trial.seed)
         if run is not None and _checkpoints(self.runs.run_dir(run.name)):
-            return ["train", "--resume", run.name, *common]
+            # what a checkpoint does not keep goes with the resume: threads, device, cadence
+            kept = _flags(argv, RESUMED_FLAGS)
+            if _threads_of(argv) is None:
+                kept += ["--threads", str(self._threads_each())]
+            return ["train", "--resume", run.name, *kept, *common]
         if run is not None:  # it died before its first checkpoint: start it again
             self.runs.delete_run(run.name)
-        argv = train_argv(self.spec, trial.setting, trial.seed)
         if _threads_of(argv) is None:
-            from ..device import usable_cores
-
-            argv += ["--threads", str(max(1, usable_cores() // self.parallel))]
+            argv += ["--threads", str(self._threads_each())]
         return ["train", *argv, "--run-name", trial.run_name, *common]
+
+    def _threads_each(self) -> int:
+        """A trial's threads when its flags say none: this machine's cores over --parallel."""
+        from ..device import usable_cores
+
+        return max(1, usable_cores() // self.parallel)
 
     def _adopt(self, trial: Trial) -> None:
         run = self._run_of(trial)
@@ -397,6 +414,17 @@ class Driver:
             counts[trial.state] = counts.get(trial.state, 0) + 1
         text = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         self.say(f"sweep {self.name} {how}: {text}")
+
+
+def _flags(argv: list[str], names: tuple[str, ...]) -> list[str]:
+    """The flags of ``names`` in ``argv``, each with its value."""
+    kept = []
+    for i, item in enumerate(argv):
+        if item in names and i + 1 < len(argv):
+            kept += [item, argv[i + 1]]
+        elif item.split("=", 1)[0] in names and "=" in item:
+            kept.append(item)
+    return kept
 
 
 def _threads_of(argv: list[str]) -> int | None:
