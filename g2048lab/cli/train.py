@@ -139,7 +139,8 @@ def checked_settings(args: argparse.Namespace) -> dict[str, dict]:
     if "teacher" in given and args.teacher is None:
         raise ValueError("--teacher.* flags need --teacher RUN_OR_CHECKPOINT")
     if args.resume is None:
-        for prefix in given:
+        teacher = {"teacher"} if args.teacher is not None else set()  # --teacher too
+        for prefix in [*given, *teacher - set(given)]:
             if CONFIG_FLAGS[prefix][1] != args.learner:
                 raise ValueError(
                     f"--{prefix}.* flags set the {CONFIG_FLAGS[prefix][1]} learner's settings: "
