@@ -24,7 +24,11 @@ from pathlib import Path
 from g2048lab.runs import RunStore, StoreError
 
 SWEEP = "rs"
-STEPS = 10 * 2048  # 10 iterations of the tiny preset
+# 30 iterations of the tiny preset: long enough on a fast quiet machine (about 12 s) for
+# the worker to be killed mid-trial, once a checkpoint of its trial has reached the driver
+# (with 10, a quiet machine finished the trial first); test_sweep_ray.py says 30 too
+ITERATIONS = 30
+STEPS = ITERATIONS * 2048
 DEADLINE_S = 240.0
 
 
