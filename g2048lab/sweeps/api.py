@@ -102,7 +102,7 @@ class Sweep:
         self = cls.__new__(cls)
         self.name = name
         self.runs_dir = Path(runs_dir or os.environ.get("G2048LAB_RUNS_DIR", "checkpoints"))
-        self.spec = SweepSpec.from_json(self._sweeps().get_sweep(name).spec.to_json())
+        self.spec = self._sweeps().get_sweep(name).spec  # frozen: no copy needed
         self.driver = None
         return self
 

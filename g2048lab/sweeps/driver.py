@@ -32,7 +32,7 @@ from typing import Protocol
 
 from ..runs import RunNotFound, RunStore, StoreError
 from ..status import LIVE, Status
-from .spec import SweepSpec, train_argv
+from .spec import SweepSpec, flag_value, train_argv
 from .store import SweepStore, Trial
 
 __all__ = ["Driver", "Launcher", "LocalLauncher", "default_parallel"]
@@ -417,23 +417,14 @@ class Driver:
 
 
 def _flags(argv: list[str], names: tuple[str, ...]) -> list[str]:
-    """The flags of ``names`` in ``argv``, each with its value."""
-    kept = []
-    for i, item in enumerate(argv):
-        if item in names and i + 1 < len(argv):
-            kept += [item, argv[i + 1]]
-        elif item.split("=", 1)[0] in names and "=" in item:
-            kept.append(item)
-    return kept
+    """The flags of ``names`` that ``argv`` gives, each with its value."""
+    given = {name: flag_value(argv, name) for name in names}
+    return [item for name, value in given.items() if value is not None for item in (name, value)]
 
 
 def _threads_of(argv: list[str]) -> int | None:
-    for i, item in enumerate(argv):
-        if item == "--threads" and i + 1 < len(argv):
-            return int(argv[i + 1])
-        if item.startswith("--threads="):
-            return int(item.split("=", 1)[1])
-    return None
+    value = flag_value(argv, "--threads")
+    return int(value) if value is not None else None
 
 
 def _checkpoints(folder: Path) -> bool:

@@ -14,7 +14,7 @@ import statistics
 
 from ..runs import RunNotFound, RunStore
 from .results import curve
-from .spec import SweepSpec
+from .spec import SweepSpec, flag_value
 from .store import Trial
 
 __all__ = ["MedianRule", "rung_size"]
@@ -27,7 +27,7 @@ def rung_size(spec: SweepSpec) -> int:
     """Env steps per rung: ``prune_every``, else a tenth of the trials' ``--steps``."""
     if spec.prune_every:
         return spec.prune_every
-    steps = _flag_value(spec.train, "--steps") or spec.grid.get("steps", [None])[0]
+    steps = flag_value(spec.train, "--steps") or spec.grid.get("steps", [None])[0]
     return max(1, int(steps) // 10) if steps else DEFAULT_RUNG
 
 
@@ -137,12 +137,3 @@ class MedianRule:
             return self.runs.get_run(trial.run_name).status == "finished"
         except RunNotFound:
             return False
-
-
-def _flag_value(argv: list[str], flag: str) -> str | None:
-    for i, item in enumerate(argv):
-        if item == flag and i + 1 < len(argv):
-            return argv[i + 1]
-        if item.startswith(flag + "="):
-            return item.split("=", 1)[1]
-    return None

@@ -27,6 +27,7 @@ from pathlib import Path
 from ..runs import RunStore, StoreError
 from ..status import Status
 from .relay import NODE, RunMirror, TrialNode, latest_checkpoint
+from .spec import flag_value
 from .store import SweepStore, Trial
 
 __all__ = ["RayLauncher", "check_ray"]
@@ -100,27 +101,27 @@ class RayLauncher:
     def start(self, trial: Trial, argv: list[str], log: Path) -> _Handle:
         if argv[0] == "eval":
             return self._start_eval(argv, log)
-        runs_dir = _value(argv, "--runs-dir")
+        runs_dir = flag_value(argv, "--runs-dir")
         store = self._store(runs_dir)
         flags = argv[1:] if "--resume" not in argv else self._trial_flags(store, trial)
-        threads = int(_value(flags, "--threads") or 1)
+        threads = int(flag_value(flags, "--threads") or 1)
         paths = {f"{NODE}/runs": runs_dir}
         files: dict[str, Path] = {}
         if "--resume" in argv:
-            name = _value(argv, "--resume")
+            name = flag_value(argv, "--resume")
             command = ["train", "--threads", str(threads)]
             for flag in KEPT_ON_RESUME:
-                if (value := _value(flags, flag)) is not None:
+                if (value := flag_value(flags, flag)) is not None:
                     command += [flag, value]
         else:
-            name = _value(argv, "--run-name")
+            name = flag_value(argv, "--run-name")
             command = ["train", *_without(argv[1:], "--runs-dir", "--quiet")]
         handle = _Handle(RunMirror(store, name, log, paths))
         if (refused := self._refusal(threads)) is not None:
             handle.mirror.lost(refused, Status.FAILED)
             handle.code = 2
             return handle
-        teacher = _value(flags, "--teacher")
+        teacher = flag_value(flags, "--teacher")
         if teacher is not None and (shipped := _teacher_file(teacher, runs_dir)) is not None:
             source, relative, file = shipped
             files[relative] = file
@@ -310,17 +311,6 @@ def _teacher_file(teacher: str, runs_dir: str) -> tuple[Path, str, Path] | None:
     if source.is_dir() and (latest := latest_checkpoint(source)) is not None:
         return source.resolve(), f"teacher/{source.name}/{latest.name}", latest
     return None
-
-
-def _value(argv: list[str], flag: str) -> str | None:
-    """The value of ``flag`` in ``argv`` (``--flag V`` or ``--flag=V``), the last if repeated."""
-    found = None
-    for i, item in enumerate(argv):
-        if item == flag and i + 1 < len(argv):
-            found = argv[i + 1]
-        elif item.startswith(flag + "="):
-            found = item.split("=", 1)[1]
-    return found
 
 
 def _without(argv: list[str], *flags: str) -> list[str]:

@@ -23,6 +23,7 @@ __all__ = [
     "RandomRange",
     "SweepSpec",
     "check_sweep_name",
+    "flag_value",
     "group_key",
     "parse_grid",
     "parse_random",
@@ -184,6 +185,18 @@ def train_argv(spec: SweepSpec, setting: dict, seed: int) -> list[str]:
     for flag, value in setting.items():
         argv += [f"--{flag}", str(value)]
     return [*argv, "--seed", str(seed)]
+
+
+def flag_value(argv: list[str], flag: str) -> str | None:
+    """The value of ``flag`` (``--threads``) in train flags, as ``--flag V`` or
+    ``--flag=V``; the last one given, as argparse takes it; None if absent."""
+    found = None
+    for i, item in enumerate(argv):
+        if item == flag and i + 1 < len(argv):
+            found = argv[i + 1]
+        elif item.startswith(flag + "="):
+            found = item.split("=", 1)[1]
+    return found
 
 
 def check_train_flags(spec: SweepSpec, settings: list[dict]) -> None:
