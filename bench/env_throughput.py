@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from g2048lab.env import VecEnv
-from g2048lab.game import sample_legal
+from g2048lab.engine.env import VecEnv
+from g2048lab.engine.rules import sample_legal
 
 
 def steps_per_second(batch: int, seconds: float, seed: int) -> float:

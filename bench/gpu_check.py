@@ -57,7 +57,7 @@ def iteration_times(preset: str) -> dict:
 
 
 def forced_out_of_memory() -> dict:
-    from g2048lab.ppo import PPOConfig
+    from g2048lab.learners.ppo.algorithm import PPOConfig
     from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 
     free, total = torch.cuda.mem_get_info()

@@ -32,9 +32,9 @@ from pathlib import Path
 from g2048lab.checkpoint import CheckpointManager
 from g2048lab.device import ppo_sizes_for, select_device
 from g2048lab.evaluation import evaluate
-from g2048lab.kickstart import TeacherConfig
+from g2048lab.learners.ppo.algorithm import PPOConfig
+from g2048lab.learners.ppo.kickstart import TeacherConfig
 from g2048lab.model import ModelConfig
-from g2048lab.ppo import PPOConfig
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 
 

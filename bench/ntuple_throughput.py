@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from g2048lab.evaluation import evaluate
-from g2048lab.ntuple import NTupleConfig, NTupleNetwork
+from g2048lab.learners.ntuple.network import NTupleConfig, NTupleNetwork
 
 
 def moves_per_second(config: NTupleConfig, moves: int, repeats: int) -> list[float]:

@@ -68,7 +68,7 @@ def main() -> None:
     from g2048lab.sweeps.driver import POLL_S, LocalLauncher
     from g2048lab.sweeps.ray_launcher import RayLauncher
     from g2048lab.sweeps.spec import SweepSpec
-    from g2048lab.sweeps.store import SweepStore
+    from g2048lab.sweeps.sweep_store import SweepStore
 
     started = time.perf_counter()
     cluster = Cluster(

@@ -26,7 +26,7 @@ from g2048lab.runs import RunStore
 from g2048lab.sweeps.report import sweep_report
 from g2048lab.sweeps.results import final_value
 from g2048lab.sweeps.spec import SweepSpec
-from g2048lab.sweeps.store import SweepStore
+from g2048lab.sweeps.sweep_store import SweepStore
 
 TARGETS = {"report_s": 2.0}
 RATES = ["1e-4", "2e-4", "3e-4", "5e-4", "1e-3", "2e-3", "3e-3", "5e-3"]

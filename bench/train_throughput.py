@@ -31,8 +31,8 @@ from pathlib import Path
 
 from g2048lab.checkpoint import Checkpointer, CheckpointManager
 from g2048lab.device import ppo_sizes_for, select_device
+from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.logs import JsonLinesLog
-from g2048lab.ppo import PPOConfig
 from g2048lab.runs import RunRecorder, RunStore
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .env import VecEnv
-from .game import Action, sample_legal
+from .engine.env import VecEnv
+from .engine.rules import Action, sample_legal
 
 __all__ = [
     "EvalResult",
@@ -154,7 +154,7 @@ def model_policy(model, greedy: bool = True, seed: int = 0) -> Policy:
     or a move sampled from its probabilities. Runs on the model's device, in inference mode."""
     import torch
 
-    from .ppo import sample_actions
+    from .learners.ppo.algorithm import sample_actions
 
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)

@@ -3,7 +3,7 @@ tile colours and an arrow per move."""
 
 from __future__ import annotations
 
-from .game import Action
+from .engine.rules import Action
 
 ARROWS = {Action.UP: "↑", Action.RIGHT: "→", Action.DOWN: "↓", Action.LEFT: "←"}
 

@@ -27,13 +27,13 @@ import torch
 from . import learners
 from .device import check_threads, memory_stats, select_device, set_cpu_threads
 from .distributed import DistContext
-from .env import RewardConfig
-from .game import to_values
-from .kickstart import TeacherConfig
+from .engine.env import RewardConfig
+from .engine.rules import to_values
 from .learners import Learner, LearnerSetup
+from .learners.ppo.algorithm import PPOConfig
+from .learners.ppo.kickstart import TeacherConfig
 from .messages import TrainingUpdate
 from .model import ModelConfig
-from .ppo import PPOConfig
 from .recording import GameRecord, GameRecorder
 from .settings import MAX_SEED, check_settings, setting
 from .status import LIVE, Status
@@ -571,7 +571,7 @@ class Trainer:
         (``kickstart.repoint_teacher``); the run's later checkpoints keep the new place.
         """
         from .checkpoint import CheckpointError, learner_name, load_checkpoint
-        from .kickstart import repoint_teacher
+        from .learners.ppo.kickstart import repoint_teacher
 
         payload = load_checkpoint(path)
         name = learner_name(payload)

@@ -15,7 +15,7 @@ import torch
 
 from g2048lab.checkpoint import save_checkpoint
 from g2048lab.distributed import init_distributed
-from g2048lab.ppo import PPOConfig
+from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 
 out, iterations = Path(sys.argv[1]), int(sys.argv[2])

@@ -18,7 +18,7 @@ from g2048lab.checkpoint import (
     save_checkpoint,
 )
 from g2048lab.cli import main
-from g2048lab.ppo import PPOConfig
+from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.trainer import Trainer, TrainerConfig
 
 from .helpers import StopAfter

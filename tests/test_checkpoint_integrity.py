@@ -12,8 +12,8 @@ import torch
 
 from g2048lab.checkpoint import CheckpointError, CheckpointManager, load_checkpoint
 from g2048lab.cli import main
-from g2048lab.ntuple import NTupleConfig
-from g2048lab.ppo import PPOConfig
+from g2048lab.learners.ntuple.network import NTupleConfig
+from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.trainer import Trainer, TrainerConfig
 
 SMALL_PPO = PPOConfig(num_envs=32, rollout_steps=16, minibatch_size=256, epochs=2)

@@ -14,11 +14,11 @@ import pytest
 from g2048lab.checkpoint import Checkpointer, CheckpointManager
 from g2048lab.dashboard import Budget, Dashboard, ReplayViewer, Snapshot, StoreSource
 from g2048lab.dashboard.board import action_bars_html, board_html
-from g2048lab.dashboard.export import metrics_csv
+from g2048lab.dashboard.downloads import metrics_csv
 from g2048lab.dashboard.header import format_duration
 from g2048lab.dashboard.series import Series, downsample, ema, game_positions, moving_average
+from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.messages import TrainingUpdate
-from g2048lab.ppo import PPOConfig
 from g2048lab.recording import GameRecord
 from g2048lab.runs import RunStore, StoreError
 from g2048lab.trainer import Trainer, TrainerConfig
@@ -459,7 +459,7 @@ def test_buttons_control_a_trainer_in_this_kernel(tmp_path):
 
 TRAINER = """
 import sys
-from g2048lab.ppo import PPOConfig
+from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.runs import RunRecorder, RunStore
 from g2048lab.trainer import Trainer, TrainerConfig
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from g2048lab.checkpoint import load_checkpoint, save_checkpoint
-from g2048lab.ppo import PPOConfig
+from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.runs import RunStore
 from g2048lab.trainer import Trainer, TrainerConfig
 

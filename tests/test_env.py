@@ -8,8 +8,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import g2048lab  # noqa: F401  (registers g2048lab/Game2048-v0)
-from g2048lab.env import Game2048Env, RewardConfig, VecEnv
-from g2048lab.game import legal_mask, sample_legal, slide, to_values
+from g2048lab.engine.env import Game2048Env, RewardConfig, VecEnv
+from g2048lab.engine.rules import legal_mask, sample_legal, slide, to_values
 
 from . import reference
 

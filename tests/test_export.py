@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 
 from g2048lab.cli import main
+from g2048lab.engine.rules import legal_mask, new_boards, sample_legal, slide, spawn
 from g2048lab.export import files, game_gif, game_html, metrics_csv, pick_game
 from g2048lab.export.game_gif import frame_positions, frame_step
 from g2048lab.export.game_html import game_data
 from g2048lab.export.games import has_policy, score_before
 from g2048lab.export.metrics import hparams, tensorboard_scalars
-from g2048lab.game import legal_mask, new_boards, sample_legal, slide, spawn
 from g2048lab.recording import GameRecord
 from g2048lab.runs import GameSummary, RunStore
 
@@ -116,7 +116,7 @@ def test_metrics_csv_columns_in_order_of_first_appearance():
 
 
 def test_the_dashboard_still_offers_metrics_csv():
-    from g2048lab.dashboard.export import metrics_csv as dashboard_metrics_csv
+    from g2048lab.dashboard.downloads import metrics_csv as dashboard_metrics_csv
 
     assert dashboard_metrics_csv is metrics_csv
 

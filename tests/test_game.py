@@ -1,4 +1,4 @@
-"""The rules in g2048lab.game: literal examples, a reference, symmetries, spawn statistics."""
+"""The rules in g2048lab.engine.rules: literal examples, a reference, symmetries, spawns."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import stats
 
-from g2048lab.game import (
+from g2048lab.engine.rules import (
     LEGAL_TABLE,
     MOVE_TABLE,
     Action,

@@ -10,7 +10,10 @@ import pytest
 import torch
 
 from g2048lab.checkpoint import CheckpointError, CheckpointManager, load_checkpoint
-from g2048lab.kickstart import (
+from g2048lab.learners.base import softmax_probs
+from g2048lab.learners.ntuple.network import NTupleConfig
+from g2048lab.learners.ppo.algorithm import PPOConfig
+from g2048lab.learners.ppo.kickstart import (
     TeacherConfig,
     agreement,
     distillation_loss,
@@ -19,9 +22,6 @@ from g2048lab.kickstart import (
     run_teacher,
     teacher_weight,
 )
-from g2048lab.learners.base import softmax_probs
-from g2048lab.ntuple import NTupleConfig
-from g2048lab.ppo import PPOConfig
 from g2048lab.trainer import Trainer, TrainerConfig
 
 from .helpers import metric_trace
@@ -100,7 +100,7 @@ def test_softmax_probs_cover_only_legal_moves():
 
 
 def test_an_ntuple_teacher_prefers_its_best_move(ntuple_teacher):
-    from g2048lab.env import VecEnv
+    from g2048lab.engine.env import VecEnv
 
     teacher = load_teacher(ntuple_teacher, torch.device("cpu"))
     obs, _ = VecEnv(64, seed=3).reset()
@@ -143,7 +143,7 @@ def test_a_kickstarted_student_learns_its_teachers_moves(ppo_teacher):
     assert last["teacher/agreement"] > 0.95
     assert all(r["teacher/weight"] == pytest.approx(1.0, rel=1e-3) for r in rows)
     # its greedy moves are now the teacher's on boards it has never seen
-    from g2048lab.env import VecEnv
+    from g2048lab.engine.env import VecEnv
 
     obs, _ = VecEnv(256, seed=99).reset()
     student = trainer.learner.agent().policy()(obs)

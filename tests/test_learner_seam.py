@@ -23,7 +23,7 @@ from g2048lab.checkpoint import (
 )
 from g2048lab.cli import main
 from g2048lab.dashboard import Dashboard, StoreSource
-from g2048lab.env import VecEnv
+from g2048lab.engine.env import VecEnv
 from g2048lab.evaluation import corner_policy
 from g2048lab.learners import Agent, Learner, LearnerView
 from g2048lab.runs import RunRecorder, RunStore
@@ -192,7 +192,7 @@ def test_a_learner_from_a_test_file_runs_through_the_run_store_checkpoints_eval_
 
 
 def test_the_ppo_learner_keeps_its_panels(tmp_path):
-    from g2048lab.ppo import PPOConfig
+    from g2048lab.learners.ppo.algorithm import PPOConfig
 
     ppo = PPOConfig(num_envs=16, rollout_steps=8, minibatch_size=64, epochs=1)
     trainer = Trainer(

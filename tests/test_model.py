@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from g2048lab.game import Action
+from g2048lab.engine.rules import Action
 from g2048lab.model import (
     PRESETS,
     GameTransformer,

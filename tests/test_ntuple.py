@@ -1,5 +1,5 @@
-"""The n-tuple network in g2048lab.ntuple: lookups against a slow reference, the TD(0)
-update by hand, exact resumption, learning, and expectimax against a reference.
+"""The n-tuple network in g2048lab.learners.ntuple.network: lookups against a slow reference,
+the TD(0) update by hand, exact resumption, learning, and expectimax against a reference.
 
 Most tests use the small "5x4" layout (1.3 MB); one module fixture trains the standard
 268 MB "4x6" network once.
@@ -10,9 +10,9 @@ import itertools
 import numpy as np
 import pytest
 
+from g2048lab.engine.rules import legal_mask, slide
 from g2048lab.evaluation import corner_policy, evaluate, random_policy
-from g2048lab.game import legal_mask, slide
-from g2048lab.ntuple import (
+from g2048lab.learners.ntuple.network import (
     NETWORK_BYTES,
     TUPLE_LAYOUTS,
     NTupleConfig,

@@ -11,8 +11,8 @@ import pytest
 
 from g2048lab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from g2048lab.cli import main
-from g2048lab.learners.ntuple import ITERATION_MOVES
-from g2048lab.ntuple import NTupleConfig
+from g2048lab.learners.ntuple.network import NTupleConfig
+from g2048lab.learners.ntuple.ntuple_learner import ITERATION_MOVES
 from g2048lab.trainer import Trainer, TrainerConfig
 
 from .helpers import StopAfter, metric_trace
@@ -100,8 +100,8 @@ def test_the_cli_trains_it_and_refuses_distributed(tmp_path, capsys):
 
 def test_a_game_played_with_search_is_recorded_for_the_replay_viewer(trained):
     from g2048lab.dashboard import ReplayViewer
+    from g2048lab.engine.rules import slide
     from g2048lab.evaluation import record_game
-    from g2048lab.game import slide
 
     agent = trained.learner.agent()
     game = record_game(agent.search_policy(2), seed=7, move_values=agent.network.move_values)

@@ -7,8 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
-from g2048lab.model import GameTransformer, ModelConfig
-from g2048lab.ppo import (
+from g2048lab.learners.ppo.algorithm import (
     PPOConfig,
     RunningMeanStd,
     compute_gae,
@@ -19,6 +18,7 @@ from g2048lab.ppo import (
     ppo_update,
     sample_actions,
 )
+from g2048lab.model import GameTransformer, ModelConfig
 
 NEG = float("-inf")
 

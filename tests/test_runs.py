@@ -16,8 +16,8 @@ import pytest
 
 from g2048lab import runs
 from g2048lab.compare import FINAL_METRICS, config_diff, final_metrics, flatten_config
+from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.messages import TrainingUpdate
-from g2048lab.ppo import PPOConfig
 from g2048lab.runs import RunBusy, RunNotFound, RunRecorder, RunStore, StoreError
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig, TrainingContext
 
@@ -495,7 +495,7 @@ def test_reader_processes_poll_the_store_while_it_is_written(store, tmp_path):
 
 TRAINER = """
 import sys
-from g2048lab.ppo import PPOConfig
+from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.runs import RunRecorder, RunStore
 from g2048lab.trainer import Trainer, TrainerConfig
 

@@ -8,11 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from g2048lab import game
-from g2048lab.env import RewardConfig, VecEnv
-from g2048lab.evaluation import corner_policy, evaluate
-from g2048lab.model import GameTransformer, ModelConfig
-from g2048lab.search import (
+from g2048lab.engine import rules as game
+from g2048lab.engine.env import RewardConfig, VecEnv
+from g2048lab.engine.search import (
     MAX_DEPTH,
     ValueModel,
     expectimax_actions,
@@ -21,6 +19,8 @@ from g2048lab.search import (
     shaped_reward,
     transformer_value_model,
 )
+from g2048lab.evaluation import corner_policy, evaluate
+from g2048lab.model import GameTransformer, ModelConfig
 from tests import reference
 
 # A board no move can change: [[1 2 1 2] [2 1 2 1] ...] in exponents.

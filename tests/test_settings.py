@@ -15,12 +15,12 @@ from g2048lab.checkpoint import save_checkpoint
 from g2048lab.cli import main
 from g2048lab.cli.args import positive_float, seed_number
 from g2048lab.device import usable_cores
-from g2048lab.env import MAX_GAME_EXPONENT, RewardConfig
-from g2048lab.learners.ntuple import CHUNK_MOVES, ITERATION_MOVES
+from g2048lab.engine.env import MAX_GAME_EXPONENT, RewardConfig
+from g2048lab.learners.ntuple.network import NTupleConfig
+from g2048lab.learners.ntuple.ntuple_learner import CHUNK_MOVES, ITERATION_MOVES
+from g2048lab.learners.ppo.algorithm import PPOConfig, ppo_update
 from g2048lab.model import PRESETS, GameTransformer, ModelConfig
 from g2048lab.model.memory import count_parameters, ppo_training_bytes
-from g2048lab.ntuple import NTupleConfig
-from g2048lab.ppo import PPOConfig, ppo_update
 from g2048lab.recording import GameRecorder
 from g2048lab.runs import RunStore
 from g2048lab.status import Status

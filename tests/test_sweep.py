@@ -18,7 +18,7 @@ from g2048lab.sweeps import Sweep
 from g2048lab.sweeps.prune import MedianRule, rungs
 from g2048lab.sweeps.sample import Sampler
 from g2048lab.sweeps.spec import SweepSpec, group_key, parse_grid, parse_random
-from g2048lab.sweeps.store import SweepStore
+from g2048lab.sweeps.sweep_store import SweepStore
 
 from .helpers import wait_for
 

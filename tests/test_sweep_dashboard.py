@@ -26,7 +26,7 @@ from g2048lab.dashboard.groups import (
 from g2048lab.dashboard.metric_grid import BAND
 from g2048lab.runs import RunStore
 from g2048lab.sweeps.spec import SweepSpec
-from g2048lab.sweeps.store import SweepStore
+from g2048lab.sweeps.sweep_store import SweepStore
 
 from .factories import training_update
 

@@ -24,7 +24,7 @@ from g2048lab.runs import RunBusy, RunStore
 from g2048lab.sweeps import relay
 from g2048lab.sweeps.ray_launcher import check_ray
 from g2048lab.sweeps.relay import NODE, NodeRelay, RunMirror, TrialNode
-from g2048lab.sweeps.store import SweepStore
+from g2048lab.sweeps.sweep_store import SweepStore
 
 from .factories import game_record, training_update
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from g2048lab import trainer as trainer_module
+from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.messages import TrainingUpdate
-from g2048lab.ppo import PPOConfig
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 
 from .helpers import StopAfter, wait_for
@@ -215,7 +215,7 @@ def test_whole_games_are_recorded_for_replay():
         assert game.max_tile == 2 ** int(game.boards.max())
         assert np.allclose(game.probs.sum(-1), 1, atol=1e-4)
         # the actions taken were legal: each move changes the board
-        from g2048lab.game import slide
+        from g2048lab.engine.rules import slide
 
         after, _, moved = slide(game.boards[:-1], game.actions)
         assert moved.all()

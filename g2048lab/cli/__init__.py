@@ -9,11 +9,11 @@ import argparse
 import sys
 
 from .. import __version__
-from . import dashboard, evaluate, export, play, runs, sweep, train
+from . import dashboard, evaluate, export_run, play, runs, sweep, train
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (play, train, evaluate, runs, sweep, export, dashboard)
+COMMANDS = (play, train, evaluate, runs, sweep, export_run, dashboard)
 
 DESCRIPTION = (
     "Train 2048 players (a transformer trained with PPO, an n-tuple network), watch them "

@@ -6,8 +6,8 @@ import argparse
 import json
 import time
 
+from ..engine.search import MAX_DEPTH, check_play_depth
 from ..evaluation import evaluate
-from ..search import MAX_DEPTH, check_play_depth
 from .args import positive_int, seed_number
 from .tables import summary_table
 

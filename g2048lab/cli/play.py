@@ -7,9 +7,9 @@ import argparse
 import json
 import time
 
-from ..env import VecEnv
+from ..engine.env import VecEnv
+from ..engine.search import MAX_DEPTH, check_play_depth
 from ..evaluation import corner_policy, evaluate, random_policy
-from ..search import MAX_DEPTH, check_play_depth
 from .args import positive_int, seed_number
 from .evaluate import INTERVALS_NOTE
 from .tables import board_table, summary_table

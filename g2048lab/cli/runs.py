@@ -228,7 +228,7 @@ def _compare_groups(store, name: str, as_json: bool) -> int:
     for a group of one run). Finished runs only, as in ``sweep report``."""
     from ..stats import mean_interval
     from ..sweeps.report import sweep_groups
-    from ..sweeps.store import SweepStore
+    from ..sweeps.sweep_store import SweepStore
 
     sweeps = SweepStore(store)
     flags = sweeps.get_sweep(name).spec.flags

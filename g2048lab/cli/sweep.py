@@ -95,7 +95,7 @@ def _resume(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ..runs import RunStore
-    from ..sweeps.store import SweepStore
+    from ..sweeps.sweep_store import SweepStore
 
     runs = RunStore(args.runs_dir, create=False)
     sweeps = SweepStore(runs)
@@ -120,7 +120,7 @@ def _stop(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from ..runs import RunStore
     from ..sweeps.overview import overview
-    from ..sweeps.store import SweepStore
+    from ..sweeps.sweep_store import SweepStore
 
     runs = RunStore(args.runs_dir, create=False)
     if args.name is None:

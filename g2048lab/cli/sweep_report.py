@@ -26,7 +26,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         print_report(report)
     if args.html is not None:
-        from ..dashboard.sweep_report import report_figures, report_page
+        from ..dashboard.sweep_figures import report_figures, report_page
 
         page = report_page(report, report_figures(report, runs, args.name))
         size = write_atomic(args.html, page)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..engine.rules import to_values
 from ..evaluation import TILE_THRESHOLDS
-from ..game import to_values
 from ..palette import tile_colors
 
 

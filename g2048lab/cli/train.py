@@ -55,11 +55,11 @@ def _train_worker(args: argparse.Namespace, dist) -> int:
 
 # the config dataclasses whose fields are flags: prefix -> (class, the learner they are for)
 CONFIG_FLAGS = {
-    "ppo": ("g2048lab.ppo:PPOConfig", "ppo"),
+    "ppo": ("g2048lab.learners.ppo.algorithm:PPOConfig", "ppo"),
     "model": ("g2048lab.model:ModelConfig", "ppo"),
-    "reward": ("g2048lab.env:RewardConfig", "ppo"),
-    "ntuple": ("g2048lab.ntuple:NTupleConfig", "ntuple"),
-    "teacher": ("g2048lab.kickstart:TeacherConfig", "ppo"),
+    "reward": ("g2048lab.engine.env:RewardConfig", "ppo"),
+    "ntuple": ("g2048lab.learners.ntuple.network:NTupleConfig", "ntuple"),
+    "teacher": ("g2048lab.learners.ppo.kickstart:TeacherConfig", "ppo"),
 }
 SKIPPED_FIELDS = ("seed", "source")  # seeds come from --seed, the teacher from --teacher
 
@@ -100,8 +100,8 @@ def build_trainer(args: argparse.Namespace, dist, run_id: str | None = None, che
     settings: dict = {}
     if "model" in given or "ppo" in given:
         from ..device import ppo_sizes_for, resolve_preset, select_device
+        from ..learners.ppo.algorithm import PPOConfig
         from ..model import ModelConfig
-        from ..ppo import PPOConfig
 
         device = dist.device if dist else select_device(args.device)
         preset = resolve_preset(args.preset or "auto", device)

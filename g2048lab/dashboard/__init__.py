@@ -10,7 +10,7 @@ imports ipywidgets and Plotly.
 Each displays itself as the last expression of a cell (or with ``display(...)``).
 """
 
-from .dashboard import Dashboard
+from .live import Dashboard
 from .replay import ReplayViewer
 from .runs_browser import RunsBrowser
 from .sources import Budget, Snapshot, Source, StoreSource, TrainerSource

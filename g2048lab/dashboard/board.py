@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import ipywidgets as widgets
 
-from ..game import Action
+from ..engine.rules import Action
 from ..palette import ARROWS, tile_colors
 
 __all__ = ["ARROWS", "GameView", "action_bars_html", "board_html"]

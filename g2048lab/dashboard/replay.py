@@ -12,11 +12,11 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
-from ..game import Action, to_values
+from ..engine.rules import Action, to_values
 from ..recording import GameRecord
 from ..runs import GameSummary, RunStore, StoreError
 from .board import ARROWS, GameView
-from .export import game_link
+from .downloads import game_link
 from .layout import ROOT_CLASS, button, style_widget, toolbar
 
 __all__ = ["ReplayViewer", "game_label"]

@@ -36,10 +36,10 @@ import ipywidgets as widgets
 
 from ..compare import config_diff
 from ..runs import STATUSES, RunStore, StoreError
-from .dashboard import ChartOptions, Dashboard
 from .groups import RunGroup, group_label
 from .history import RunHistory
 from .layout import ROOT_CLASS, button, panel, panels, style_widget, toolbar
+from .live import ChartOptions, Dashboard
 from .metric_grid import ChartView, view_for_width
 from .panels import MetricsPanel
 from .refresher import Refresher

@@ -35,7 +35,7 @@ import ipywidgets as widgets
 from ..runs import RunStore, StoreError
 from ..sweeps.control import resume_in_background, stop_sweep
 from ..sweeps.overview import overview
-from ..sweeps.store import SWEEPS_FOLDER, SweepInfo, SweepStore, Trial
+from ..sweeps.sweep_store import SWEEPS_FOLDER, SweepInfo, SweepStore, Trial
 from .groups import group_label
 from .header import BADGE_COLOURS
 from .layout import button, panel, toolbar

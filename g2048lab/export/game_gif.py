@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from ..game import Action, to_values
+from ..engine.rules import Action, to_values
 from ..palette import BIG_TILE_BACKGROUND, DARK_TEXT, LIGHT_TEXT, TILE_BACKGROUND, tile_colors
 from ..recording import GameRecord
 from .games import has_policy, score_before

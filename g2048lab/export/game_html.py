@@ -14,7 +14,7 @@ import html
 import json
 import math
 
-from ..game import MAX_EXPONENT, Action
+from ..engine.rules import MAX_EXPONENT, Action
 from ..palette import ARROWS, tile_colors
 from ..recording import GameRecord
 from .games import has_policy, score_before

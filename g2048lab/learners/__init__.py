@@ -22,7 +22,10 @@ __all__ = [
     "register",
 ]
 
-BUILTIN = {"ppo": ".ppo", "ntuple": ".ntuple"}  # name -> module that registers it
+BUILTIN = {
+    "ppo": ".ppo.ppo_learner",
+    "ntuple": ".ntuple.ntuple_learner",
+}  # name -> module that registers it
 _REGISTRY: dict[str, type[Learner]] = {}
 
 

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     import torch
 
     from ..distributed import DistContext
+    from ..engine.search import ValueModel
     from ..recording import GameRecord, GameRecorder
-    from ..search import ValueModel
     from ..trainer import TrainerConfig
 
 __all__ = ["Agent", "Learner", "LearnerSetup", "LearnerView", "RunHooks", "softmax_probs"]
@@ -131,7 +131,7 @@ class Agent(ABC):
     def search_policy(self, depth: int) -> Policy:
         """Expectimax ``depth`` plies deep over ``value_model()`` (search.py); a learner
         with a faster search of its own overrides this."""
-        from ..search import search_policy
+        from ..engine.search import search_policy
 
         model = self.value_model()
         if model is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from ..env import MAX_GAME_EXPONENT
+from ..engine.env import MAX_GAME_EXPONENT
 from ..settings import check_settings, setting
 
 

@@ -3,7 +3,7 @@
 Each tile is a token: a learned embedding of its exponent plus a learned row and a
 learned column embedding. Blocks are multi-head self-attention then a sparse
 Mixture-of-Experts feed-forward (``moe.py``). The policy head reads all 16 tokens and
-gives one logit per ``g2048lab.game.Action`` (UP, RIGHT, DOWN, LEFT), illegal ones set
+gives one logit per ``g2048lab.engine.rules.Action`` (UP, RIGHT, DOWN, LEFT), illegal ones set
 to ``-inf``; the value head gives one scalar per board.
 """
 

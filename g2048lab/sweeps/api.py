@@ -17,7 +17,7 @@ from pathlib import Path
 from ..runs import RunStore
 from .control import resume_in_background, stop_sweep
 from .spec import SweepSpec, check_sweep_name, check_train_flags, parse_random
-from .store import SweepStore
+from .sweep_store import SweepStore
 
 __all__ = ["Sweep", "plan_sweep"]
 

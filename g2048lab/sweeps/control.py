@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..runs import RunStore, StoreError
 from ..status import LIVE
-from .store import SweepStore
+from .sweep_store import SweepStore
 
 __all__ = ["resume_in_background", "stop_sweep"]
 

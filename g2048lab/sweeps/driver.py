@@ -33,7 +33,7 @@ from typing import Protocol
 from ..runs import RunNotFound, RunStore, StoreError
 from ..status import LIVE, Status
 from .spec import SweepSpec, flag_value, train_argv
-from .store import SweepStore, Trial
+from .sweep_store import SweepStore, Trial
 
 __all__ = ["Driver", "Launcher", "LocalLauncher", "default_parallel"]
 

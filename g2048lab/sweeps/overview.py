@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..runs import RunStore
 from .results import final_value
-from .store import TRIAL_STATES, SweepStore, Trial
+from .sweep_store import TRIAL_STATES, SweepStore, Trial
 
 __all__ = ["overview"]
 

@@ -15,7 +15,7 @@ import statistics
 from ..runs import RunNotFound, RunStore
 from .results import curve
 from .spec import SweepSpec, flag_value
-from .store import Trial
+from .sweep_store import Trial
 
 __all__ = ["MedianRule", "rung_size"]
 

@@ -28,7 +28,7 @@ from ..runs import RunStore, StoreError
 from ..status import Status
 from .relay import NODE, RunMirror, TrialNode, latest_checkpoint
 from .spec import flag_value
-from .store import SweepStore, Trial
+from .sweep_store import SweepStore, Trial
 
 __all__ = ["RayLauncher", "check_ray"]
 

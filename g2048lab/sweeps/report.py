@@ -6,7 +6,7 @@ steps, or, for ``eval/KEY``, its evaluation. Only finished trials are counted: a
 stopped early by design and a failed one stopped by accident, so their final values answer
 another question; they and the trials not done yet are counted in ``states`` only. The
 statistics are those of ``g2048lab.stats`` (SciPy's bootstrap, one stratum: 2048 is one
-task). ``g2048lab.dashboard.sweep_report`` draws it; ``g2048lab.cli.sweep_report`` prints it.
+task). ``g2048lab.dashboard.sweep_figures`` draws it; ``g2048lab.cli.sweep_report`` prints it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from .. import stats
 from ..runs import RunStore
 from .results import FINAL_SHARE, final_value
-from .store import TRIAL_STATES, SweepStore, Trial
+from .sweep_store import TRIAL_STATES, SweepStore, Trial
 
 __all__ = ["PAIRED_GROUPS", "decimals", "describe", "sweep_groups", "sweep_report"]
 

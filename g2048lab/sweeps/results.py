@@ -12,7 +12,7 @@ import json
 import math
 
 from ..runs import RunStore
-from .store import Trial
+from .sweep_store import Trial
 
 __all__ = ["FINAL_SHARE", "curve", "final_value"]
 

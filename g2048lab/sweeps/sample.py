@@ -12,7 +12,7 @@ import json
 from ..runs import RunStore
 from .results import final_value
 from .spec import SweepSpec, group_key
-from .store import Trial
+from .sweep_store import Trial
 
 __all__ = ["Sampler", "distributions"]
 

@@ -14,7 +14,7 @@ import math
 
 from ..runs import RunStore
 from ..sweeps.report import decimals, describe
-from ..sweeps.store import SweepStore
+from ..sweeps.sweep_store import SweepStore
 
 __all__ = ["parallel_coordinates", "performance_profile", "report_figures", "report_page"]
 

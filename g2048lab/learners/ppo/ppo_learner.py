@@ -17,12 +17,13 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from ..device import check_fits, ppo_sizes_for, resolve_preset
-from ..env import RewardConfig, VecEnv
-from ..kickstart import TeacherConfig, run_teacher, teacher_weight
-from ..model import PRESETS, GameTransformer, ModelConfig
-from ..model.memory import ppo_training_bytes
-from ..ppo import (
+from ...device import check_fits, ppo_sizes_for, resolve_preset
+from ...engine.env import RewardConfig, VecEnv
+from ...model import PRESETS, GameTransformer, ModelConfig
+from ...model.memory import ppo_training_bytes
+from .. import register
+from ..base import Agent, Learner, LearnerSetup, LearnerView, RunHooks, softmax_probs
+from .algorithm import (
     MIN_MINIBATCH,
     PPOConfig,
     RolloutBuffer,
@@ -34,8 +35,7 @@ from ..ppo import (
     ppo_update,
     sample_actions,
 )
-from . import register
-from .base import Agent, Learner, LearnerSetup, LearnerView, RunHooks, softmax_probs
+from .kickstart import TeacherConfig, run_teacher, teacher_weight
 
 __all__ = ["PPOLearner", "TransformerAgent"]
 
@@ -439,7 +439,7 @@ class PPOLearner(Learner):
         }
 
     def load_state_dict(self, payload: dict[str, Any]) -> None:
-        from ..checkpoint import CheckpointError
+        from ...checkpoint import CheckpointError
 
         try:
             self.model.load_state_dict(payload["model"])
@@ -467,7 +467,7 @@ class PPOLearner(Learner):
 
     @classmethod
     def check_payload(cls, payload: dict[str, Any], bad: Callable[[str, str], Exception]) -> None:
-        from .. import checkpoint as ck
+        from ... import checkpoint as ck
 
         ck.check_fields(payload, _fields(ck), bad)
         built = {
@@ -532,7 +532,7 @@ class TransformerAgent(Agent):
         self.model, self.return_stats, self.gamma, self.reward = model, return_stats, gamma, reward
 
     def policy(self, greedy: bool = True, seed: int = 0):
-        from ..evaluation import model_policy
+        from ...evaluation import model_policy
 
         return model_policy(self.model, greedy=greedy, seed=seed)
 
@@ -546,7 +546,7 @@ class TransformerAgent(Agent):
         return softmax_probs(logits.float().cpu().numpy(), masks, temperature or 1.0)
 
     def value_model(self):
-        from ..search import transformer_value_model
+        from ...engine.search import transformer_value_model
 
         self.model.eval()
         return transformer_value_model(

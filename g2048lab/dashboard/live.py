@@ -20,7 +20,7 @@ from urllib.parse import quote
 import ipywidgets as widgets
 
 from ..runs import RunStore, StoreError
-from .export import download_link, game_link, metrics_csv
+from .downloads import download_link, game_link, metrics_csv
 from .header import header_html
 from .history import AXES, RunHistory
 from .layout import ROOT_CLASS, button, panels, style_widget, toolbar

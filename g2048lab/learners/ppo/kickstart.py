@@ -134,9 +134,9 @@ def load_teacher(source: str | Path, device: torch.device):
     says it is the teacher) and ValueError for a learner that cannot rank moves, each in one
     line.
     """
-    from . import learners
-    from .checkpoint import CheckpointError, learner_name, load_checkpoint
-    from .learners.base import Agent
+    from ... import learners
+    from ...checkpoint import CheckpointError, learner_name, load_checkpoint
+    from ..base import Agent
 
     try:
         payload = load_checkpoint(source)

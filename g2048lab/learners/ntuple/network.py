@@ -35,9 +35,9 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .game import LEGAL_TABLE, MOVE_TABLE, flat_boards, spawn_one
-from .meminfo import available_bytes
-from .settings import check_settings, setting
+from ...engine.rules import LEGAL_TABLE, MOVE_TABLE, flat_boards, spawn_one
+from ...meminfo import available_bytes
+from ...settings import check_settings, setting
 
 __all__ = [
     "NETWORK_BYTES",

@@ -37,11 +37,11 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from .env import RewardConfig
-from .game import SPAWN_FOUR_PROBABILITY, legal_mask, slide
+from .rules import SPAWN_FOUR_PROBABILITY, legal_mask, slide
 
 if TYPE_CHECKING:
-    from .evaluation import Policy
-    from .model import GameTransformer
+    from ..evaluation import Policy
+    from ..model import GameTransformer
 
 __all__ = [
     "MAX_BOARDS",

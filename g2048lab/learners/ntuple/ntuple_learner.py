@@ -23,15 +23,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..ntuple import (
+from .. import register
+from ..base import Agent, Learner, LearnerSetup, LearnerView, RunHooks, softmax_probs
+from .network import (
     TABLE_EXPONENTS,
     TUPLE_LAYOUTS,
     NTupleConfig,
     NTupleNetwork,
     network_bytes,
 )
-from . import register
-from .base import Agent, Learner, LearnerSetup, LearnerView, RunHooks, softmax_probs
 
 __all__ = ["NTupleAgent", "NTupleLearner"]
 
@@ -115,7 +115,7 @@ class NTupleLearner(Learner):
 
     def _showcase(self, hooks: RunHooks):
         """Play one whole game greedily, recorded for replay."""
-        from ..evaluation import record_game
+        from ...evaluation import record_game
 
         env_steps, iteration = hooks.position()
         network = self.network
@@ -169,7 +169,7 @@ class NTupleLearner(Learner):
 
     @classmethod
     def check_payload(cls, payload: dict[str, Any], bad: Callable[[str, str], Exception]) -> None:
-        from .. import checkpoint as ck
+        from ... import checkpoint as ck
 
         fields = {
             "ntuple": ck.DICT,
@@ -244,7 +244,7 @@ class NTupleAgent(Agent):
         return softmax_probs(values, masks, temperature or self.TEMPERATURE)
 
     def value_model(self):
-        from ..search import ValueModel
+        from ...engine.search import ValueModel
 
         return ValueModel(values=self.network.values, of="afterstate")
 

@@ -31,7 +31,8 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 from numba import njit
 
-from .game import (
+from ..settings import check_settings, setting
+from .rules import (
     FAST_LIMIT,
     LEGAL_TABLE,
     MOVE_TABLE,
@@ -44,7 +45,6 @@ from .game import (
     spawn_one,
     to_values,
 )
-from .settings import check_settings, setting
 
 __all__ = ["Game2048Env", "RewardConfig", "VecEnv"]
 

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ...settings import check_settings, setting
 from .kickstart import agreement, distillation_loss
-from .settings import check_settings, setting
 
 __all__ = [
     "LossParts",
@@ -336,7 +336,7 @@ def ppo_update(
     With ``batch["teacher_probs"]`` (B, 4) each minibatch also learns toward the teacher,
     weighted by ``distill_coef`` (kickstart.py).
     """
-    from .device import is_out_of_memory
+    from ...device import is_out_of_memory
 
     stats = UpdateStats(minibatch_size=minibatch_size)
     sums: dict[str, float] = {}
