@@ -32,7 +32,8 @@ from pathlib import Path
 import torch
 
 from g2048lab import checkpoint
-from g2048lab.checkpoint import content_digest, load_checkpoint, save_checkpoint
+from g2048lab.checkpoint import content_digest, save_checkpoint
+from g2048lab.learners.loading import load_checkpoint
 from g2048lab.trainer import Trainer, TrainerConfig
 
 

@@ -51,7 +51,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "content_digest",
-    "load_checkpoint",
+    "read_checkpoint",
     "save_checkpoint",
 ]
 
@@ -112,10 +112,12 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by ``save_checkpoint``; raise ``CheckpointError`` if it is
-    missing, truncated, corrupt, damaged (its checksum does not match), foreign or from a
-    newer g2048lab. ``eval``, ``play``, ``train --resume`` and ``--teacher`` all read here."""
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by ``save_checkpoint`` and check the run's fields; raise
+    ``CheckpointError`` if it is missing, truncated, corrupt, damaged (its checksum does not
+    match), foreign or from a newer g2048lab. The learner's own fields are checked one floor
+    up, by ``learners.loading.load_checkpoint``, which ``eval``, ``play``, ``train --resume``
+    and ``--teacher`` all read through."""
     path = Path(path)
     if path.is_dir():
         latest = CheckpointManager(path).latest()
@@ -145,7 +147,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path} is damaged: its content does not match the checksum saved in it "
             f"(a disk, copy or transfer changed it); {_earlier(path)}"
         )
-    _check_payload(payload, path)
+    bad = field_error(path)
+    check_fields(payload, RUN_FIELDS, bad)
+    try:
+        torch.Generator().set_state(payload["rng"]["torch"].cpu())
+    except RuntimeError:
+        raise bad("rng.torch", "is not a torch generator state") from None
     return payload
 
 
@@ -305,26 +312,13 @@ def learner_name(payload: dict[str, Any]) -> str:
     return payload.get("learner") or "ppo"
 
 
-def _check_payload(payload: dict[str, Any], path: str | Path) -> None:
-    """Raise ``CheckpointError`` naming the first field a reader cannot use: the run's
-    fields here, then the learner's (``Learner.check_payload``)."""
-    from . import learners
+def field_error(path: str | Path) -> Bad:
+    """The ``bad(field, problem)`` that field checks of the file at ``path`` raise."""
 
     def bad(name: str, problem: str) -> CheckpointError:
         return CheckpointError(f"{path}: field {name!r} {problem}; {DAMAGED}")
 
-    check_fields(payload, RUN_FIELDS, bad)
-    try:
-        learner = learners.get(learner_name(payload))
-    except KeyError as error:
-        raise CheckpointError(
-            f"{path} was written by a learner this g2048lab does not have ({error})"
-        ) from None
-    learner.check_payload(payload, bad)
-    try:
-        torch.Generator().set_state(payload["rng"]["torch"].cpu())
-    except RuntimeError:
-        raise bad("rng.torch", "is not a torch generator state") from None
+    return bad
 
 
 def check_fields(payload: dict[str, Any], fields: dict[str, Kind], bad: Bad) -> None:
@@ -484,7 +478,7 @@ class CheckpointManager:
             self._best = float("-inf")
             if self.best_path.is_file():
                 try:
-                    payload = load_checkpoint(self.best_path)
+                    payload = read_checkpoint(self.best_path)
                     self._best = float(payload.get("best_score_of_file", float("-inf")))
                 except CheckpointError:
                     pass  # a broken best.pt is replaced by the next good one

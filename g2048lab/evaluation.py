@@ -147,25 +147,3 @@ def corner_policy(obs: dict[str, np.ndarray]) -> np.ndarray:
     mask = obs["action_mask"][:, list(CORNER_PREFERENCE)]
     first = np.argmax(mask, axis=1)
     return np.asarray(CORNER_PREFERENCE, dtype=np.int64)[first]
-
-
-def model_policy(model, greedy: bool = True, seed: int = 0) -> Policy:
-    """A policy from a ``GameTransformer``: the most probable legal move (``greedy``),
-    or a move sampled from its probabilities. Runs on the model's device, in inference mode."""
-    import torch
-
-    from .learners.ppo.algorithm import sample_actions
-
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
-
-    def policy(obs: dict[str, np.ndarray]) -> np.ndarray:
-        with torch.inference_mode():
-            boards = torch.from_numpy(obs["board"]).to(device)
-            masks = torch.from_numpy(obs["action_mask"]).to(device)
-            logits = model(boards, masks).logits
-            if greedy:
-                return logits.argmax(-1).cpu().numpy()
-            return sample_actions(logits, generator)[0].cpu().numpy()
-
-    return policy

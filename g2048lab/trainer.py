@@ -570,7 +570,8 @@ class Trainer:
         threads. ``teacher_source``: where a kickstarted run's teacher is now, if it moved
         (``kickstart.repoint_teacher``); the run's later checkpoints keep the new place.
         """
-        from .checkpoint import CheckpointError, learner_name, load_checkpoint
+        from .checkpoint import CheckpointError, learner_name
+        from .learners.loading import load_checkpoint
         from .learners.ppo.kickstart import repoint_teacher
 
         payload = load_checkpoint(path)

@@ -10,14 +10,9 @@ import sys
 import pytest
 import torch
 
-from g2048lab.checkpoint import (
-    Checkpointer,
-    CheckpointError,
-    CheckpointManager,
-    load_checkpoint,
-    save_checkpoint,
-)
+from g2048lab.checkpoint import Checkpointer, CheckpointError, CheckpointManager, save_checkpoint
 from g2048lab.cli import main
+from g2048lab.learners.loading import load_checkpoint
 from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.trainer import Trainer, TrainerConfig
 

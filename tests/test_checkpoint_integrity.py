@@ -10,8 +10,9 @@ import zipfile
 import pytest
 import torch
 
-from g2048lab.checkpoint import CheckpointError, CheckpointManager, load_checkpoint
+from g2048lab.checkpoint import CheckpointError, CheckpointManager
 from g2048lab.cli import main
+from g2048lab.learners.loading import load_checkpoint
 from g2048lab.learners.ntuple.network import NTupleConfig
 from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.trainer import Trainer, TrainerConfig

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from g2048lab.checkpoint import CheckpointManager, load_checkpoint
+from g2048lab.checkpoint import CheckpointManager
+from g2048lab.learners.loading import load_checkpoint
 from g2048lab.runs import RunStore
 
 from .helpers import wait_for

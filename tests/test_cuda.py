@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from g2048lab.checkpoint import load_checkpoint, save_checkpoint
+from g2048lab.checkpoint import save_checkpoint
+from g2048lab.learners.loading import load_checkpoint
 from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.trainer import Trainer, TrainerConfig
 

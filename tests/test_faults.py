@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from g2048lab.checkpoint import CheckpointManager, load_checkpoint
+from g2048lab.checkpoint import CheckpointManager
 from g2048lab.dashboard.sources import StoreSource
+from g2048lab.learners.loading import load_checkpoint
 from g2048lab.runs import RunStore
 from g2048lab.status import LIVE, Status
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from g2048lab.checkpoint import CheckpointError, CheckpointManager, load_checkpoint
+from g2048lab.checkpoint import CheckpointError, CheckpointManager
 from g2048lab.learners.base import softmax_probs
+from g2048lab.learners.loading import load_checkpoint
 from g2048lab.learners.ntuple.network import NTupleConfig
 from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.learners.ppo.kickstart import (

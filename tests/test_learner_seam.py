@@ -18,7 +18,6 @@ from g2048lab.checkpoint import (
     CheckpointError,
     CheckpointManager,
     check_fields,
-    load_checkpoint,
     save_checkpoint,
 )
 from g2048lab.cli import main
@@ -26,6 +25,7 @@ from g2048lab.dashboard import Dashboard, StoreSource
 from g2048lab.engine.env import VecEnv
 from g2048lab.evaluation import corner_policy
 from g2048lab.learners import Agent, Learner, LearnerView
+from g2048lab.learners.loading import load_checkpoint
 from g2048lab.runs import RunRecorder, RunStore
 from g2048lab.trainer import Trainer, TrainerConfig
 

@@ -9,8 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from g2048lab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from g2048lab.checkpoint import CheckpointError, save_checkpoint
 from g2048lab.cli import main
+from g2048lab.learners.loading import load_checkpoint
 from g2048lab.learners.ntuple.network import NTupleConfig
 from g2048lab.learners.ntuple.ntuple_learner import ITERATION_MOVES
 from g2048lab.trainer import Trainer, TrainerConfig

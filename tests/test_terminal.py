@@ -18,12 +18,12 @@ import pytest
 from rich.console import Console
 
 from g2048lab import stats
-from g2048lab.checkpoint import load_checkpoint
 from g2048lab.cli import build_parser
 from g2048lab.cli.tables import summary_table
 from g2048lab.cli.train import progress_stats, training_progress
 from g2048lab.engine.search import MAX_DEPTH
 from g2048lab.evaluation import TILE_THRESHOLDS, EvalResult
+from g2048lab.learners.loading import load_checkpoint
 from g2048lab.runs import RunStore
 
 from .factories import training_update

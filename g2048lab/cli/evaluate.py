@@ -18,15 +18,13 @@ INTERVALS_NOTE = (
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .. import learners
-    from ..checkpoint import learner_name, load_checkpoint
     from ..device import select_device
+    from ..learners.loading import load_agent
 
     if args.search is not None:
         check_play_depth(args.search)  # before loading: a too deep search is refused at once
-    payload = load_checkpoint(args.checkpoint)
-    name = learner_name(payload)
-    agent = learners.get(name).load_agent(payload, select_device(args.device))
+    loaded = load_agent(args.checkpoint, select_device(args.device))
+    agent, name, payload = loaded.agent, loaded.learner, loaded.payload
     if args.search is not None:
         if args.sampled:
             raise ValueError("--search plays the best move it finds: drop --sampled")

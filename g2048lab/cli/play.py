@@ -57,13 +57,12 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 def _checkpoint_player(args: argparse.Namespace, players: dict) -> str:
     """Add the checkpoint's player to ``players``; returns its name."""
-    from .. import learners
-    from ..checkpoint import learner_name, load_checkpoint
     from ..device import select_device
+    from ..learners.loading import load_agent
 
-    payload = load_checkpoint(args.checkpoint)
-    agent = learners.get(learner_name(payload)).load_agent(payload, select_device("auto"))
-    name = learner_name(payload) + (f" search {args.search}" if args.search else "")
+    loaded = load_agent(args.checkpoint, select_device("auto"))
+    agent = loaded.agent
+    name = loaded.learner + (f" search {args.search}" if args.search else "")
     players[name] = agent.search_policy(args.search) if args.search else agent.policy()
     return name
 

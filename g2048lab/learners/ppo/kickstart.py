@@ -134,15 +134,14 @@ def load_teacher(source: str | Path, device: torch.device):
     says it is the teacher) and ValueError for a learner that cannot rank moves, each in one
     line.
     """
-    from ... import learners
-    from ...checkpoint import CheckpointError, learner_name, load_checkpoint
+    from ...checkpoint import CheckpointError
     from ..base import Agent
+    from ..loading import load_agent
 
     try:
-        payload = load_checkpoint(source)
+        agent = load_agent(source, device).agent
     except CheckpointError as error:
         raise CheckpointError(f"cannot load the teacher: {error}") from None
-    agent = learners.get(learner_name(payload)).load_agent(payload, device)
     if type(agent).move_probs is Agent.move_probs:
         raise ValueError(f"{agent.describe()} at {source} cannot rank moves, so it cannot teach")
     return agent

@@ -22,7 +22,7 @@ from ...engine.env import RewardConfig, VecEnv
 from ...model import PRESETS, GameTransformer, ModelConfig
 from ...model.memory import ppo_training_bytes
 from .. import register
-from ..base import Agent, Learner, LearnerSetup, LearnerView, RunHooks, softmax_probs
+from ..base import Agent, Learner, LearnerSetup, LearnerView, Policy, RunHooks, softmax_probs
 from .algorithm import (
     MIN_MINIBATCH,
     PPOConfig,
@@ -37,7 +37,7 @@ from .algorithm import (
 )
 from .kickstart import TeacherConfig, run_teacher, teacher_weight
 
-__all__ = ["PPOLearner", "TransformerAgent"]
+__all__ = ["PPOLearner", "TransformerAgent", "model_policy"]
 
 MAX_ATTENTION_FLOATS = 16384  # every layer's attention in messages up to this size
 
@@ -532,8 +532,6 @@ class TransformerAgent(Agent):
         self.model, self.return_stats, self.gamma, self.reward = model, return_stats, gamma, reward
 
     def policy(self, greedy: bool = True, seed: int = 0):
-        from ...evaluation import model_policy
-
         return model_policy(self.model, greedy=greedy, seed=seed)
 
     def move_probs(self, boards, masks, temperature=None):
@@ -590,3 +588,21 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 def _describe(model_config: dict) -> str:
     keys = ("d_model", "n_heads", "n_layers", "n_experts", "top_k", "d_expert")
     return ", ".join(f"{k}={model_config.get(k)}" for k in keys)
+
+
+def model_policy(model, greedy: bool = True, seed: int = 0) -> Policy:
+    """A policy from a ``GameTransformer``: the most probable legal move (``greedy``),
+    or a move sampled from its probabilities. Runs on the model's device, in inference mode."""
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+
+    def policy(obs: dict[str, np.ndarray]) -> np.ndarray:
+        with torch.inference_mode():
+            boards = torch.from_numpy(obs["board"]).to(device)
+            masks = torch.from_numpy(obs["action_mask"]).to(device)
+            logits = model(boards, masks).logits
+            if greedy:
+                return logits.argmax(-1).cpu().numpy()
+            return sample_actions(logits, generator)[0].cpu().numpy()
+
+    return policy
