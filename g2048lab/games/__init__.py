@@ -76,9 +76,10 @@ class Game:
 
     @property
     def max_exponent(self) -> int:
-        """The largest tile exponent a game can make: every cell one exponent apart, plus the
-        4 a spawn can add (17, the tile 131072, on 4x4), capped at the engine's range."""
-        largest = self.cells + (2 if self.four_probability > 0 else 1)
+        """The largest tile exponent a game can make: a board holding one tile of each
+        exponent below it, the last merge fed by a spawned 4 (17, the tile 131072, on 4x4;
+        16 where only 2s spawn), capped at the engine's range."""
+        largest = self.cells + (1 if self.four_probability > 0 else 0)
         return min(largest, ENGINE_MAX_EXPONENT)
 
     @property
