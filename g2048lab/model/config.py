@@ -12,6 +12,9 @@ from ..settings import check_settings, setting
 class ModelConfig:
     """Everything that defines a ``GameTransformer``; every module takes this one object.
 
+    ``rows`` x ``cols`` is the board it reads (one token per cell): the PPO learner sets
+    them from the run's game (``games.Game.shape``); 4x4 is the original game.
+
     Widths are in features per token. With ``dense=True`` each block's feed-forward is a
     plain MLP of hidden width ``top_k * d_expert``: the same parameters and compute per
     token as the MoE's active experts, which makes it the baseline the MoE is timed against.
@@ -30,6 +33,8 @@ class ModelConfig:
     )  # tile exponents 0..vocab_size-1, 0 empty
     dropout: float = setting(0.0, ge=0, lt=1)
     dense: bool = False
+    rows: int = setting(4, ge=2, le=8)  # the board's rows and columns: rows * cols tokens
+    cols: int = setting(4, ge=2, le=8)
 
     def __post_init__(self) -> None:
         check_settings(self)  # ranges first: n_heads=0 must not reach the division below
@@ -37,6 +42,11 @@ class ModelConfig:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.top_k > self.n_experts:
             raise ValueError(f"top_k={self.top_k} must be between 1 and n_experts={self.n_experts}")
+
+    @property
+    def tokens(self) -> int:
+        """Tokens per board: one per cell."""
+        return self.rows * self.cols
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> ModelConfig:

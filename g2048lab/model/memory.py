@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from g2048lab.model.config import ModelConfig
-from g2048lab.model.transformer import N_TILES, GameTransformer
+from g2048lab.model.transformer import GameTransformer
 
 __all__ = ["TrainingMemory", "count_parameters", "ppo_training_bytes"]
 
@@ -35,7 +35,12 @@ def token_floats(config: ModelConfig) -> int:
     of each head's attention, the router's scores, and for each of its ``top_k`` experts the
     gathered input, the hidden layer before and after GELU and the output."""
     c, k = config.d_model, config.top_k
-    return 10 * c + config.n_heads * N_TILES + config.n_experts + k * (2 * c + 2 * config.d_expert)
+    return (
+        10 * c
+        + config.n_heads * config.tokens
+        + config.n_experts
+        + k * (2 * c + 2 * config.d_expert)
+    )
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ def ppo_training_bytes(config: ModelConfig, games: int, steps: int, boards: int)
     per rollout and minibatches of ``boards`` boards (``ppo.MIN_MINIBATCH``, or the whole
     minibatch to ask whether it fits without halving)."""
     parameters = count_parameters(config)
-    per_board = N_TILES * token_floats(config) * FLOAT_BYTES  # one layer
+    per_board = config.tokens * token_floats(config) * FLOAT_BYTES  # one layer
     forward = games * per_board  # inference keeps one layer's activations at a time
     storage = games * steps * ROLLOUT_BYTES_PER_SAMPLE
     return TrainingMemory(

@@ -1,8 +1,8 @@
-"""GameTransformer: a pre-norm transformer over the 16 tiles of a 2048 board.
+"""GameTransformer: a pre-norm transformer over the tiles of a 2048 board (16 on 4x4).
 
 Each tile is a token: a learned embedding of its exponent plus a learned row and a
 learned column embedding. Blocks are multi-head self-attention then a sparse
-Mixture-of-Experts feed-forward (``moe.py``). The policy head reads all 16 tokens and
+Mixture-of-Experts feed-forward (``moe.py``). The policy head reads all the tokens and
 gives one logit per ``g2048lab.engine.rules.Action`` (UP, RIGHT, DOWN, LEFT), illegal ones set
 to ``-inf``; the value head gives one scalar per board.
 """
@@ -26,7 +26,6 @@ from g2048lab.model.moe import (
     router_z_loss,
 )
 
-N_TILES = 16
 N_ACTIONS = 4
 
 
@@ -39,7 +38,7 @@ class ModelOutput:
     aux_loss: Tensor  # () load-balancing loss, mean over layers; 1.0 when balanced, 0 if dense
     z_loss: Tensor  # () router z-loss, mean over layers; 0 if dense
     expert_usage: Tensor  # (n_layers, n_experts) share of routed token slots; ones (L, 1) if dense
-    attention: Tensor | None  # (n_layers, N, n_heads, 16, 16) rows sum to 1, when asked
+    attention: Tensor | None  # (n_layers, N, n_heads, T, T) T = cells; rows sum to 1, when asked
 
 
 @dataclass
@@ -51,7 +50,7 @@ class ParamCount:
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention over the 16 tiles (no causal mask: every tile sees all)."""
+    """Multi-head self-attention over the tiles (no causal mask: every tile sees all)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -118,15 +117,15 @@ class GameTransformer(nn.Module):
         self.config = config
         C = config.d_model
         self.tile_emb = nn.Embedding(config.vocab_size, C)
-        self.row_emb = nn.Parameter(torch.empty(4, C))
-        self.col_emb = nn.Parameter(torch.empty(4, C))
+        self.row_emb = nn.Parameter(torch.empty(config.rows, C))
+        self.col_emb = nn.Parameter(torch.empty(config.cols, C))
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.ln_f = nn.LayerNorm(C)
-        # Both heads read the 16 normalised tokens in board order, so a move's logit can
-        # weigh each cell by where it is.
-        self.policy_head = nn.Linear(N_TILES * C, N_ACTIONS)
-        self.value_head = nn.Linear(N_TILES * C, 1)
+        # Both heads read the T = rows * cols normalised tokens in board order, so a move's
+        # logit can weigh each cell by where it is.
+        self.policy_head = nn.Linear(config.tokens * C, N_ACTIONS)
+        self.value_head = nn.Linear(config.tokens * C, 1)
         self._init_weights()
 
     @torch.no_grad()
@@ -156,7 +155,7 @@ class GameTransformer(nn.Module):
     ) -> ModelOutput:
         """Policy logits, values and routing statistics for a batch of boards.
 
-        ``boards`` (N, 4, 4) uint8 tile exponents (0 empty, 1 = tile 2, ... up to
+        ``boards`` (N, rows, cols) uint8 tile exponents (0 empty, 1 = tile 2, ... up to
         ``vocab_size - 1``); ``action_mask`` (N, 4) bool, True where the move is legal, in
         ``Action`` order. Illegal moves get ``-inf`` logits, so probability exactly 0. A
         board with no legal move (game over) keeps all four logits finite instead, so
@@ -165,9 +164,9 @@ class GameTransformer(nn.Module):
         it skips the fused attention kernel).
         """
         N = self._check_inputs(boards, action_mask)
-        C = self.config.d_model
-        pos = (self.row_emb[:, None, :] + self.col_emb[None, :, :]).view(N_TILES, C)  # (16, C)
-        x = self.drop(self.tile_emb(boards.reshape(N, N_TILES).long()) + pos)  # (N, 16, C)
+        C, T = self.config.d_model, self.config.tokens
+        pos = (self.row_emb[:, None, :] + self.col_emb[None, :, :]).view(T, C)  # (T, C)
+        x = self.drop(self.tile_emb(boards.reshape(N, T).long()) + pos)  # (N, T, C)
 
         routings: list[Routing] = []
         attentions: list[Tensor] = []
@@ -177,7 +176,7 @@ class GameTransformer(nn.Module):
                 routings.append(routing)
             if att is not None:
                 attentions.append(att)
-        x = self.ln_f(x).reshape(N, N_TILES * C)  # (N, 16*C)
+        x = self.ln_f(x).reshape(N, T * C)  # (N, T*C)
 
         logits = self.policy_head(x).float()  # (N, 4)
         any_legal = action_mask.any(dim=-1, keepdim=True)  # (N, 1)
@@ -205,8 +204,12 @@ class GameTransformer(nn.Module):
 
     def _check_inputs(self, boards: Tensor, action_mask: Tensor) -> int:
         """Raise a one-line ValueError for inputs the model cannot read; return N."""
-        if boards.dim() != 3 or boards.shape[1:] != (4, 4):
-            raise ValueError(f"boards must have shape (N, 4, 4), got {tuple(boards.shape)}")
+        shape = (self.config.rows, self.config.cols)
+        if boards.dim() != 3 or tuple(boards.shape[1:]) != shape:
+            raise ValueError(
+                f"boards must have shape (N, {shape[0]}, {shape[1]}) for this model, got "
+                f"{tuple(boards.shape)}; a model reads the board of the game it was built for"
+            )
         N = boards.shape[0]
         if action_mask.shape != (N, N_ACTIONS) or action_mask.dtype != torch.bool:
             raise ValueError(

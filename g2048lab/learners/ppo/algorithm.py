@@ -84,7 +84,7 @@ class PPOConfig:
 class RolloutBuffer:
     """Preallocated storage of one rollout, (T, N) per field, on the training device."""
 
-    boards: Tensor  # (T, N, 4, 4) uint8 exponents
+    boards: Tensor  # (T, N, rows, cols) uint8 exponents
     masks: Tensor  # (T, N, 4) bool legal actions
     actions: Tensor  # (T, N) int64
     logprobs: Tensor  # (T, N) float32, of the actions taken
@@ -95,13 +95,20 @@ class RolloutBuffer:
 
     @classmethod
     def allocate(
-        cls, steps: int, envs: int, device: torch.device, teacher: bool = False
+        cls,
+        steps: int,
+        envs: int,
+        device: torch.device,
+        teacher: bool = False,
+        board: tuple[int, int] = (4, 4),
     ) -> RolloutBuffer:
+        """Zeroed storage for ``steps`` moves of ``envs`` games on ``board`` (rows, cols)."""
+
         def zeros(*shape, dtype=torch.float32):
             return torch.zeros(steps, envs, *shape, dtype=dtype, device=device)
 
         return cls(
-            boards=zeros(4, 4, dtype=torch.uint8),
+            boards=zeros(*board, dtype=torch.uint8),
             masks=zeros(4, dtype=torch.bool),
             actions=zeros(dtype=torch.int64),
             logprobs=zeros(),
