@@ -1,12 +1,13 @@
-"""Environments over the rules in ``game.py``: a fast vector env and a Gymnasium env.
+"""Environments over the rules in ``engine.rules``: a fast vector env and a Gymnasium env,
+for any game of the 2048 family (``games.Game``; None is ``games.get()``, 2048 on 4x4).
 
 ``VecEnv`` plays N games at once in the shape of Gymnasium's vector API, with
 automatic reset in the same step (``AutoresetMode.SAME_STEP``): when a game ends,
 ``step`` returns the first board of the next game, and the finished game's last
 board and statistics are in ``info``.
 
-Observation: ``{"board": (N, 4, 4) uint8 exponents, "action_mask": (N, 4) bool}``,
-the mask in ``Action`` order.
+Observation: ``{"board": (N, R, C) uint8 exponents, "action_mask": (N, 4) bool}``,
+the mask in ``Action`` order; (R, C) is ``game.shape``, exponents run 0..``game.max_exponent``.
 Action: (N,) ints in ``Action`` order.
 Reward: the shaped reward of ``RewardConfig`` (float32). The raw game score of the
 move (the original game's score) is always reported separately as
@@ -31,25 +32,37 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 from numba import njit
 
+from .. import games
 from ..settings import check_settings, setting
 from .rules import (
     FAST_LIMIT,
     LEGAL_TABLE,
     MOVE_TABLE,
+    is_4x4,
+    legal_4x4,
     legal_batch,
     legal_one,
+    line_cells,
     max_exponent,
+    move_4x4,
     move_one,
     new_boards,
     render,
     spawn_one,
+    start_one,
     to_values,
 )
 
-__all__ = ["Game2048Env", "RewardConfig", "VecEnv"]
+__all__ = ["Game2048Env", "RewardConfig", "VecEnv", "resolve_game"]
 
-MAX_GAME_EXPONENT = 17
-"""With 2 and 4 spawns on a 4x4 board no tile can exceed 2**17."""
+MAX_GAME_EXPONENT = games.get().max_exponent
+"""The default game's largest exponent: with 2 and 4 spawns on a 4x4 board no tile can
+exceed 2**17. Another game's is ``game.max_exponent``."""
+
+
+def resolve_game(game: games.Game | str | None) -> games.Game:
+    """A ``Game`` from a Game, a game's name, or None (``games.get()``)."""
+    return game if isinstance(game, games.Game) else games.get(game)
 
 
 @dataclass(frozen=True)
@@ -91,13 +104,6 @@ class RewardConfig:
         )
 
 
-@njit(inline="always")
-def _reset_one(board, rng):
-    board[:] = 0
-    spawn_one(board, rng.random(), rng.random())
-    spawn_one(board, rng.random(), rng.random())
-
-
 @njit(nogil=True, cache=True)
 def _step_kernel(
     boards,
@@ -109,6 +115,9 @@ def _step_kernel(
     raise_illegal,
     move_table,
     legal_table,
+    lines,
+    four_probability,
+    start_tiles,
     reward,
     score_gain,
     terminated,
@@ -123,7 +132,8 @@ def _step_kernel(
 ):
     """Advance every game by one move; see ``VecEnv.step``. Mutates the game state in place.
 
-    ``uniforms`` (N, 2) place each game's new tile; ``rng`` starts the next games.
+    ``uniforms`` (N, 2) place each game's new tile; ``rng`` starts the next games;
+    ``lines``, ``four_probability`` and ``start_tiles`` are the game's (see ``rules``).
     Returns -1 - n if game n's action is out of range (or illegal and
     ``raise_illegal``) before anything changed, else the number of finished games.
     """
@@ -132,6 +142,7 @@ def _step_kernel(
         a = actions[n]
         if a < 0 or a > 3 or (raise_illegal and not mask[n, a]):
             return -1 - n
+    square4 = is_4x4(boards[0], lines)
     score_weight, log_score, survival, merge_bonus, over_penalty, illegal_penalty = (
         weights[0],
         weights[1],
@@ -141,7 +152,7 @@ def _step_kernel(
         weights[5],
     )
     finished = 0
-    for n in range(n_games):
+    for n in range(boards.shape[0]):
         a = actions[n]
         length[n] += 1
         terminated[n] = False
@@ -153,15 +164,24 @@ def _step_kernel(
         illegal[n] = False
         board = boards[n]
         # tiles never shrink, so the game's largest exponent bounds this board's
-        gain, log_gain, merges = move_one(board, board, a, max_exp[n] < FAST_LIMIT, move_table)
-        spawn_one(board, uniforms[n, 0], uniforms[n, 1])
+        fast = max_exp[n] < FAST_LIMIT
+        if square4 and fast:
+            gain, log_gain, merges = move_4x4(board, board, a, move_table)
+        else:
+            gain, log_gain, merges = move_one(board, board, a, fast, move_table, lines)
+        spawn_one(board, uniforms[n, 0], uniforms[n, 1], four_probability)
         score[n] += gain
         score_gain[n] = gain
         r = score_weight * (log_gain if log_score else gain) + survival + merge_bonus * merges
         top = max_exponent(board)
         if top > max_exp[n]:
             max_exp[n] = top
-        if legal_one(board, mask[n], max_exp[n] < FAST_LIMIT, legal_table) == 0:
+        fast = max_exp[n] < FAST_LIMIT
+        if square4 and fast:
+            legal = legal_4x4(board, mask[n], legal_table)
+        else:
+            legal = legal_one(board, mask[n], fast, legal_table, lines)
+        if legal == 0:
             terminated[n] = True
             r -= over_penalty
             finished += 1
@@ -169,8 +189,8 @@ def _step_kernel(
             final_score[n] = score[n]
             final_length[n] = length[n]
             final_max[n] = max_exp[n]
-            _reset_one(board, rng)
-            legal_one(board, mask[n], True, legal_table)
+            start_one(board, rng, start_tiles, four_probability)
+            legal_one(board, mask[n], True, legal_table, lines)
             score[n] = 0
             length[n] = 0
             max_exp[n] = max_exponent(board)
@@ -179,7 +199,8 @@ def _step_kernel(
 
 
 class VecEnv(gymnasium.vector.VectorEnv):
-    """N games of 2048 stepped together; see the module docstring for the contract.
+    """N games of one game of the 2048 family stepped together; see the module docstring
+    for the contract.
 
     Args:
         num_envs: number of games N.
@@ -187,13 +208,14 @@ class VecEnv(gymnasium.vector.VectorEnv):
             seed and the same actions give the same games.
         reward: weights of the shaped reward.
         illegal_action: ``"raise"`` or ``"penalize"`` (see the module docstring).
+        game: the game played (a ``games.Game`` or its name; None: ``games.get()``).
 
     ``info`` after ``step`` holds (N,) arrays: ``score`` (raw game score so far,
     of the game now on the board), ``max_tile`` (value of the largest tile so
     far), ``length`` (moves so far), ``score_gain`` (raw score of this move),
     ``illegal``; and for games that just ended (``info["_episode"]``, the same as
     ``terminated``) ``info["episode"]`` = dict of (N,) arrays ``score``,
-    ``max_tile``, ``length``, plus ``info["final_board"]`` (N, 4, 4).
+    ``max_tile``, ``length``, plus ``info["final_board"]`` (N, R, C).
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
@@ -204,6 +226,7 @@ class VecEnv(gymnasium.vector.VectorEnv):
         seed: int | None = None,
         reward: RewardConfig | None = None,
         illegal_action: Literal["raise", "penalize"] = "raise",
+        game: games.Game | str | None = None,
     ):
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
@@ -211,26 +234,29 @@ class VecEnv(gymnasium.vector.VectorEnv):
             raise ValueError(
                 f"illegal_action must be 'raise' or 'penalize', got {illegal_action!r}"
             )
+        self.game = resolve_game(game)
+        self._lines = line_cells(*self.game.shape)
+        shape, top = self.game.shape, self.game.max_exponent
         self.num_envs = num_envs
         self.reward_config = reward or RewardConfig()
         self.illegal_action = illegal_action
         self._weights = self.reward_config.as_array()
         self.single_observation_space = spaces.Dict(
             {
-                "board": spaces.Box(0, MAX_GAME_EXPONENT, (4, 4), np.uint8),
+                "board": spaces.Box(0, top, shape, np.uint8),
                 "action_mask": spaces.MultiBinary(4),
             }
         )
         self.single_action_space = spaces.Discrete(4)
         self.observation_space = spaces.Dict(
             {
-                "board": spaces.Box(0, MAX_GAME_EXPONENT, (num_envs, 4, 4), np.uint8),
+                "board": spaces.Box(0, top, (num_envs, *shape), np.uint8),
                 "action_mask": spaces.MultiBinary((num_envs, 4)),
             }
         )
         self.action_space = spaces.MultiDiscrete(np.full(num_envs, 4))
         self._rng = np.random.default_rng(seed)
-        self._boards = np.zeros((num_envs, 16), dtype=np.uint8)
+        self._boards = np.zeros((num_envs, self.game.cells), dtype=np.uint8)
         self._mask = np.zeros((num_envs, 4), dtype=np.bool_)
         self._score = np.zeros(num_envs, dtype=np.int64)
         self._length = np.zeros(num_envs, dtype=np.int64)
@@ -239,15 +265,15 @@ class VecEnv(gymnasium.vector.VectorEnv):
 
     @property
     def boards(self) -> np.ndarray:
-        """A copy of the current (N, 4, 4) uint8 boards."""
-        return self._boards.reshape(-1, 4, 4).copy()
+        """A copy of the current (N, R, C) uint8 boards."""
+        return self._boards.reshape(-1, *self.game.shape).copy()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start N new games; a ``seed`` reseeds the generator. Returns ``(obs, info)``."""
         if seed is not None:
             self._rng = np.random.default_rng(seed)
-        self._boards[:] = new_boards(self.num_envs, self._rng).reshape(-1, 16)
-        legal_batch(self._boards, self._mask, LEGAL_TABLE)
+        self._boards[:] = new_boards(self.num_envs, self._rng, self.game).reshape(self.num_envs, -1)
+        legal_batch(self._boards, self._mask, LEGAL_TABLE, self._lines)
         self._score[:] = 0
         self._length[:] = 0
         self._max_exp[:] = self._boards.max(axis=1)
@@ -273,7 +299,7 @@ class VecEnv(gymnasium.vector.VectorEnv):
         score_gain = np.empty(n, dtype=np.int64)
         terminated = np.empty(n, dtype=np.bool_)
         illegal = np.zeros(n, dtype=np.bool_)
-        final_board = np.zeros((n, 16), dtype=np.uint8)
+        final_board = np.zeros((n, self.game.cells), dtype=np.uint8)
         final_score = np.zeros(n, dtype=np.int64)
         final_length = np.zeros(n, dtype=np.int64)
         final_max = np.zeros(n, dtype=np.uint8)
@@ -287,6 +313,9 @@ class VecEnv(gymnasium.vector.VectorEnv):
             self.illegal_action == "raise",
             MOVE_TABLE,
             LEGAL_TABLE,
+            self._lines,
+            self.game.four_probability,
+            self.game.start_tiles,
             reward,
             score_gain,
             terminated,
@@ -310,14 +339,15 @@ class VecEnv(gymnasium.vector.VectorEnv):
             "length": final_length,
         }
         info["_episode"] = terminated.copy()
-        info["final_board"] = final_board.reshape(n, 4, 4)
+        info["final_board"] = final_board.reshape(n, *self.game.shape)
         truncated = np.zeros(n, dtype=np.bool_)
         return self._observation(), reward, terminated, truncated, info
 
     def state_dict(self) -> dict[str, Any]:
-        """Every game in play and the generator's state, as NumPy arrays and plain ints."""
+        """Every game in play and the generator's state, as NumPy arrays and plain ints;
+        ``boards`` (N, R, C) records the game's shape."""
         return {
-            "boards": self._boards.reshape(-1, 4, 4).copy(),
+            "boards": self._boards.reshape(-1, *self.game.shape).copy(),
             "action_mask": self._mask.copy(),
             "score": self._score.copy(),
             "length": self._length.copy(),
@@ -328,7 +358,14 @@ class VecEnv(gymnasium.vector.VectorEnv):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue the games of ``state_dict()``; the next step is the one the saved env
         would have played."""
-        boards = np.asarray(state["boards"], dtype=np.uint8).reshape(-1, 16)
+        boards = np.asarray(state["boards"], dtype=np.uint8)
+        if boards.ndim != 3 or boards.shape[1:] != self.game.shape:
+            rows, cols = self.game.shape
+            raise ValueError(
+                f"saved state holds boards of shape {boards.shape[1:]}, this env plays "
+                f"{self.game.name} ({rows}, {cols}): make the env with the saved game"
+            )
+        boards = boards.reshape(boards.shape[0], -1)
         if boards.shape[0] != self.num_envs:
             raise ValueError(f"saved state has {boards.shape[0]} games, this env {self.num_envs}")
         self._boards[:] = boards
@@ -348,11 +385,14 @@ class VecEnv(gymnasium.vector.VectorEnv):
         raise ValueError(
             f"action {a} is illegal in game {game} (legal: {legal}); mask the policy with "
             f"obs['action_mask'] or use VecEnv(..., illegal_action='penalize')\n"
-            + render(self._boards[game])
+            + render(self._boards[game].reshape(self.game.shape))
         )
 
     def _observation(self) -> dict[str, np.ndarray]:
-        return {"board": self._boards.reshape(-1, 4, 4).copy(), "action_mask": self._mask.copy()}
+        return {
+            "board": self._boards.reshape(-1, *self.game.shape).copy(),
+            "action_mask": self._mask.copy(),
+        }
 
     def _running_info(self) -> dict[str, Any]:
         return {
@@ -363,9 +403,11 @@ class VecEnv(gymnasium.vector.VectorEnv):
 
 
 class Game2048Env(gymnasium.Env):
-    """One game of 2048 for Gymnasium users, registered as ``g2048lab/Game2048-v0``.
+    """One game of the 2048 family for Gymnasium users, registered as ``g2048lab/Game2048-v0``
+    (``gymnasium.make("g2048lab/Game2048-v0", game="2048-5x5")`` for another board).
 
-    Observation: (4, 4) uint8 exponents. Action: ``Discrete(4)`` in ``Action`` order.
+    Observation: (R, C) uint8 exponents, 0..``game.max_exponent``. Action: ``Discrete(4)``
+    in ``Action`` order.
     The legal-action mask is ``env.action_masks()`` ((4,) bool, as sb3-contrib's
     MaskablePPO expects) and ``info["action_mask"]``. An illegal action leaves the
     board unchanged and gives ``-reward.illegal_penalty`` with ``info["illegal"]``
@@ -375,16 +417,22 @@ class Game2048Env(gymnasium.Env):
 
     metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}
 
-    def __init__(self, reward: RewardConfig | dict | None = None, render_mode: str | None = None):
+    def __init__(
+        self,
+        reward: RewardConfig | dict | None = None,
+        render_mode: str | None = None,
+        game: games.Game | str | None = None,
+    ):
         if isinstance(reward, dict):
             reward = RewardConfig(**reward)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}")
         self.render_mode = render_mode
-        self.observation_space = spaces.Box(0, MAX_GAME_EXPONENT, (4, 4), np.uint8)
+        self.game = resolve_game(game)
+        self.observation_space = spaces.Box(0, self.game.max_exponent, self.game.shape, np.uint8)
         self.action_space = spaces.Discrete(4)
-        self._vec = VecEnv(1, reward=reward, illegal_action="penalize")
-        self._board = np.zeros((4, 4), dtype=np.uint8)
+        self._vec = VecEnv(1, reward=reward, illegal_action="penalize", game=self.game)
+        self._board = np.zeros(self.game.shape, dtype=np.uint8)
         self._mask = np.zeros(4, dtype=np.bool_)
         self._info: dict[str, Any] = {}
 
