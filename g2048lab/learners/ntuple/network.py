@@ -1,16 +1,20 @@
-"""An n-tuple network that learns 2048 by TD(0) on afterstates, compiled with numba.
+"""An n-tuple network that learns a game of the 2048 family by TD(0) on afterstates,
+compiled with numba.
 
 After Szubert & Jaśkowski (2014), "Temporal difference learning of n-tuple networks
 for the game 2048". The value of an afterstate (a board after a move, before the
 tile spawns) is a sum of table lookups: each tuple is a fixed set of cells, the
 exponents on those cells (0..15, one hex digit each) form an index into that
-tuple's weight table, and each tuple is read on all 8 symmetric images of the
-board (rotations and reflections), so the 8 images share one table::
+tuple's weight table, and each tuple is read on all symmetric images of the
+board (8 on a square board: rotations and reflections; 4 on another), so the
+images share one table::
 
     V(x) = sum over tuples t, symmetries s of  weights[t, index(t, s(x))]
 
-The standard "4x6" network has four 6-cell tuples (cells in row-major order
-0..15), 32 features and a (4, 16**6) float32 table: 268 MB.
+The standard "4x6" network on 4x4 has four 6-cell tuples (cells in row-major order
+0..15), 32 features and a (4, 16**6) float32 table: 268 MB. Its tuples are placed for
+each board by ``layouts.tuple_layout`` (6 tuples, 403 MB on 5x5; lines and 2x2 squares
+on 3x3).
 
 Learning plays games greedily over afterstates (the move with the largest
 ``reward + V(afterstate)``) and, after each move, moves the value of the previous
@@ -18,10 +22,13 @@ afterstate toward ``reward + V(new afterstate)`` (toward 0 when the game ends):
 
     delta = r + V(x') - V(x)        each of x's features += learning_rate * delta / features
 
-Boards are packed into one uint64 (cell i in bits 4i..4i+3) inside the kernels;
-moves use the line tables of ``game.py`` and spawns ``game.spawn_one``, so the rules
-are the engine's. The random numbers come from a splitmix64 generator whose whole
-state is one uint64, saved with the network: training resumes bit-exactly.
+The rules are the engine's, for the network's game (``games.Game``): on 4x4 the kernels
+below work on boards packed in a uint64 (``engine.packed``), on any other board
+``flat_kernels`` works on flat (R*C,) boards with ``engine.rules``' kernels. The tables
+hold 4-bit cells: a training game that could make the tile 65536 ends there and is
+counted (``TrainStats.range_games``). The random numbers come from a splitmix64
+generator whose whole state is one uint64, saved with the network: training resumes
+bit-exactly.
 """
 
 from __future__ import annotations
@@ -30,14 +37,31 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit
 
-from ...engine.rules import LEGAL_TABLE, MOVE_TABLE, flat_boards, spawn_one
+from ... import games
+from ...engine.packed import (
+    EXPONENTS,
+    MOVE_SCORE,
+    MOVE_XOR,
+    check_exponents,
+    flip,
+    has_move,
+    max_exponent,
+    mirror,
+    move,
+    new_game,
+    pack_boards,
+    spawn,
+    transpose,
+    unpack_boards,
+)
+from ...engine.rules import LEGAL_TABLE, MOVE_TABLE, flat_boards, line_cells
 from ...meminfo import available_bytes
 from ...settings import check_settings, setting
+from . import flat_kernels
+from .layouts import LAYOUT_NAMES, symmetries, tuple_layout
+from .td import prefetch, td_update, weight_sum
 
 __all__ = [
     "NETWORK_BYTES",
@@ -48,30 +72,43 @@ __all__ = [
     "TrainStats",
     "check_memory",
     "network_bytes",
+    "weights_shape",
     "pack_boards",
     "unpack_boards",
 ]
 
-TABLE_EXPONENTS = 16
+TABLE_EXPONENTS = EXPONENTS
 """Each cell of a tuple indexes the table with 4 bits: exponents 0..15, tiles up to 32768."""
 
 TUPLE_LAYOUTS: dict[str, tuple[tuple[int, ...], ...]] = {
-    # the standard network: a row and two cells below it, the same one row down, and
-    # two 2x3 rectangles
-    "4x6": ((0, 1, 2, 3, 4, 5), (4, 5, 6, 7, 8, 9), (0, 1, 2, 4, 5, 6), (4, 5, 6, 8, 9, 10)),
-    # Szubert & Jaśkowski's small network (rows and 2x2 squares), 1.3 MB: for tests
-    # and quick experiments; it learns, to a lower level than "4x6"
-    "5x4": ((0, 1, 2, 3), (4, 5, 6, 7), (0, 1, 4, 5), (1, 2, 5, 6), (5, 6, 9, 10)),
+    name: tuple_layout(name, 4, 4) for name in LAYOUT_NAMES
 }
-"""Named tuple layouts: cells in row-major order (0 top-left, 15 bottom-right), ascending."""
+"""The named layouts on the 4x4 board: cells in row-major order (0 top-left, 15
+bottom-right), ascending. "4x6" is the standard network (a row and two cells below it,
+the same one row down, and two 2x3 rectangles); "5x4" is Szubert & Jaśkowski's small
+network (rows and 2x2 squares), 1.3 MB: for tests and quick experiments; it learns, to a
+lower level than "4x6". ``layouts.tuple_layout`` places them on other boards."""
 
 SYMMETRIES = 8
+"""Symmetric images of a square board (4 of another)."""
 
 
-def network_bytes(config: NTupleConfig) -> int:
-    """Size in bytes of the weight table of ``config``'s layout (float32)."""
-    layout = TUPLE_LAYOUTS[config.tuples]
-    return 4 * len(layout) * TABLE_EXPONENTS ** len(layout[0])
+def _game_layout(tuples: str, game: games.Game) -> tuple[tuple[int, ...], ...]:
+    return tuple_layout(tuples, game.rows, game.cols)
+
+
+def weights_shape(config: NTupleConfig, game: games.Game | None = None) -> tuple[int, int]:
+    """(T, 16**L): the weights of ``config``'s layout on ``game``'s board (None: the default
+    game, 4x4), one table per tuple, L the longest tuple's cells (a shorter tuple uses the
+    first 16**length weights of its table)."""
+    layout = _game_layout(config.tuples, games.get() if game is None else game)
+    return len(layout), TABLE_EXPONENTS ** max(len(cells) for cells in layout)
+
+
+def network_bytes(config: NTupleConfig, game: games.Game | None = None) -> int:
+    """Size in bytes of the weights (float32) of ``config``'s layout on ``game``'s board."""
+    tuples, table = weights_shape(config, game)
+    return 4 * tuples * table
 
 
 @dataclass(frozen=True)
@@ -102,16 +139,17 @@ class NTupleConfig:
 
     def __post_init__(self) -> None:
         check_settings(self)
-        if self.tuples not in TUPLE_LAYOUTS:
+        if self.tuples not in LAYOUT_NAMES:
             raise ValueError(
-                f"unknown tuples layout {self.tuples!r}; use one of {sorted(TUPLE_LAYOUTS)}"
+                f"unknown tuples layout {self.tuples!r}; use one of {sorted(LAYOUT_NAMES)}"
             )
         if not (isinstance(self.seed, (int, np.integer)) and 0 <= self.seed < 2**64):
             raise ValueError(f"seed must be an int in 0 .. 2**64 - 1, got {self.seed!r}")
 
     @property
     def features(self) -> int:
-        """Lookups per value: tuples times the 8 symmetries (32 for "4x6")."""
+        """Lookups per value on the 4x4 board: tuples times the 8 symmetries (32 for "4x6");
+        ``NTupleNetwork.features`` counts them on the network's board."""
         return SYMMETRIES * len(TUPLE_LAYOUTS[self.tuples])
 
 
@@ -133,38 +171,7 @@ def check_memory(nbytes: int) -> None:
         )
 
 
-# --- packed boards: 16 cells of 4 bits in a uint64, cell i in bits 4i..4i+3 ---------------
-
-_SHIFTS16 = np.arange(16, dtype=np.uint64) * np.uint64(4)
-
-
-def _check_boards(boards) -> np.ndarray:
-    """(N, 4, 4) uint8 exponent boards in the table's range -> contiguous (N, 16) uint8."""
-    flat = flat_boards(boards)  # shape and dtype, as the engine checks them
-    if flat.size and flat.max() >= TABLE_EXPONENTS:
-        n, i = np.argwhere(flat >= TABLE_EXPONENTS)[0]
-        e = int(flat[n, i])
-        raise ValueError(
-            f"board {n} holds the tile 2**{e} = {2**e} (exponent {e}); the n-tuple tables "
-            f"cover exponents 0..{TABLE_EXPONENTS - 1} (tiles up to {2 ** (TABLE_EXPONENTS - 1)})"
-        )
-    return flat
-
-
-def pack_boards(boards) -> np.ndarray:
-    """(N, 4, 4) uint8 exponents (each below 16) -> (N,) uint64, cell i in bits 4i..4i+3.
-
-    >>> hex(int(pack_boards(np.array([[[1, 2, 0, 0]] + [[0] * 4] * 3], np.uint8))[0]))
-    '0x21'
-    """
-    flat = _check_boards(boards)
-    return np.bitwise_or.reduce(flat.astype(np.uint64) << _SHIFTS16, axis=1)
-
-
-def unpack_boards(packed) -> np.ndarray:
-    """(N,) uint64 packed boards -> (N, 4, 4) uint8 exponents; the inverse of ``pack_boards``."""
-    packed = np.asarray(packed, dtype=np.uint64).reshape(-1, 1)
-    return ((packed >> _SHIFTS16) & np.uint64(15)).astype(np.uint8).reshape(-1, 4, 4)
+# --- packed boards: how the kernels read a tuple off a uint64 board -----------------------
 
 
 def _layout_runs(layout: tuple[tuple[int, ...], ...]) -> tuple[tuple[np.uint64, ...], ...]:
@@ -199,192 +206,7 @@ def _layout_runs(layout: tuple[tuple[int, ...], ...]) -> tuple[tuple[np.uint64, 
     )
 
 
-# --- compiled kernels ---------------------------------------------------------------------
-
-_U4 = np.uint64(4)
-_U16 = np.uint64(16)
-_NIBBLE = np.uint64(0xF)
-_LINE = np.uint64(0xFFFF)
-_UP, _RIGHT, _DOWN, _LEFT = 0, 1, 2, 3
-
-
-@njit(inline="always")
-def _transpose(x):
-    """Packed board -> its transpose: cell (r, c) <-> (c, r)."""
-    a1 = x & np.uint64(0xF0F00F0FF0F00F0F)
-    a2 = x & np.uint64(0x0000F0F00000F0F0)
-    a3 = x & np.uint64(0x0F0F00000F0F0000)
-    a = a1 | (a2 << np.uint64(12)) | (a3 >> np.uint64(12))
-    b1 = a & np.uint64(0xFF00FF0000FF00FF)
-    b2 = a & np.uint64(0x00FF00FF00000000)
-    b3 = a & np.uint64(0x00000000FF00FF00)
-    return b1 | (b2 >> np.uint64(24)) | (b3 << np.uint64(24))
-
-
-@njit(inline="always")
-def _mirror(x):
-    """Packed board -> left-right mirror image: cell (r, c) <-> (r, 3 - c)."""
-    return (
-        ((x & np.uint64(0x000F000F000F000F)) << np.uint64(12))
-        | ((x & np.uint64(0x00F000F000F000F0)) << _U4)
-        | ((x >> _U4) & np.uint64(0x00F000F000F000F0))
-        | ((x >> np.uint64(12)) & np.uint64(0x000F000F000F000F))
-    )
-
-
-@njit(inline="always")
-def _flip(x):
-    """Packed board -> upside-down image: cell (r, c) <-> (3 - r, c)."""
-    return (
-        (x << np.uint64(48))
-        | ((x & np.uint64(0xFFFF0000)) << _U16)
-        | ((x >> _U16) & np.uint64(0xFFFF0000))
-        | (x >> np.uint64(48))
-    )
-
-
-@njit(inline="always")
-def _tile_sum(code):
-    """Sum of the tile values of a 16-bit line code."""
-    total = 0
-    for i in range(4):
-        e = (np.int64(code) >> (4 * i)) & 15
-        if e:
-            total += 1 << e
-    return total
-
-
-@njit(inline="always")
-def _reverse_line(code):
-    """16-bit line code read backwards: cell 0 <-> 3, 1 <-> 2."""
-    c = np.int64(code)
-    return ((c & 15) << 12) | (((c >> 4) & 15) << 8) | (((c >> 8) & 15) << 4) | (c >> 12)
-
-
-@njit(inline="always")
-def _spread_column(code):
-    """16-bit line code -> a packed column 0: cell k of the line goes to row k."""
-    c = np.uint64(code)
-    return (
-        (c & _NIBBLE)
-        | ((c & np.uint64(0xF0)) << np.uint64(12))
-        | ((c & np.uint64(0xF00)) << np.uint64(24))
-        | ((c & np.uint64(0xF000)) << np.uint64(36))
-    )
-
-
-@njit(cache=True)
-def _build_packed_tables(move_table):
-    """Per-line move tables for packed boards, read off ``game.MOVE_TABLE``.
-
-    xor (4, 65536) uint64, in ``Action`` order: XOR it (shifted to the line's place)
-    into a packed board to apply the move to that line; for LEFT and RIGHT the line
-    is a row (shift 16 * row), for UP and DOWN a column of the transposed board whose
-    result is already spread down a column (shift 4 * column).
-    score (2, 65536) int64: the reward of sliding the line toward cell 0 (LEFT, UP) or
-    toward cell 3 (RIGHT, DOWN), or -1 where a merge would create 2**16, which four
-    bits cannot hold (``MOVE_TABLE`` wraps it to 0, so the tile values stop adding up).
-    """
-    xor = np.empty((4, 65536), dtype=np.uint64)
-    score = np.empty((2, 65536), dtype=np.int64)
-    for code in range(65536):
-        toward0 = np.int64(move_table[code] & 0xFFFF)
-        rev = _reverse_line(code)
-        toward3 = _reverse_line(move_table[rev] & 0xFFFF)
-        score[0, code] = np.int64((move_table[code] >> 16) & 0xFFFFFF)
-        score[1, code] = np.int64((move_table[rev] >> 16) & 0xFFFFFF)
-        if _tile_sum(toward0) != _tile_sum(code):
-            score[0, code] = -1
-        if _tile_sum(toward3) != _tile_sum(code):
-            score[1, code] = -1
-        xor[_LEFT, code] = np.uint64(code ^ toward0)
-        xor[_RIGHT, code] = np.uint64(code ^ toward3)
-        xor[_UP, code] = _spread_column(code ^ toward0)
-        xor[_DOWN, code] = _spread_column(code ^ toward3)
-    return xor, score
-
-
-MOVE_XOR, MOVE_SCORE = _build_packed_tables(MOVE_TABLE)
-
-
-@njit(inline="always")
-def _move(board, transposed, action, xor, score):
-    """(afterstate, reward) of one move on a packed board; reward -1 if it would make 2**16.
-
-    ``transposed`` is ``_transpose(board)``, passed in so the four moves share it. An
-    illegal move returns the board unchanged (and reward 0).
-    """
-    after = board
-    reward = np.int64(0)
-    overflow = False
-    side = 0 if action in (_LEFT, _UP) else 1
-    for i in range(4):
-        if action in (_LEFT, _RIGHT):
-            code = np.int64((board >> np.uint64(16 * i)) & _LINE)
-            after ^= xor[action, code] << np.uint64(16 * i)
-        else:
-            code = np.int64((transposed >> np.uint64(16 * i)) & _LINE)
-            after ^= xor[action, code] << np.uint64(4 * i)
-        s = score[side, code]
-        if s < 0:
-            overflow = True
-        reward += s
-    if overflow:
-        return after, np.int64(-1)
-    return after, reward
-
-
-@njit(inline="always")
-def _has_move(board, legal_table):
-    """Whether any move changes a packed board (``game.LEGAL_TABLE`` on rows and columns)."""
-    transposed = _transpose(board)
-    for i in range(4):
-        if legal_table[np.int64((board >> np.uint64(16 * i)) & _LINE)]:
-            return True
-        if legal_table[np.int64((transposed >> np.uint64(16 * i)) & _LINE)]:
-            return True
-    return False
-
-
-@njit(inline="always")
-def _max_exponent(board):
-    top = np.uint64(0)
-    for i in range(16):
-        e = (board >> np.uint64(4 * i)) & _NIBBLE
-        if e > top:
-            top = e
-    return np.int64(top)
-
-
-@njit(inline="always")
-def _uniform(rng):
-    """Next float64 in [0, 1) from a splitmix64 generator whose state is ``rng[0]``."""
-    rng[0] += np.uint64(0x9E3779B97F4A7C15)
-    z = rng[0]
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z = z ^ (z >> np.uint64(31))
-    return np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-
-
-@njit(inline="always")
-def _spawn(board, rng, cells):
-    """Packed board with one tile spawned by ``game.spawn_one`` (``cells`` (16,) uint8 scratch)."""
-    for i in range(16):
-        cells[i] = (board >> np.uint64(4 * i)) & _NIBBLE
-    u_cell = _uniform(rng)
-    u_value = _uniform(rng)
-    spawn_one(cells, u_cell, u_value)
-    out = np.uint64(0)
-    for i in range(16):
-        out |= np.uint64(cells[i]) << np.uint64(4 * i)
-    return out
-
-
-@njit(inline="always")
-def _new_game(rng, cells):
-    """A packed starting board: two tiles spawned on an empty board."""
-    return _spawn(_spawn(np.uint64(0), rng, cells), rng, cells)
+# --- compiled kernels on packed 4x4 boards ------------------------------------------------
 
 
 @njit(inline="always")
@@ -395,18 +217,18 @@ def _features(board, runs, out):
     ``runs[t]`` is ``(offset of tuple t's table in the flat weights, shift, mask, shift,
     mask, ...)``: the index is ``offset + OR_j (image >> shift_j) & mask_j``.
     """
-    mirrored = _mirror(board)
-    transposed = _transpose(board)
-    transposed_mirrored = _mirror(transposed)
+    mirrored = mirror(board)
+    transposed = transpose(board)
+    transposed_mirrored = mirror(transposed)
     images = (
         board,
         mirrored,
-        _flip(board),
-        _flip(mirrored),
+        flip(board),
+        flip(mirrored),
         transposed,
         transposed_mirrored,
-        _flip(transposed),
-        _flip(transposed_mirrored),
+        flip(transposed),
+        flip(transposed_mirrored),
     )
     k = 0
     for image in images:
@@ -419,56 +241,10 @@ def _features(board, runs, out):
 
 
 @njit(inline="always")
-def _sum(weights, features):
-    """V from feature indices: the sum of ``weights`` (flat, float32) at ``features`` (F,)."""
-    v = np.float32(0)
-    for k in range(features.shape[0]):
-        v += weights[features[k]]
-    return v
-
-
-@njit(inline="always")
 def _value(board, weights, runs, features):
     """V of a packed board (float32); ``features`` (F,) int64 is scratch."""
     _features(board, runs, features)
-    return _sum(weights, features)
-
-
-@njit(inline="always")
-def _td_update(features, target, step_size, weights):
-    """Move V of the board with ``features`` toward ``target``: each weight moves by
-    ``step_size * delta`` (``step_size`` is already divided by the features). Returns the
-    TD error ``delta = target - V``."""
-    delta = np.float32(target) - _sum(weights, features)
-    step = np.float32(step_size) * delta
-    for k in range(features.shape[0]):
-        weights[features[k]] += step
-    return delta
-
-
-@intrinsic
-def _prefetch(typingctx, array, index):
-    """Ask the CPU to start loading ``array[index]`` into its caches; changes nothing else.
-
-    The training step computes the features of all its candidate moves first and
-    prefetches their weights, so the ~100 scattered reads from the 268 MB table
-    overlap instead of waiting one after another (about +20% moves/s).
-    """
-
-    def codegen(context, builder, signature, args):
-        data = context.make_array(signature.args[0])(context, builder, args[0]).data
-        byte_pointer = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        prefetch = cgutils.get_or_insert_function(
-            builder.module,
-            ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]),
-            "llvm.prefetch.p0",
-        )
-        address = builder.bitcast(builder.gep(data, [args[1]]), byte_pointer)
-        builder.call(prefetch, [address, i32(0), i32(3), i32(1)])  # read, keep, data cache
-        return context.get_dummy_value()
-
-    return types.void(array, types.int64), codegen
+    return weight_sum(weights, features)
 
 
 @njit(inline="always")
@@ -478,9 +254,9 @@ def _expand(board, weights, runs, xor, score, afters, rewards, features):
 
     Returns False (and stops) if a move would create 2**16, beyond the tables.
     """
-    transposed = _transpose(board)
+    transposed = transpose(board)
     for action in range(4):
-        after, reward = _move(board, transposed, action, xor, score)
+        after, reward = move(board, transposed, action, xor, score)
         if reward < 0:
             return False
         afters[action] = after
@@ -488,7 +264,7 @@ def _expand(board, weights, runs, xor, score, afters, rewards, features):
         if after != board:
             _features(after, runs, features[action])
             for k in range(features.shape[1]):
-                _prefetch(weights, features[action, k])
+                prefetch(weights, features[action, k])
     return True
 
 
@@ -500,7 +276,7 @@ def _greedy(board, weights, afters, rewards, features):
     best_value = np.float32(-np.inf)
     for action in range(4):
         if afters[action] != board:
-            v = np.float32(rewards[action]) + _sum(weights, features[action])
+            v = np.float32(rewards[action]) + weight_sum(weights, features[action])
             if v > best_value:
                 best_action = action
                 best_value = v
@@ -512,13 +288,27 @@ _BOARD, _PREV, _HAS_PREV, _SCORE, _LENGTH = range(5)
 
 
 @njit(nogil=True, cache=True)
-def _train_kernel(moves, game, rng, weights, runs, step_size, xor, score, legal_table, finished):
+def _train_kernel(
+    moves,
+    game,
+    rng,
+    weights,
+    runs,
+    step_size,
+    xor,
+    score,
+    legal_table,
+    four_probability,
+    start_tiles,
+    finished,
+):
     """Play and learn for exactly ``moves`` moves; see ``NTupleNetwork.train``.
 
     ``game`` (5,) uint64 and ``rng`` (1,) uint64 are the resumable state, updated in
-    place; ``weights`` is the flat table. ``finished`` (G, 3) int64 receives score, max
-    tile and length of each game that ends. Returns ``(games finished, games ended at
-    the table's range, sum of |TD error|, updates)``.
+    place; ``weights`` is the flat table; ``four_probability`` and ``start_tiles`` the
+    game's spawn rule. ``finished`` (G, 3) int64 receives score, max tile and length of
+    each game that ends. Returns ``(games finished, games ended at the table's range, sum
+    of |TD error|, updates)``.
 
     The board at the top of the loop always has a legal move: a game ends (and the
     next one starts) as soon as its board has none.
@@ -551,7 +341,7 @@ def _train_kernel(moves, game, rng, weights, runs, step_size, xor, score, legal_
         else:
             action, value = _greedy(board, weights, afters, rewards, features)
             if has_prev:
-                error_sum += abs(_td_update(prev_features, value, step_size, weights))
+                error_sum += abs(td_update(prev_features, value, step_size, weights))
                 updates += 1
             prev = afters[action]
             prev_features[:] = features[action]
@@ -559,17 +349,17 @@ def _train_kernel(moves, game, rng, weights, runs, step_size, xor, score, legal_
             game_score += rewards[action]
             length += 1
             played += 1
-            board = _spawn(prev, rng, cells)
-            if not _has_move(board, legal_table):
-                error_sum += abs(_td_update(prev_features, 0.0, step_size, weights))
+            board = spawn(prev, rng, cells, four_probability)
+            if not has_move(board, legal_table):
+                error_sum += abs(td_update(prev_features, 0.0, step_size, weights))
                 updates += 1
                 end = True
         if end:
             finished[n_finished, 0] = game_score
-            finished[n_finished, 1] = np.int64(1) << _max_exponent(board)
+            finished[n_finished, 1] = np.int64(1) << max_exponent(board)
             finished[n_finished, 2] = length
             n_finished += 1
-            board = _new_game(rng, cells)
+            board = new_game(rng, cells, start_tiles, four_probability)
             has_prev = False
             game_score = 0
             length = 0
@@ -604,88 +394,14 @@ def _move_values_kernel(boards, weights, runs, xor, score, out):
             if afters[action] == board:
                 out[n, action] = -np.inf
             else:
-                out[n, action] = np.float32(rewards[action]) + _sum(weights, features[action])
+                out[n, action] = np.float32(rewards[action]) + weight_sum(weights, features[action])
     return -1
 
 
 @njit(cache=True)
-def _chance_value(after, depth, weights, runs, xor, score, cache, features, status):
-    """C_depth of a packed afterstate (float64): V at depth 1, else the expectation over the
-    spawns (uniform cell, 2 w.p. 0.9, 4 w.p. 0.1) of the best ``reward + C_{depth-1}``.
-
-    ``cache`` is ``(keys (S,) uint64, depths (S,) int64, values (S,) float64)``; with S > 0
-    it memoises C of depth >= 2 (depth 0 marks a free slot). ``features`` (F,) int64 is
-    scratch. ``status[0]`` is set to 1 where a move would create 2**16 (that move is
-    then skipped).
-    """
-    if depth <= 1:
-        return np.float64(_value(after, weights, runs, features))
-    keys, depths, values = cache
-    slot = 0
-    if keys.shape[0] > 0:
-        mixed = (after ^ np.uint64(depth)) * np.uint64(0x9E3779B97F4A7C15)
-        slot = np.int64(mixed >> np.uint64(40)) % keys.shape[0]
-        if keys[slot] == after and depths[slot] == depth:
-            return values[slot]
-    total = 0.0
-    empty = 0
-    for i in range(16):
-        if (after >> np.uint64(4 * i)) & _NIBBLE:
-            continue
-        empty += 1
-        for tile in range(1, 3):
-            probability = 0.9 if tile == 1 else 0.1
-            state = after | (np.uint64(tile) << np.uint64(4 * i))
-            transposed = _transpose(state)
-            best = 0.0  # no legal move: the game is over, nothing more to gain
-            for action in range(4):
-                child, reward = _move(state, transposed, action, xor, score)
-                if reward < 0:
-                    status[0] = 1
-                    continue
-                if child == state:
-                    continue
-                q = np.float64(reward) + _chance_value(
-                    child, depth - 1, weights, runs, xor, score, cache, features, status
-                )
-                if q > best:
-                    best = q
-            total += probability * best
-    if empty == 0:  # not an afterstate of a legal move; value it as it stands
-        return np.float64(_value(after, weights, runs, features))
-    value = total / empty
-    if keys.shape[0] > 0:
-        keys[slot] = after
-        depths[slot] = depth
-        values[slot] = value
-    return value
-
-
-@njit(nogil=True, cache=True)
-def _search_kernel(boards, depth, weights, runs, xor, score, cache, out):
-    """(N,) packed boards -> fill (N, 4) float64 ``out`` with Q_depth of each move, -inf
-    where illegal. Returns 1 if some move would create 2**16 (then skipped), else 0."""
-    features = np.empty(8 * len(runs), dtype=np.int64)
-    status = np.zeros(1, dtype=np.int64)
-    for n in range(boards.shape[0]):
-        board = boards[n]
-        transposed = _transpose(board)
-        for action in range(4):
-            out[n, action] = -np.inf
-            after, reward = _move(board, transposed, action, xor, score)
-            if reward < 0:
-                status[0] = 1
-            elif after != board:
-                out[n, action] = np.float64(reward) + _chance_value(
-                    after, depth, weights, runs, xor, score, cache, features, status
-                )
-    return status[0]
-
-
-@njit(cache=True)
-def _start_board(rng):
+def _start_board(rng, start_tiles, four_probability):
     """A packed starting board drawn from ``rng`` (1,) uint64."""
-    return _new_game(rng, np.empty(16, dtype=np.uint8))
+    return new_game(rng, np.empty(16, dtype=np.uint8), start_tiles, four_probability)
 
 
 # --- the network ----------------------------------------------------------------------------
@@ -715,30 +431,62 @@ class TrainStats:
 
 
 class NTupleNetwork:
-    """An n-tuple value function over afterstates, its TD(0) training game, and players.
+    """An n-tuple value function over afterstates of one game, its TD(0) training game,
+    and players.
+
+    ``game`` (a ``games.Game``; None: the default, 2048 on 4x4) decides the board, the
+    tuples placed on it (``layouts.tuple_layout``), the symmetries they are read on and the
+    rules training plays by. ``packed`` picks the kernels: the bit-packed ones (4x4 only)
+    or the flat ones (any board); None takes the packed ones where the board is 4x4. Both
+    play and learn exactly alike on 4x4 (the packed ones are faster).
 
     The training state (current board, score and length, previous afterstate, the
     generator) lives here with the weights, so ``train`` can be called in chunks and
     a saved ``state_dict`` resumes bit-exactly.
     """
 
-    def __init__(self, config: NTupleConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: NTupleConfig | None = None,
+        game: games.Game | None = None,
+        packed: bool | None = None,
+    ) -> None:
         config = NTupleConfig() if config is None else config
-        check_memory(network_bytes(config))
+        game = games.get() if game is None else game
+        if packed is None:
+            packed = game.shape == (4, 4)
+        elif packed and game.shape != (4, 4):
+            raise ValueError(
+                f"the packed kernels play 4x4 boards, {game.name} is {game.rows}x{game.cols}; "
+                "leave packed=None"
+            )
+        check_memory(network_bytes(config, game))
         self.config = config
-        layout = TUPLE_LAYOUTS[config.tuples]
-        self._runs = _layout_runs(layout)
-        shape = (len(layout), TABLE_EXPONENTS ** len(layout[0]))
+        self.game = game
+        self.packed = packed
+        self.layout = _game_layout(config.tuples, game)
+        perms = symmetries(game.rows, game.cols)
+        self.features = len(perms) * len(self.layout)  # lookups per value
+        shape = weights_shape(config, game)
         if config.optimistic_init:
-            self.weights = np.full(shape, config.optimistic_init / config.features, np.float32)
+            self.weights = np.full(shape, config.optimistic_init / self.features, np.float32)
         else:
             self.weights = np.zeros(shape, dtype=np.float32)  # (T, 16**L), pages come lazily
         self._rng = np.array([config.seed], dtype=np.uint64)
         self._game = np.zeros(5, dtype=np.uint64)
-        self._game[_BOARD] = _start_board(self._rng)
+        # the flat kernels' board and previous afterstate (the packed ones keep theirs in _game)
+        self._cells = np.zeros((2, game.cells), dtype=np.uint8)
+        if packed:
+            self._runs = _layout_runs(self.layout)
+            self._game[_BOARD] = _start_board(self._rng, game.start_tiles, game.four_probability)
+        else:
+            self._reads = flat_kernels.feature_reads(self.layout, perms, shape[1])
+            self._lines = line_cells(game.rows, game.cols)
+            flat_kernels.start_board(
+                self._cells[0], self._rng, game.start_tiles, game.four_probability
+            )
         self.moves = 0  # moves trained, over all calls
         self.games = 0  # games finished in training
-        self._search_cache = _empty_cache(0)
 
     # -- training --
 
@@ -752,20 +500,44 @@ class NTupleNetwork:
         """
         if moves < 0:
             raise ValueError(f"moves must be >= 0, got {moves}")
-        # a game takes at least 14 moves to fill the board, so this bounds the games ending
-        finished = np.empty((moves // 8 + 2, 3), dtype=np.int64)
-        n, range_games, error_sum, updates = _train_kernel(
-            moves,
-            self._game,
-            self._rng,
-            self._flat,
-            self._runs,
-            self.config.learning_rate / self.config.features,
-            MOVE_XOR,
-            MOVE_SCORE,
-            LEGAL_TABLE,
-            finished,
+        game = self.game
+        # a game fills the board (cells - start tiles moves) before it can end: a bound on
+        # the games ending, with room to spare
+        finished = np.empty(
+            (moves // max(1, (game.cells - game.start_tiles) // 2) + 2, 3), np.int64
         )
+        step_size = self.config.learning_rate / self.features
+        if self.packed:
+            n, range_games, error_sum, updates = _train_kernel(
+                moves,
+                self._game,
+                self._rng,
+                self._flat,
+                self._runs,
+                step_size,
+                MOVE_XOR,
+                MOVE_SCORE,
+                LEGAL_TABLE,
+                game.four_probability,
+                game.start_tiles,
+                finished,
+            )
+        else:
+            n, range_games, error_sum, updates = flat_kernels.train_kernel(
+                moves,
+                self._cells,
+                self._game,
+                self._rng,
+                self._flat,
+                self._reads,
+                step_size,
+                self._lines,
+                MOVE_TABLE,
+                LEGAL_TABLE,
+                game.four_probability,
+                game.start_tiles,
+                finished,
+            )
         self.moves += moves
         self.games += n
         return TrainStats(
@@ -785,86 +557,71 @@ class NTupleNetwork:
 
     @property
     def board(self) -> np.ndarray:
-        """(4, 4) uint8 board of the current training game."""
-        return unpack_boards(self._game[_BOARD : _BOARD + 1])[0]
+        """(rows, cols) uint8 board of the current training game."""
+        return self._boards()[0]
+
+    def _boards(self) -> np.ndarray:
+        """(2, rows, cols) uint8: the training game's board and previous afterstate."""
+        if self.packed:
+            return unpack_boards(self._game[[_BOARD, _PREV]])
+        return self._cells.reshape(2, *self.game.shape).copy()
+
+    def _flat_boards(self, boards) -> np.ndarray:
+        """(N, rows, cols) uint8 boards of this game in the tables' range -> (N, cells)."""
+        return check_exponents(flat_boards(boards, self.game.shape))
 
     # -- playing --
 
     def values(self, boards) -> np.ndarray:
-        """(N, 4, 4) uint8 boards, each taken as an afterstate -> (N,) float32 V."""
+        """(N, rows, cols) uint8 boards, each taken as an afterstate -> (N,) float32 V."""
+        if not self.packed:
+            flat = self._flat_boards(boards)
+            out = np.empty(flat.shape[0], dtype=np.float32)
+            flat_kernels.values_kernel(flat, self._flat, self._reads, out)
+            return out
         packed = pack_boards(boards)
         out = np.empty(packed.shape[0], dtype=np.float32)
         _values_kernel(packed, self._flat, self._runs, out)
         return out
 
     def move_values(self, boards) -> np.ndarray:
-        """(N, 4, 4) uint8 boards -> (N, 4) float32 reward + V(afterstate) per move in
+        """(N, rows, cols) uint8 boards -> (N, 4) float32 reward + V(afterstate) per move in
         ``Action`` order, -inf where the move is illegal."""
-        packed = pack_boards(boards)
-        out = np.empty((packed.shape[0], 4), dtype=np.float32)
-        bad = _move_values_kernel(packed, self._flat, self._runs, MOVE_XOR, MOVE_SCORE, out)
+        if self.packed:
+            packed = pack_boards(boards)
+            out = np.empty((packed.shape[0], 4), dtype=np.float32)
+            bad = _move_values_kernel(packed, self._flat, self._runs, MOVE_XOR, MOVE_SCORE, out)
+        else:
+            flat = self._flat_boards(boards)
+            out = np.empty((flat.shape[0], 4), dtype=np.float32)
+            bad = flat_kernels.move_values_kernel(
+                flat, self._flat, self._reads, self._lines, MOVE_TABLE, out
+            )
         if bad >= 0:
             raise ValueError(_beyond_range_message(f"board {bad}"))
         return out
 
     def greedy_actions(self, boards) -> np.ndarray:
-        """(N, 4, 4) uint8 boards -> (N,) int64 move with the largest reward + V(afterstate)
-        (the first on ties), -1 where no move is legal."""
+        """(N, rows, cols) uint8 boards -> (N,) int64 move with the largest reward +
+        V(afterstate) (the first on ties), -1 where no move is legal."""
         return _argmax_or_minus_one(self.move_values(boards))
-
-    def search_values(self, boards, depth: int, cache_size: int = 1 << 18) -> np.ndarray:
-        """(N, 4, 4) uint8 boards -> (N, 4) float64 expectimax Q_depth of each move in
-        ``Action`` order, -inf where the move is illegal.
-
-        Q_d(s, a) = r(s, a) + C_d(after(s, a)); C_1 = V; C_d(x) averages over the empty
-        cells (uniformly) and the tile (2 w.p. 0.9, 4 w.p. 0.1) the best Q_{d-1} of the
-        spawned board, 0 where it has no legal move. Depth 1 is ``move_values``. For
-        depth >= 3 a ``cache_size``-entry table memoises C of (afterstate, depth) within
-        the call. The work grows about 30-fold per ply past 1: depth 2 takes about a
-        millisecond per board, depth 3 tens of milliseconds.
-        """
-        if not (isinstance(depth, int) and depth >= 1):
-            raise ValueError(f"depth must be an int >= 1 (1 is greedy), got {depth!r}")
-        packed = pack_boards(boards)
-        entries = cache_size if depth >= 3 else 0
-        if self._search_cache[0].shape[0] != entries:
-            self._search_cache = _empty_cache(entries)
-        else:
-            self._search_cache[1][:] = 0  # depth 0 marks a free slot
-        out = np.empty((packed.shape[0], 4), dtype=np.float64)
-        status = _search_kernel(
-            packed,
-            depth,
-            self._flat,
-            self._runs,
-            MOVE_XOR,
-            MOVE_SCORE,
-            self._search_cache,
-            out,
-        )
-        if status:
-            raise ValueError(_beyond_range_message(f"a board within {depth} plies"))
-        return out
-
-    def search_actions(self, boards, depth: int, cache_size: int = 1 << 18) -> np.ndarray:
-        """(N, 4, 4) uint8 boards -> (N,) int64 move of the largest ``search_values`` (the
-        first on ties), -1 where no move is legal. Depth 1 equals ``greedy_actions``."""
-        return _argmax_or_minus_one(self.search_values(boards, depth, cache_size))
 
     # -- saving --
 
     def state_dict(self, copy: bool = True) -> dict:
-        """Everything needed to resume training bit-exactly: the config's fields, the
-        weights (a copy, unless ``copy=False``: then the live table, for a caller that
-        writes it out before training goes on), the current game (board, previous
+        """Everything needed to resume training bit-exactly: the config's fields, the game's
+        name, the weights (a copy, unless ``copy=False``: then the live table, for a caller
+        that writes it out before training goes on), the current game (board, previous
         afterstate, score, length) and the generator's state, as NumPy arrays and plain
         Python values."""
         game = self._game
+        board, prev = self._boards()
         return {
             **asdict(self.config),
+            "game": self.game.name,
             "weights": self.weights.copy() if copy else self.weights,
-            "board": unpack_boards(game[_BOARD : _BOARD + 1])[0],
-            "prev_afterstate": unpack_boards(game[_PREV : _PREV + 1])[0],
+            "board": board,
+            "prev_afterstate": prev,
             "has_prev": bool(game[_HAS_PREV]),
             "score": int(game[_SCORE]),
             "length": int(game[_LENGTH]),
@@ -875,13 +632,20 @@ class NTupleNetwork:
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from ``state`` (from ``state_dict``); its config replaces this one's.
+        A state without a game (written before games) is of the default game, 4x4.
 
-        Raises ValueError naming what does not fit (a missing key, another layout).
+        Raises ValueError naming what does not fit (a missing key, another layout or game).
         """
         missing = sorted({*asdict(self.config), "weights", "board", "rng_state"} - set(state))
         if missing:
             raise ValueError(f"not an n-tuple state dict: {', '.join(missing)} missing")
         config = NTupleConfig(**{k: state[k] for k in asdict(self.config)})
+        game_name = state.get("game", games.DEFAULT)
+        if game_name != self.game.name:
+            raise ValueError(
+                f"the state is of a network for {game_name}, this one plays {self.game.name}; "
+                f"create NTupleNetwork(config, games.get({game_name!r}))"
+            )
         if config.tuples != self.config.tuples:
             raise ValueError(
                 f"the state is of a {config.tuples!r} network, this one is "
@@ -894,9 +658,11 @@ class NTupleNetwork:
                 f"weights must be float32 {self.weights.shape}, got {weights.dtype} "
                 f"{weights.shape}; the state dict is damaged"
             )
+        boards = np.stack([np.asarray(state["board"]), np.asarray(state["prev_afterstate"])])
         game = np.zeros(5, dtype=np.uint64)
-        game[_BOARD] = pack_boards(np.asarray(state["board"])[None])[0]
-        game[_PREV] = pack_boards(np.asarray(state["prev_afterstate"])[None])[0]
+        cells = self._flat_boards(boards)  # its shape and range, checked
+        if self.packed:
+            game[[_BOARD, _PREV]] = pack_boards(boards)
         game[_HAS_PREV] = 1 if state["has_prev"] else 0
         game[_SCORE] = state["score"]
         game[_LENGTH] = state["length"]
@@ -905,15 +671,17 @@ class NTupleNetwork:
         self.weights = np.array(weights, dtype=np.float32, copy=True)
         self.config = config
         self._game = game
+        self._cells = cells.copy()
         self._rng = np.array([state["rng_state"]], dtype=np.uint64)
         self.moves = int(state["moves"])
         self.games = int(state["games"])
 
     @classmethod
     def from_state_dict(cls, state: dict) -> NTupleNetwork:
-        """A network built with the config saved in ``state`` and loaded from it."""
+        """A network built with the config and game saved in ``state`` and loaded from it."""
         config = NTupleConfig(**{k: state[k] for k in asdict(NTupleConfig())})
-        network = cls(NTupleConfig(tuples=config.tuples, seed=config.seed))
+        game = games.get(state.get("game", games.DEFAULT))
+        network = cls(NTupleConfig(tuples=config.tuples, seed=config.seed), game)
         network.load_state_dict(state)
         return network
 
@@ -923,15 +691,6 @@ def _argmax_or_minus_one(q: np.ndarray) -> np.ndarray:
     actions = np.argmax(q, axis=1).astype(np.int64)
     actions[np.isneginf(q).all(axis=1)] = -1
     return actions
-
-
-def _empty_cache(entries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A search cache of ``entries`` slots: keys (S,) uint64, depths (S,) int64, values (S,)."""
-    return (
-        np.zeros(entries, dtype=np.uint64),
-        np.zeros(entries, dtype=np.int64),
-        np.zeros(entries, dtype=np.float64),
-    )
 
 
 def _beyond_range_message(where: str) -> str:
