@@ -1,21 +1,24 @@
 """Play whole games with any batched policy and summarise them.
 
 A policy is a function ``(obs) -> actions``: ``obs`` is VecEnv's observation dict
-(``board`` (N, 4, 4) uint8, ``action_mask`` (N, 4) bool), ``actions`` (N,) ints in
-``Action`` order. Each of N games is the first game played in its slot of a
+(``board`` (N, R, C) uint8 of the game played, ``action_mask`` (N, 4) bool), ``actions``
+(N,) ints in ``Action`` order. ``game`` (a ``games.Game`` or its name) picks the game;
+None is ``games.get()``, 2048 on 4x4. Each of N games is the first game played in its slot of a
 VecEnv, so no slot's short games are over-counted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .engine.env import VecEnv
+from . import games as game_registry
+from .engine.env import VecEnv, resolve_game
 from .engine.rules import Action, sample_legal
+from .games import Game
 
 __all__ = [
     "EvalResult",
@@ -31,29 +34,32 @@ if TYPE_CHECKING:
 
 Policy = Callable[[dict[str, np.ndarray]], np.ndarray]
 
-TILE_THRESHOLDS = (256, 512, 1024, 2048, 4096, 8192)
-"""Tiles whose share of games reached is reported."""
+TILE_THRESHOLDS = game_registry.get().eval_tiles
+"""Tiles whose share of games reached is reported on 4x4 (another game's: ``game.eval_tiles``)."""
 
 
 @dataclass(frozen=True)
 class EvalResult:
-    """Per-game results of an evaluation, each an (n_games,) int64 array."""
+    """Per-game results of an evaluation of ``game``, each an (n_games,) int64 array."""
 
     scores: np.ndarray  # raw game score
     max_tiles: np.ndarray  # value of the largest tile reached
     lengths: np.ndarray  # moves played
+    game: Game = field(default_factory=game_registry.get)
 
     def summary(self) -> dict:
-        """``mean_score``, ``median_score``, ``max_score``, ``mean_length``, ``games``,
-        ``tile_share`` {tile: share of games reaching it}, and their 95% intervals
+        """``game`` (its name), ``mean_score``, ``median_score``, ``max_score``,
+        ``mean_length``, ``games``, ``tile_share`` {tile: share of games reaching it, for
+        the game's ``eval_tiles``}, and their 95% intervals
         (``confidence``): ``mean_score_ci`` [low, high] by bootstrap over the games (None
         for a single game), ``tile_share_ci`` {tile: [low, high]} by Wilson."""
         from . import stats
 
         games = len(self.scores)
-        reached = {t: int((self.max_tiles >= t).sum()) for t in TILE_THRESHOLDS}
+        reached = {t: int((self.max_tiles >= t).sum()) for t in self.game.eval_tiles}
         mean_ci = stats.mean_interval(self.scores) if games >= 2 else None
         return {
+            "game": self.game.name,
             "games": games,
             "mean_score": float(self.scores.mean()),
             "median_score": float(np.median(self.scores)),
@@ -68,10 +74,17 @@ class EvalResult:
         }
 
 
-def evaluate(policy: Policy, games: int, seed: int = 0, max_moves: int = 200_000) -> EvalResult:
-    """Play ``games`` games to the end with ``policy``; the same seed gives the same games
-    for a deterministic policy. Raises RuntimeError if games outlast ``max_moves``."""
-    env = VecEnv(games, seed=seed)
+def evaluate(
+    policy: Policy,
+    games: int,
+    seed: int = 0,
+    max_moves: int = 200_000,
+    game: Game | str | None = None,
+) -> EvalResult:
+    """Play ``games`` games of ``game`` to the end with ``policy``; the same seed gives the
+    same games for a deterministic policy. Raises RuntimeError if games outlast ``max_moves``."""
+    game = resolve_game(game)
+    env = VecEnv(games, seed=seed, game=game)
     obs, _ = env.reset()
     done = np.zeros(games, dtype=np.bool_)
     scores = np.zeros(games, dtype=np.int64)
@@ -87,7 +100,7 @@ def evaluate(policy: Policy, games: int, seed: int = 0, max_moves: int = 200_000
         lengths[first] = info["episode"]["length"][first]
         done |= terminated
         if done.all():
-            return EvalResult(scores, max_tiles, lengths)
+            return EvalResult(scores, max_tiles, lengths, game)
     raise RuntimeError(f"{(~done).sum()} games were still running after {max_moves} moves")
 
 
@@ -96,18 +109,19 @@ def record_game(
     seed: int = 0,
     move_values: Callable[[np.ndarray], np.ndarray] | None = None,
     max_moves: int = 200_000,
+    game: Game | str | None = None,
 ) -> GameRecord:
-    """Play one whole game with ``policy`` and record it for the replay viewer
+    """Play one whole game of ``game`` with ``policy`` and record it for the replay viewer
     (``ReplayViewer([record_game(...)])``): any player, greedy or with search.
 
     ``probs`` holds the move taken with certainty (a policy gives actions, not
-    probabilities); ``values`` the chosen move's value from ``move_values`` ((1, 4, 4)
+    probabilities); ``values`` the chosen move's value from ``move_values`` ((1, R, C)
     board -> (1, 4) values, as ``NTupleNetwork.move_values``), else NaN; ``rewards`` the
     raw score of each move.
     """
     from .recording import GameRecord
 
-    env = VecEnv(1, seed=seed)
+    env = VecEnv(1, seed=seed, game=game)
     obs, _ = env.reset()
     boards, actions, values, gains = [], [], [], []
     for _ in range(max_moves):

@@ -19,9 +19,10 @@ __all__ = ["GameRecord", "GameRecorder"]
 
 @dataclass
 class GameRecord:
-    """One whole game. L moves; boards hold L + 1 positions (the last is the final board)."""
+    """One whole game. L moves; boards hold L + 1 positions (the last is the final board)
+    of the game's (R, C) board."""
 
-    boards: np.ndarray  # (L + 1, 4, 4) uint8 exponents
+    boards: np.ndarray  # (L + 1, R, C) uint8 exponents
     actions: np.ndarray  # (L,) int64, Action order
     probs: np.ndarray  # (L, 4) float32 policy probabilities before each move
     values: np.ndarray  # (L,) float32 value estimates before each move, in return units
@@ -37,9 +38,16 @@ class GameRecord:
     def length(self) -> int:
         return len(self.actions)
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(R, C) of the game's board."""
+        rows, cols = self.boards.shape[1:]
+        return (rows, cols)
+
     def to_dict(self) -> dict:
-        """Plain lists and numbers (JSON-ready)."""
+        """Plain lists and numbers (JSON-ready); ``shape`` [R, C] is the board's."""
         return {
+            "shape": list(self.shape),
             "boards": self.boards.tolist(),
             "actions": self.actions.tolist(),
             "probs": np.round(self.probs, 4).tolist(),
@@ -55,8 +63,10 @@ class GameRecord:
 
     @classmethod
     def from_dict(cls, data: dict) -> GameRecord:
+        """The game of ``to_dict``; a dict without ``shape`` (written before games) is 4x4."""
+        rows, cols = data.get("shape", (4, 4))
         return cls(
-            boards=np.asarray(data["boards"], dtype=np.uint8),
+            boards=np.asarray(data["boards"], dtype=np.uint8).reshape(-1, rows, cols),
             actions=np.asarray(data["actions"], dtype=np.int64),
             probs=np.asarray(data["probs"], dtype=np.float32).reshape(-1, 4),
             values=np.asarray(data["values"], dtype=np.float32),
@@ -107,9 +117,9 @@ class GameRecorder:
         """Take one rollout of the recorded slots; return the games that ended in it.
 
         Args:
-            boards: (T, S, 4, 4) boards before each move; actions, values, rewards,
+            boards: (T, S, R, C) boards before each move; actions, values, rewards,
                 score_gains, dones: (T, S); probs: (T, S, 4).
-            final_boards: {(t, slot): (4, 4) board} where the move at t ended the game.
+            final_boards: {(t, slot): (R, C) board} where the move at t ended the game.
         """
         finished = []
         arrays = dict(zip(self.FIELDS, (boards, actions, probs, values, rewards, score_gains)))

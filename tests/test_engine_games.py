@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -18,6 +20,8 @@ from g2048lab.engine.rules import (
     slide,
     spawn,
 )
+from g2048lab.evaluation import EvalResult, corner_policy, evaluate, random_policy, record_game
+from g2048lab.recording import GameRecord
 
 SHAPES = [(3, 3), (4, 4), (5, 5), (3, 5), (6, 6), (2, 3), (4, 3), (8, 2)]
 
@@ -173,3 +177,29 @@ def test_gymnasium_env_on_3x3_and_render():
 def test_no_game_means_the_default_4x4_game():
     assert new_boards(3, np.random.default_rng(0)).shape == (3, 4, 4)
     assert VecEnv(1).game.name == games.DEFAULT == "2048-4x4"
+
+
+def test_evaluate_and_record_a_3x3_game_with_random_play():
+    game = games.get("2048-3x3")
+    result = evaluate(random_policy(0), 30, seed=1, game=game)
+    summary = result.summary()
+    assert summary["game"] == "2048-3x3" and summary["games"] == 30
+    assert tuple(summary["tile_share"]) == game.eval_tiles
+    assert (result.max_tiles >= 8).all() and result.max_tiles.max() <= 2**game.max_exponent
+    assert 0 < summary["mean_length"] < 300  # a 3x3 board fills in tens of moves
+    assert evaluate(random_policy(0), 30, seed=1, game="2048-3x3").scores.tolist() == (
+        result.scores.tolist()
+    )
+    record = record_game(random_policy(2), seed=4, game=game)
+    assert record.boards.shape == (record.length + 1, 3, 3) and record.shape == (3, 3)
+    assert not legal_mask(record.boards[-1:]).any()
+    again = GameRecord.from_dict(json.loads(json.dumps(record.to_dict())))
+    assert again.boards.shape == record.boards.shape
+    assert np.array_equal(again.boards, record.boards)
+
+
+def test_a_recorded_game_written_before_games_reads_as_4x4():
+    old = record_game(corner_policy, seed=0).to_dict()
+    del old["shape"]
+    assert GameRecord.from_dict(old).shape == (4, 4)
+    assert EvalResult(np.array([4]), np.array([4]), np.array([1])).summary()["game"] == "2048-4x4"
