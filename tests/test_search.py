@@ -130,7 +130,7 @@ def test_depth_1_afterstate_is_greedy_over_reward_plus_value(boards):
 @pytest.mark.parametrize("depth", [1, 2])
 def test_matches_reference_expectimax(boards, model, depth):
     expected = np.array([reference_q(b.tolist(), model, depth) for b in boards])
-    # boards[0] holds exponent 16, so its batch is deduplicated by rows, the rest by uint64 keys
+    # boards[0] holds exponent 16 (beyond a 4-bit cell): searched alone and with the rest
     q = np.concatenate([expectimax_values(part, model, depth) for part in (boards[:1], boards[1:])])
     np.testing.assert_array_equal(np.isneginf(q), np.isneginf(expected))
     finite = np.isfinite(expected)
@@ -145,6 +145,22 @@ def test_depth_3_matches_reference(boards):
     finite = np.isfinite(expected)
     np.testing.assert_array_equal(np.isfinite(q), finite)
     np.testing.assert_allclose(q[finite], expected[finite], rtol=1e-9, atol=1e-9)
+
+
+def test_fused_last_ply_is_the_same_search(boards):
+    # move_values (Q_1 in one call, as a compiled learner gives it) changes the work, not Q.
+    def move_values(b: np.ndarray) -> np.ndarray:
+        q = np.full((len(b), 4), -np.inf)
+        for a in range(4):
+            after, rewards, moved = game.slide(b, a)
+            q[moved, a] = rewards[moved] + 0.9 * table_values(after[moved])
+        return q
+
+    plain = ValueModel(table_values, "afterstate", discount=0.9)
+    fused = ValueModel(table_values, "afterstate", discount=0.9, move_values=move_values)
+    for depth in (1, 2):
+        q = expectimax_values(boards[1:], plain, depth)
+        np.testing.assert_allclose(expectimax_values(boards[1:], fused, depth), q, rtol=1e-12)
 
 
 def test_slicing_and_duplicates_change_nothing(boards):
@@ -199,6 +215,9 @@ def test_bad_arguments_say_what_is_wrong():
     broken = ValueModel(lambda b: np.zeros((len(b), 1)), "afterstate")
     with pytest.raises(ValueError, match=r"values must return shape \(\d+,\)"):
         expectimax_values(game.new_boards(1, np.random.default_rng(0)), broken, 1)
+    broken = ValueModel(table_values, "afterstate", move_values=lambda b: np.zeros(len(b)))
+    with pytest.raises(ValueError, match=r"move_values must return shape \(\d+, 4\)"):
+        expectimax_values(game.new_boards(1, np.random.default_rng(0)), broken, 2)
 
 
 def test_shaped_reward_is_the_env_reward():

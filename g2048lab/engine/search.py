@@ -1,10 +1,12 @@
-"""Expectimax at play time over any learner's value function, batched over boards.
+"""Expectimax at play time over any learner's value function, for every game of the family.
 
-A learner that has a value function hands search a ``ValueModel``: a batched
-``values(boards)`` and whether those values score *afterstates* (the board right
-after a move, before the new tile: n-tuple TD networks) or *states* (the board
-after the new tile, the player to move: an actor-critic's value head). Search then
-looks ``depth`` plies ahead, a ply being one move and the tile spawned after it::
+The one search of the package: the PPO transformer and the n-tuple network both play
+through it (``Agent.search_policy``), on any board a ``games.Game`` describes. A learner
+hands search a ``ValueModel``: a batched ``values(boards)``, whether those values score
+*afterstates* (the board right after a move, before the new tile: n-tuple TD networks)
+or *states* (the board after the new tile, the player to move: an actor-critic's value
+head), and the game, whose board shape and spawn rule the tree follows. Search looks
+``depth`` plies ahead, a ply being one move and the tile spawned after it::
 
     Q_d(s, a) = r(s, a) + discount * C_d(after(s, a))       (-inf if a is illegal in s)
     C_1(x)    = V(x)                                        afterstate models
@@ -12,32 +14,38 @@ looks ``depth`` plies ahead, a ply being one move and the tile spawned after it:
     C_d(x)    = E_spawn[ W(s') ],  W(s') = max_a' Q_{d-1}(s', a')    d > 1
     W(s')     = terminal_value (0 by default) where s' has no legal move
 
-``E_spawn`` weighs every empty cell of ``x`` equally, a 2 with probability 0.9 and
-a 4 with 0.1 (``game.SPAWN_FOUR_PROBABILITY``). Depth 1 is one move: greedy over
-afterstate values, or over the expected value of the states the spawn makes.
+``E_spawn`` weighs every empty cell of ``x`` equally, a 2 with probability
+``1 - p`` and a 4 with ``p = game.four_probability`` (0.1 in 2048). Depth 1 is one
+move: greedy over afterstate values, or over the expected value of the states the
+spawn makes.
 
 The tree is expanded one level at a time over the whole batch: every board's four
-moves in one ``slide`` call, every spawn of every afterstate in one NumPy
-expression, and identical boards within a level merged (a transposition cache
-keyed by the board packed into a uint64), so each distinct leaf is scored once, in
-one call to ``values`` per slice of the last level (a torch model sees thousands of
-boards at a time). Levels wider than ``max_boards`` spawned boards are
-processed in slices, which bounds memory at about ``500 bytes * max_boards`` per
-ply below the root (some 33 MB per ply at the default, ~100 MB for depth 3), plus
-~500 bytes per root board, plus what ``values`` needs for one call, which gets at
-most ``4 * max_boards`` boards.
+moves in one ``rules.slide`` call, every spawn of every afterstate in one compiled
+loop, and the boards of a level put through a transposition table (a hash table
+keyed by the board's cells), so a board reached by several paths, from one root or
+from several, is expanded and scored once. The leaves are scored in one call to
+``values`` per slice of the last level (a torch model sees thousands of boards at a
+time), or, for an afterstate model that has it, in one call to ``move_values``: the
+last move and its value fused in the learner's compiled kernel (the n-tuple
+network's), which saves the last ``slide`` and a level of boards. Levels wider than
+``max_boards`` spawned boards are processed in slices, which bounds memory at about
+``(4 * cells + 40) bytes * max_boards`` per ply below the root (some 7 MB per ply on
+4x4 at the default), plus what ``values`` needs for one call, which gets at most
+``4 * max_boards`` boards.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from numba import njit
 
+from .. import games
 from .env import RewardConfig
-from .rules import SPAWN_FOUR_PROBABILITY, legal_mask, slide
+from .rules import FAST_LIMIT, MOVE_TABLE, legal_mask, line_cells, max_exponent, move_one
 
 if TYPE_CHECKING:
     from ..evaluation import Policy
@@ -60,30 +68,35 @@ MAX_BOARDS = 1 << 16
 
 MAX_DEPTH = 3
 """The deepest search whole games are played with (``search_policy``, ``g2048lab eval
---search``). Each move deeper costs some 30 times more: on one CPU thread a move at depth
-3 takes about 0.1-0.5 s per board for the tiny transformer, tens of ms for the n-tuple
-network's compiled search; at depth 4 seconds, so hours for one game. ``expectimax_values``
-itself takes any depth, for looking at a few boards."""
+--search``). Each move deeper costs some 30 times more on 4x4 (more on larger boards): on
+one CPU thread a move at depth 3 takes about 0.1-0.5 s per board for the tiny transformer,
+under a millisecond for a small n-tuple network; at depth 4 seconds, so hours for one
+game. ``expectimax_values`` itself takes any depth, for looking at a few boards."""
 
 RewardFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
 class ValueModel:
-    """What search needs of a learner: a batched value function and its units.
+    """What search needs of a learner: a batched value function, its units, its game.
 
-    values: (N, 4, 4) uint8 boards -> (N,) float values. Search only asks it about
+    values: (N, R, C) uint8 boards -> (N,) float values. Search only asks it about
         boards with a legal move (``of="state"``) or about afterstates
         (``of="afterstate"``).
     of: ``"afterstate"`` if ``values`` scores boards right after a move, before the
         spawn; ``"state"`` if it scores boards after the spawn, the player to move.
     discount: applied per move to everything that follows the move's reward.
     reward: ``(boards, afterstates, scores) -> (N,) float`` the reward of each move in
-        the units of ``values``, from the (N, 4, 4) boards before the move, the (N, 4, 4)
+        the units of ``values``, from the (N, R, C) boards before the move, the (N, R, C)
         afterstates and the (N,) int64 game score of the move; None: the game score.
     terminal_value: ``W`` of a spawned board with no legal move. A reward paid on the
         move that ends the game (``RewardConfig.game_over_penalty``) goes here, divided
         by ``discount``, since the move's reward does not know the spawn yet.
+    move_values: optional, afterstate models only: (N, R, C) boards -> (N, 4) ``Q_1``,
+        ``reward + discount * values(afterstate)`` of each move in ``Action`` order,
+        -inf where illegal, computed in one go (a compiled kernel); search then scores
+        its last ply with it. It must agree with ``values`` and ``reward``.
+    game: the game whose rules the tree follows: the board shape and the spawn rule.
     """
 
     values: Callable[[np.ndarray], np.ndarray]
@@ -91,41 +104,49 @@ class ValueModel:
     discount: float = 1.0
     reward: RewardFn | None = None
     terminal_value: float = 0.0
+    move_values: Callable[[np.ndarray], np.ndarray] | None = None
+    game: games.Game = field(default_factory=games.get)
 
     def __post_init__(self) -> None:
         if self.of not in ("afterstate", "state"):
             raise ValueError(f"ValueModel.of must be 'afterstate' or 'state', got {self.of!r}")
         if not 0 < self.discount <= 1:
             raise ValueError(f"ValueModel.discount must be in (0, 1], got {self.discount}")
+        if self.move_values is not None and self.of != "afterstate":
+            raise ValueError("ValueModel.move_values is for afterstate models (of='afterstate')")
 
 
 def expectimax_values(
     boards: np.ndarray, model: ValueModel, depth: int, max_boards: int = MAX_BOARDS
 ) -> np.ndarray:
-    """(N, 4, 4) uint8 boards -> (N, 4) float64 ``Q_depth`` of each move in ``Action``
-    order, ``-inf`` for illegal moves (all four on a board with no legal move).
+    """(N, R, C) uint8 boards of ``model.game`` -> (N, 4) float64 ``Q_depth`` of each move in
+    ``Action`` order, ``-inf`` for illegal moves (all four on a board with no legal move).
 
     ``depth`` >= 1 plies (see the module docstring); ``max_boards`` bounds memory.
     """
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
         raise ValueError(f"depth must be an int >= 1 (plies; 1 is greedy), got {depth!r}")
-    if max_boards < 30:
+    game = model.game
+    if max_boards < 2 * (game.cells - 1):
         raise ValueError(
-            f"max_boards must be at least 30 (one afterstate's spawns), got {max_boards}"
+            f"max_boards must be at least {2 * (game.cells - 1)} (one afterstate's spawns), "
+            f"got {max_boards}"
         )
     boards = np.asarray(boards)
-    if boards.ndim != 3 or boards.shape[1:] != (4, 4) or boards.dtype != np.uint8:
+    if boards.ndim != 3 or boards.shape[1:] != game.shape or boards.dtype != np.uint8:
+        rows, cols = game.shape
         raise ValueError(
-            f"boards must be (N, 4, 4) uint8 exponents, got {boards.dtype} {boards.shape}; "
-            "use board[None] for one board"
+            f"boards must be (N, {rows}, {cols}) uint8 exponents for {game.name}, got "
+            f"{boards.dtype} {boards.shape}; use board[None] for one board"
         )
-    return _q_values(np.ascontiguousarray(boards).reshape(-1, 16), model, int(depth), max_boards)
+    flat = np.ascontiguousarray(boards).reshape(-1, game.cells)
+    return _q_values(flat, model, int(depth), max_boards)
 
 
 def expectimax_actions(
     boards: np.ndarray, model: ValueModel, depth: int, max_boards: int = MAX_BOARDS
 ) -> np.ndarray:
-    """(N, 4, 4) uint8 boards -> (N,) int64 move of highest ``Q_depth``, the first in
+    """(N, R, C) uint8 boards -> (N,) int64 move of highest ``Q_depth``, the first in
     ``Action`` order on a tie; -1 for a board with no legal move."""
     q = expectimax_values(boards, model, depth, max_boards)
     actions = q.argmax(axis=1)
@@ -154,34 +175,28 @@ def check_play_depth(depth: int) -> None:
 
 # --- the tree, one level at a time ----------------------------------------------------------
 
-ACTIONS = np.arange(4, dtype=np.int64)
-SPAWN_TILES = np.array([1, 2], dtype=np.uint8)  # exponents of the tiles 2 and 4
-SPAWN_PROBS = np.array([1 - SPAWN_FOUR_PROBABILITY, SPAWN_FOUR_PROBABILITY])
-NIBBLE_SHIFTS = np.arange(0, 64, 4, dtype=np.uint64)  # (16,) cell i -> bits 4i..4i+3
-
 
 def _q_values(boards: np.ndarray, model: ValueModel, depth: int, max_boards: int) -> np.ndarray:
-    """(n, 16) flat boards -> (n, 4) Q_depth, -inf for illegal moves."""
-    n = boards.shape[0]
-    after, scores, moved = slide(
-        np.repeat(boards, 4, axis=0).reshape(-1, 4, 4), np.tile(ACTIONS, n)
-    )
-    q = np.full(4 * n, -np.inf)
-    legal = np.flatnonzero(moved)  # (m,) indices into the n*4 (board, move) pairs
-    if legal.size:
-        after = after.reshape(-1, 16)[legal]  # (m, 16)
-        rewards = _rewards(model, boards[legal // 4], after, scores[legal])
-        distinct, inverse = _unique_boards(after)
-        q[legal] = (
-            rewards + model.discount * _chance_values(distinct, model, depth, max_boards)[inverse]
-        )
-    return q.reshape(n, 4)
+    """(n, cells) flat boards -> (n, 4) Q_depth, -inf for illegal moves (all four on a board
+    with no legal move)."""
+    if depth == 1 and model.move_values is not None:
+        return _call_move_values(model, boards)
+    after, pairs, inverse, scores = _moves(boards, line_cells(*model.game.shape), MOVE_TABLE)
+    q = np.full(4 * boards.shape[0], -np.inf)
+    if pairs.size:
+        rewards = _rewards(model, boards[pairs // 4], after[inverse], scores)
+        chance = _chance_values(after, model, depth, max_boards)
+        q[pairs] = rewards + model.discount * chance[inverse]
+    return q.reshape(-1, 4)
 
 
 def _chance_values(after: np.ndarray, model: ValueModel, depth: int, max_boards: int) -> np.ndarray:
-    """(m, 16) distinct afterstates -> (m,) C_depth, in slices of at most ``max_boards`` spawns."""
+    """(m, cells) distinct afterstates -> (m,) C_depth, in slices of at most ``max_boards``
+    spawns."""
     if depth == 1 and model.of == "afterstate":
         return _call_values(model, after)
+    if 2 * after.size <= max_boards:  # two spawns per cell at most: one slice
+        return _chance_slice(after, model, depth, max_boards)
     spawns = np.cumsum(2 * (after == 0).sum(axis=1))  # (m,) spawned boards up to each afterstate
     out = np.empty(after.shape[0])
     start = 0
@@ -194,48 +209,133 @@ def _chance_values(after: np.ndarray, model: ValueModel, depth: int, max_boards:
 
 
 def _chance_slice(after: np.ndarray, model: ValueModel, depth: int, max_boards: int) -> np.ndarray:
-    """(m, 16) afterstates -> (m,) expectation over their spawns of W (see the module docstring)."""
-    children, probs, parents = _spawns(after)
-    distinct, inverse = _unique_boards(children)
-    alive = legal_mask(distinct.reshape(-1, 4, 4)).any(axis=1)
-    w = np.full(distinct.shape[0], model.terminal_value)
-    if depth == 1:
-        w[alive] = _call_values(model, distinct[alive])
-    else:
-        w[alive] = _q_values(distinct[alive], model, depth - 1, max_boards).max(axis=1)
+    """(m, cells) afterstates -> (m,) expectation over their spawns of W (see the module
+    docstring)."""
+    children, inverse, probs, parents = _spawns(after, model.game.four_probability)
+    if depth == 1:  # a state model's leaves: V where a move is left
+        alive = legal_mask(children.reshape(-1, *model.game.shape)).any(axis=1)
+        w = np.full(children.shape[0], model.terminal_value)
+        w[alive] = _call_values(model, children[alive])
+    else:  # a board with no legal move has Q = -inf for all four moves
+        w = _q_values(children, model, depth - 1, max_boards).max(axis=1)
+        w[w == -np.inf] = model.terminal_value
     return np.bincount(parents, weights=probs * w[inverse], minlength=after.shape[0])
 
 
-def _spawns(after: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every board one spawn can make from each of (m, 16) afterstates.
+# --- compiled: the moves and spawns of a level, through its transposition table ------------
 
-    Returns ``(children (k, 16) uint8, probs (k,) float64, parents (k,) int64)``; the
-    probabilities of each parent's children sum to 1 (a parent with no empty cell has
-    no children).
+
+@njit(nogil=True, cache=True)
+def _moves(boards, lines, move_table):
+    """Every legal move of each of (n, cells) uint8 boards, ``lines = rules.line_cells(R, C)``.
+
+    Returns ``(after (u, cells) uint8, pairs (k,) int64, inverse (k,) int64, scores (k,)
+    int64)``: the distinct afterstates, and for each of the k legal (board, move) pairs
+    its index ``4 * board + move``, its afterstate ``after[inverse]`` and its game score.
     """
-    parent_of_cell, cell = np.nonzero(after == 0)  # (e,) each empty cell of each board
-    empty = np.bincount(parent_of_cell, minlength=after.shape[0])  # (m,)
-    parents = np.repeat(parent_of_cell, 2)  # (k,) = (2e,): a 2 then a 4 on each cell
-    children = after[parents]
-    children[np.arange(parents.size), np.repeat(cell, 2)] = np.tile(SPAWN_TILES, cell.size)
-    probs = np.tile(SPAWN_PROBS, cell.size) / empty[parents]
-    return children, probs, parents
+    n, cells = boards.shape
+    slid = np.empty((4 * n, cells), dtype=np.uint8)
+    pairs = np.empty(4 * n, dtype=np.int64)
+    scores = np.empty(4 * n, dtype=np.int64)
+    k = 0
+    for i in range(n):
+        fast = max_exponent(boards[i]) < FAST_LIMIT
+        for action in range(4):
+            score = move_one(boards[i], slid[k], action, fast, move_table, lines)[0]
+            for c in range(cells):
+                if slid[k, c] != boards[i, c]:
+                    pairs[k] = 4 * i + action
+                    scores[k] = score
+                    k += 1
+                    break
+    first, inverse = _distinct_rows(slid[:k])
+    return slid[first], pairs[:k], inverse, scores[:k]
 
 
-def _unique_boards(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 16) boards -> (distinct boards (u, 16), inverse (n,)) with ``distinct[inverse] == flat``.
+@njit(nogil=True, cache=True)
+def _spawns(after, four_probability):
+    """Every board one spawn can make from each of (m, cells) uint8 afterstates: on each
+    empty cell a 2 (exponent 1) with probability ``1 - four_probability`` and a 4 with
+    ``four_probability``, the cell uniform among the empty ones (a tile of probability 0
+    is left out).
 
-    Boards whose exponents all fit a nibble are keyed by one uint64 (fast sort);
-    beyond the tile 32768 the rows themselves are compared.
+    Returns ``(children (u, cells) uint8, inverse (k,) int64, probs (k,) float64, parents
+    (k,) int64)``: the distinct spawned boards, and for each of the k spawns its board
+    ``children[inverse]``, its probability and its afterstate; the probabilities of each
+    afterstate's spawns sum to 1 (one with no empty cell has none).
     """
-    if flat.shape[0] == 0:
-        return flat, np.zeros(0, dtype=np.int64)
-    if flat.max() <= 15:
-        keys = (flat.astype(np.uint64) << NIBBLE_SHIFTS).sum(axis=1, dtype=np.uint64)  # (n,)
-        _, index, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    else:
-        _, index, inverse = np.unique(flat, axis=0, return_index=True, return_inverse=True)
-    return flat[index], inverse.reshape(-1)
+    m, cells = after.shape
+    tiles = (1, 2)
+    tile_probs = (1.0 - four_probability, four_probability)
+    kinds = (1 if tile_probs[0] > 0 else 0) + (1 if tile_probs[1] > 0 else 0)
+    empty = np.zeros(m, dtype=np.int64)
+    for i in range(m):
+        for c in range(cells):
+            if after[i, c] == 0:
+                empty[i] += 1
+    k = kinds * empty.sum()
+    children = np.empty((k, cells), dtype=np.uint8)
+    probs = np.empty(k)
+    parents = np.empty(k, dtype=np.int64)
+    j = 0
+    for i in range(m):
+        for c in range(cells):
+            if after[i, c] != 0:
+                continue
+            for t in range(2):
+                if tile_probs[t] <= 0:
+                    continue
+                children[j] = after[i]
+                children[j, c] = tiles[t]
+                probs[j] = tile_probs[t] / empty[i]
+                parents[j] = i
+                j += 1
+    first, inverse = _distinct_rows(children)
+    return children[first], inverse, probs, parents
+
+
+@njit(nogil=True)
+def _distinct_rows(rows):
+    """The transposition table of one level: (n, cells) uint8 boards -> ``(first (u,)
+    int64, inverse (n,) int64)``, the row where each distinct board first occurs and, per
+    row, its distinct board's number, so ``rows[first][inverse] == rows``.
+
+    Open addressing over a table of at least twice ``n`` slots, keyed by an FNV-1a hash
+    of the cells; boards that share a slot are compared cell by cell.
+    """
+    n, cells = rows.shape
+    size = 16
+    while size < 2 * n:
+        size *= 2
+    mask = size - 1
+    table = np.full(size, -1, dtype=np.int64)  # slot -> distinct board number, -1 free
+    first = np.empty(n, dtype=np.int64)
+    inverse = np.empty(n, dtype=np.int64)
+    u = 0
+    for i in range(n):
+        h = np.uint64(0xCBF29CE484222325)
+        for c in range(cells):
+            h = (h ^ np.uint64(rows[i, c])) * np.uint64(0x100000001B3)
+        slot = np.int64(h ^ (h >> np.uint64(29))) & mask
+        while True:
+            d = table[slot]
+            if d < 0:
+                table[slot] = u
+                first[u] = i
+                inverse[i] = u
+                u += 1
+                break
+            same = True
+            other = first[d]
+            for c in range(cells):
+                if rows[other, c] != rows[i, c]:
+                    same = False
+                    break
+            if same:
+                inverse[i] = d
+                break
+            slot = (slot + 1) & mask
+    return first[:u], inverse
 
 
 def _rewards(
@@ -243,21 +343,31 @@ def _rewards(
 ) -> np.ndarray:
     if model.reward is None:
         return scores.astype(np.float64)
-    rewards = model.reward(boards.reshape(-1, 4, 4), after.reshape(-1, 4, 4), scores)
-    return _as_column(rewards, scores.shape[0], "reward")
+    shape = (-1, *model.game.shape)
+    rewards = model.reward(boards.reshape(shape), after.reshape(shape), scores)
+    return _as_array(rewards, (scores.shape[0],), "reward")
 
 
 def _call_values(model: ValueModel, flat: np.ndarray) -> np.ndarray:
     if flat.shape[0] == 0:
         return np.zeros(0)
-    return _as_column(model.values(flat.reshape(-1, 4, 4)), flat.shape[0], "values")
+    values = model.values(flat.reshape(-1, *model.game.shape))
+    return _as_array(values, (flat.shape[0],), "values")
 
 
-def _as_column(x, n: int, name: str) -> np.ndarray:
+def _call_move_values(model: ValueModel, flat: np.ndarray) -> np.ndarray:
+    if flat.shape[0] == 0:
+        return np.zeros((0, 4))
+    q = model.move_values(flat.reshape(-1, *model.game.shape))
+    return _as_array(q, (flat.shape[0], 4), "move_values")
+
+
+def _as_array(x, shape: tuple[int, ...], name: str) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
-    if x.shape != (n,):
+    if x.shape != shape:
+        n = shape[0]
         raise ValueError(
-            f"ValueModel.{name} must return shape ({n},) for {n} boards, got {x.shape}"
+            f"ValueModel.{name} must return shape {shape} for {n} boards, got {x.shape}"
         )
     return x
 
@@ -296,6 +406,7 @@ def transformer_value_model(
     return_std: float = 1.0,
     reward: RewardConfig | None = None,
     batch_size: int = 4096,
+    game: games.Game | None = None,
 ) -> ValueModel:
     """A ``"state"`` ValueModel from a PPO-trained ``GameTransformer``'s value head.
 
@@ -307,7 +418,8 @@ def transformer_value_model(
     discounted by ``gamma`` (the run's ``PPOConfig.gamma``), so search maximises what
     PPO was trained to maximise. The model runs on its own device under
     ``torch.inference_mode`` in batches of ``batch_size`` boards; put it in ``eval()``
-    mode first, or dropout makes the values noisy.
+    mode first, or dropout makes the values noisy. ``game``: the game it was trained on
+    (None: ``games.get()``, 2048 on 4x4).
     """
     import torch
 
@@ -331,4 +443,5 @@ def transformer_value_model(
         discount=gamma,
         reward=shaped_reward(config),
         terminal_value=-config.game_over_penalty / gamma,
+        game=games.get() if game is None else game,
     )
