@@ -1,4 +1,5 @@
-"""Training moves per second of the n-tuple network on one thread, and a short learning check.
+"""Training moves per second of the n-tuple network on one thread, and a short learning check,
+on any game of the 2048 family (``--game``, 2048 on 4x4 by default).
 
 Throughput: ``--repeats`` timed ``train(--moves)`` calls on one network after a
 warm-up call (numba compilation excluded), median and each run. The network keeps
@@ -6,13 +7,14 @@ learning across the repeats, so later runs see longer games and more of the tabl
 
 Learning: a fresh network trains for ``--minutes`` in chunks of ``--chunk`` moves
 (~0.1 s each, as a run loop would call it), printing every ~10 s the moves, the games
-finished since the last line, their share reaching 2048 and their mean score. Then it
+finished since the last line, their share reaching the game's top reach tile (2048 on
+4x4) and their mean score. Then it
 plays ``--eval-games`` fresh games greedily through ``evaluation.evaluate``, and with
 ``--search D`` another ``--search-games`` games with ``D``-ply expectimax.
 
     python bench/ntuple_throughput.py [--moves 1000000] [--repeats 5] [--minutes 1]
         [--eval-games 200] [--search 2] [--search-games 50] [--learning-rate 0.1]
-        [--optimistic-init 0] [--tuples 4x6] [--seed 0] [--json]
+        [--optimistic-init 0] [--tuples 4x6] [--game 2048-4x4] [--seed 0] [--json]
 """
 
 from __future__ import annotations
@@ -24,13 +26,17 @@ import time
 
 import numpy as np
 
+from g2048lab import games
 from g2048lab.evaluation import evaluate
 from g2048lab.learners.ntuple.network import NTupleConfig, NTupleNetwork
+from g2048lab.learners.ntuple.ntuple_learner import NTupleAgent
 
 
-def moves_per_second(config: NTupleConfig, moves: int, repeats: int) -> list[float]:
+def moves_per_second(
+    config: NTupleConfig, game: games.Game, moves: int, repeats: int
+) -> list[float]:
     """Train one network ``repeats`` times for ``moves`` moves; moves/s of each call."""
-    network = NTupleNetwork(config)
+    network = NTupleNetwork(config, game)
     network.train(10_000)  # compile (or load the cache) and touch the first pages
     runs = []
     for _ in range(repeats):
@@ -40,9 +46,11 @@ def moves_per_second(config: NTupleConfig, moves: int, repeats: int) -> list[flo
     return runs
 
 
-def learn(config: NTupleConfig, minutes: float, chunk: int, report) -> NTupleNetwork:
+def learn(
+    config: NTupleConfig, game: games.Game, minutes: float, chunk: int, report
+) -> NTupleNetwork:
     """Train a fresh network for ``minutes``; call ``report(row)`` about every 10 s."""
-    network = NTupleNetwork(config)
+    network = NTupleNetwork(config, game)
     start = last = time.perf_counter()
     scores, tiles = [], []
     while (now := time.perf_counter()) - start < 60 * minutes:
@@ -50,7 +58,7 @@ def learn(config: NTupleConfig, minutes: float, chunk: int, report) -> NTupleNet
         scores.append(stats.scores)
         tiles.append(stats.max_tiles)
         if stats.hit_table_range:
-            print(f"  {stats.range_games} game(s) reached 32768 twice and were ended there")
+            print(f"  {stats.range_games} game(s) could make 65536 and were ended there")
         if now - last >= 10:
             last = now
             report(summary_row(network, now - start, np.concatenate(scores), np.concatenate(tiles)))
@@ -59,12 +67,14 @@ def learn(config: NTupleConfig, minutes: float, chunk: int, report) -> NTupleNet
 
 
 def summary_row(network: NTupleNetwork, seconds: float, scores, tiles) -> dict:
+    top = network.game.reach_tiles[-1]
     return {
         "seconds": round(seconds, 1),
         "moves": network.moves,
         "games": network.games,
         "recent_games": len(scores),
-        "recent_2048_share": float((tiles >= 2048).mean()) if len(tiles) else float("nan"),
+        "reach_tile": top,
+        "recent_reach_share": float((tiles >= top).mean()) if len(tiles) else float("nan"),
         "recent_mean_score": float(scores.mean()) if len(scores) else float("nan"),
     }
 
@@ -74,17 +84,16 @@ def play(network: NTupleNetwork, games: int, depth: int, seed: int) -> dict:
     if depth == 1:
         policy = lambda obs: network.greedy_actions(obs["board"])  # noqa: E731
     else:
-        policy = lambda obs: network.search_actions(obs["board"], depth)  # noqa: E731
+        policy = NTupleAgent(network).search_policy(depth)
     start = time.perf_counter()
-    result = evaluate(policy, games, seed=seed)
+    result = evaluate(policy, games, seed=seed, game=network.game)
     seconds = time.perf_counter() - start
     summary = result.summary()
     return {
         "depth": depth,
         "games": games,
         "mean_score": summary["mean_score"],
-        "share_2048": summary["tile_share"][2048],
-        "share_4096": summary["tile_share"][4096],
+        "tile_share": {t: summary["tile_share"][t] for t in network.game.reach_tiles},
         # evaluate() steps every slot until the longest game ends: time per move played
         "ms_per_move": 1000 * seconds / (games * result.lengths.max()),
     }
@@ -102,6 +111,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=NTupleConfig.learning_rate)
     parser.add_argument("--optimistic-init", type=float, default=NTupleConfig.optimistic_init)
     parser.add_argument("--tuples", default=NTupleConfig.tuples)
+    parser.add_argument("--game", default=games.DEFAULT, help="2048-3x3, 2048-5x5, ...")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print only one JSON line")
     args = parser.parse_args()
@@ -111,18 +121,20 @@ def main() -> None:
         tuples=args.tuples,
         seed=args.seed,
     )
+    game = games.get(args.game)
     say = (lambda *a: None) if args.json else print
     result: dict = {"config": vars(args)}
 
     if args.repeats:
-        runs = moves_per_second(config, args.moves, args.repeats)
+        runs = moves_per_second(config, game, args.moves, args.repeats)
         result["moves_per_s"] = statistics.median(runs)
         result["moves_per_s_runs"] = runs
         say(f"training moves/s, one thread: median {result['moves_per_s']:,.0f}   runs:")
         say("  " + " ".join(f"{r:,.0f}" for r in runs))
 
     if args.minutes:
-        header = ("s", 6), ("moves", 12), ("games", 7), ("recent", 7), ("2048 share", 11)
+        share = f"{game.reach_tiles[-1]} share"
+        header = ("s", 6), ("moves", 12), ("games", 7), ("recent", 7), (share, 11)
         say(" ".join(name.rjust(width) for name, width in header) + "  mean score")
         rows = []
 
@@ -130,11 +142,11 @@ def main() -> None:
             rows.append(row)
             say(
                 f"{row['seconds']:>6.0f} {row['moves']:>12,} {row['games']:>7,} "
-                f"{row['recent_games']:>7,} {row['recent_2048_share']:>11.1%} "
+                f"{row['recent_games']:>7,} {row['recent_reach_share']:>11.1%} "
                 f"{row['recent_mean_score']:>11,.0f}"
             )
 
-        network = learn(config, args.minutes, args.chunk, report)
+        network = learn(config, game, args.minutes, args.chunk, report)
         result["learning"] = rows
         evaluations = [play(network, args.eval_games, 1, seed=12345)]
         if args.search > 1:
@@ -143,8 +155,8 @@ def main() -> None:
         for e in evaluations:
             say(
                 f"depth {e['depth']}: {e['games']} games, mean score {e['mean_score']:,.0f}, "
-                f"2048 {e['share_2048']:.1%}, 4096 {e['share_4096']:.1%}, "
-                f"{e['ms_per_move']:.3f} ms per move"
+                + "".join(f"{t} {p:.1%}, " for t, p in e["tile_share"].items())
+                + f"{e['ms_per_move']:.3f} ms per move"
             )
     if args.json:
         print(json.dumps(result))
