@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from g2048lab.engine.rules import legal_mask, slide
+from g2048lab.engine.search import expectimax_actions, expectimax_values
 from g2048lab.evaluation import corner_policy, evaluate, random_policy
 from g2048lab.learners.ntuple.network import (
     NETWORK_BYTES,
@@ -22,6 +23,7 @@ from g2048lab.learners.ntuple.network import (
     pack_boards,
     unpack_boards,
 )
+from g2048lab.learners.ntuple.ntuple_learner import NTupleAgent
 
 from . import reference
 
@@ -158,8 +160,8 @@ def test_a_tile_beyond_the_tables_is_refused_with_its_value(random_weights):
     board[1, 2, 2] = 15  # two 32768s side by side: moving LEFT or RIGHT would make 65536
     with pytest.raises(ValueError, match="board 1 would create the tile 65536"):
         random_weights.move_values(board)
-    with pytest.raises(ValueError, match="would create the tile 65536"):
-        random_weights.search_actions(board, 2)
+    with pytest.raises(ValueError, match=r"tile 2\*\*16 = 65536 .*tables cover exponents 0\.\.15"):
+        expectimax_actions(board, NTupleAgent(random_weights).value_model(), 2)
 
 
 # --- config and memory -------------------------------------------------------------------------
@@ -297,7 +299,7 @@ def test_greedy_play_after_a_few_seconds_beats_simple_policies(trained):
     assert greedy.scores.mean() > 2 * baseline, (greedy.scores.mean(), baseline)
 
 
-# --- expectimax --------------------------------------------------------------------------------
+# --- expectimax (engine.search over the network's values) ---------------------------------------
 
 
 def played_boards(network: NTupleNetwork, n: int) -> np.ndarray:
@@ -309,14 +311,22 @@ def played_boards(network: NTupleNetwork, n: int) -> np.ndarray:
     return np.stack(boards)
 
 
+def search_values(network: NTupleNetwork, boards: np.ndarray, depth: int) -> np.ndarray:
+    return expectimax_values(boards, NTupleAgent(network).value_model(), depth)
+
+
+def search_actions(network: NTupleNetwork, boards: np.ndarray, depth: int) -> np.ndarray:
+    return expectimax_actions(boards, NTupleAgent(network).value_model(), depth)
+
+
 def test_depth_one_search_is_greedy(trained):
     boards = played_boards(trained, 40)
-    assert np.array_equal(trained.search_actions(boards, 1), trained.greedy_actions(boards))
-    np.testing.assert_allclose(trained.search_values(boards, 1), trained.move_values(boards))
+    assert np.array_equal(search_actions(trained, boards, 1), trained.greedy_actions(boards))
+    np.testing.assert_allclose(search_values(trained, boards, 1), trained.move_values(boards))
 
 
 def reference_chance(network, after: np.ndarray, depth: int) -> float:
-    """C_depth of an afterstate by the definition (see ``search_actions``)."""
+    """C_depth of an afterstate by the definition (see ``engine.search``)."""
     if depth == 1:
         return float(network.values(after[None])[0])
     total, empty = 0.0, 0
@@ -345,7 +355,7 @@ def reference_q(network, board: np.ndarray, depth: int) -> list[float]:
 def test_search_values_match_a_reference_expectimax(trained, depth, positions):
     boards = played_boards(trained, 12)
     boards = boards[np.argsort((boards == 0).sum(axis=(1, 2)))[:positions]]  # few empty cells
-    q = trained.search_values(boards, depth)
+    q = search_values(trained, boards, depth)
     for board, row in zip(boards, q):
         expected = [
             reward + reference_chance(trained, np.array(after, np.uint8), depth)
@@ -354,11 +364,11 @@ def test_search_values_match_a_reference_expectimax(trained, depth, positions):
             for after, reward, changed in (reference.move(board.tolist(), a) for a in range(4))
         ]
         np.testing.assert_allclose(row, expected, rtol=1e-5)
-    assert np.array_equal(trained.search_actions(boards, depth), np.argmax(q, axis=1))
+    assert np.array_equal(search_actions(trained, boards, depth), np.argmax(q, axis=1))
 
 
 def test_search_with_no_legal_move_returns_minus_one(trained):
     board = np.array([[[1, 2, 3, 4], [2, 3, 4, 5], [3, 4, 5, 6], [4, 5, 6, 7]]], np.uint8)
-    assert trained.search_actions(board, 2).tolist() == [-1]
+    assert search_actions(trained, board, 2).tolist() == [-1]
     with pytest.raises(ValueError, match="depth must be an int >= 1"):
-        trained.search_actions(board, 0)
+        search_actions(trained, board, 0)

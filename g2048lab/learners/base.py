@@ -129,8 +129,9 @@ class Agent(ABC):
         return None
 
     def search_policy(self, depth: int) -> Policy:
-        """Expectimax ``depth`` plies deep over ``value_model()`` (search.py); a learner
-        with a faster search of its own overrides this."""
+        """Expectimax ``depth`` plies deep over ``value_model()``, on its game (engine.search,
+        the one search of every learner; a learner with compiled values speeds it up through
+        ``ValueModel.move_values``, not with a search of its own)."""
         from ..engine.search import search_policy
 
         model = self.value_model()

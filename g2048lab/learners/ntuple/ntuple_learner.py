@@ -217,8 +217,8 @@ def _network_state(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 class NTupleAgent(Agent):
-    """An n-tuple network as a player: greedy over afterstates, or expectimax with its own
-    compiled search (``search_policy``)."""
+    """An n-tuple network as a player: greedy over afterstates, or expectimax over its
+    afterstate values (``search_policy``, the engine's search)."""
 
     def __init__(self, network: NTupleNetwork):
         self.network = network
@@ -244,13 +244,17 @@ class NTupleAgent(Agent):
         return softmax_probs(values, masks, temperature or self.TEMPERATURE)
 
     def value_model(self):
+        """Afterstate values, and the last ply of search fused in the network's compiled
+        ``move_values`` kernel."""
         from ...engine.search import ValueModel
 
-        return ValueModel(values=self.network.values, of="afterstate")
-
-    def search_policy(self, depth: int):
-        """Expectimax ``depth`` plies deep, compiled (ntuple.NTupleNetwork.search_actions)."""
-        return lambda obs: self.network.search_actions(obs["board"], depth)
+        network = self.network
+        return ValueModel(
+            values=network.values,
+            of="afterstate",
+            move_values=network.move_values,
+            game=network.game,
+        )
 
     def describe(self) -> str:
         return f"{self.network.config.tuples}-tuple network"
