@@ -24,7 +24,7 @@ import numpy as np
 
 from g2048lab.dashboard import Dashboard
 from g2048lab.messages import TrainingUpdate
-from g2048lab.runs import RunStore
+from g2048lab.store import RunStore
 
 RUN = "long"
 

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from g2048lab.runs import DATABASE_NAME, RunNotFound, RunStore
+from g2048lab.store import DATABASE_NAME, RunNotFound, RunStore
 
 RUN_NAME = "soak"
 

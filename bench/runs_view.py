@@ -29,7 +29,7 @@ import ipywidgets
 import numpy as np
 
 from g2048lab.dashboard import RunsBrowser
-from g2048lab.runs import RunStore
+from g2048lab.store import RunStore
 
 TARGETS = {"build_s": 2.0, "phone_refresh_kb": 300.0, "overlay_s": 0.5}
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from g2048lab.runs import RunStore
+from g2048lab.store import RunStore
 from g2048lab.sweeps.api import plan_sweep
 from g2048lab.sweeps.driver import Driver
 from g2048lab.sweeps.spec import SweepSpec

@@ -64,7 +64,7 @@ def main() -> None:
 
     from ray.cluster_utils import Cluster
 
-    from g2048lab.runs import RunStore
+    from g2048lab.store import RunStore
     from g2048lab.sweeps.driver import POLL_S, LocalLauncher
     from g2048lab.sweeps.ray_launcher import RayLauncher
     from g2048lab.sweeps.spec import SweepSpec

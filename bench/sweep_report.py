@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from g2048lab.runs import RunStore
+from g2048lab.store import RunStore
 from g2048lab.sweeps.report import sweep_report
 from g2048lab.sweeps.results import final_value
 from g2048lab.sweeps.spec import SweepSpec

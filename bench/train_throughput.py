@@ -33,7 +33,7 @@ from g2048lab.checkpoint import Checkpointer, CheckpointManager
 from g2048lab.device import ppo_sizes_for, select_device
 from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.logs import JsonLinesLog
-from g2048lab.runs import RunRecorder, RunStore
+from g2048lab.store import RunRecorder, RunStore
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 
 SETUPS = {"quiet": 2.0, "msgs": 0.5, "store": 1.0}  # name: seconds between messages

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from g2048lab.runs import RunStore, StoreError
+from g2048lab.store import RunStore, StoreError
 
 SWEEP = "rs"
 # 30 iterations of the tiny preset: long enough on a fast quiet machine (about 12 s) for

@@ -14,7 +14,7 @@ import pytest
 
 from g2048lab.checkpoint import CheckpointManager
 from g2048lab.learners.loading import load_checkpoint
-from g2048lab.runs import RunStore
+from g2048lab.store import RunStore
 
 from .helpers import wait_for
 

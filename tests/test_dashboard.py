@@ -20,7 +20,7 @@ from g2048lab.dashboard.series import Series, downsample, ema, game_positions, m
 from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.messages import TrainingUpdate
 from g2048lab.recording import GameRecord
-from g2048lab.runs import RunStore, StoreError
+from g2048lab.store import RunStore, StoreError
 from g2048lab.trainer import Trainer, TrainerConfig
 
 from .factories import training_update
@@ -460,7 +460,7 @@ def test_buttons_control_a_trainer_in_this_kernel(tmp_path):
 TRAINER = """
 import sys
 from g2048lab.learners.ppo.algorithm import PPOConfig
-from g2048lab.runs import RunRecorder, RunStore
+from g2048lab.store import RunRecorder, RunStore
 from g2048lab.trainer import Trainer, TrainerConfig
 
 store = RunStore(sys.argv[1])

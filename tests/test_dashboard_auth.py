@@ -37,7 +37,7 @@ from g2048lab.cli import main
 from g2048lab.dashboard import Dashboard, RunsBrowser
 from g2048lab.phone import TOKEN_ENV
 from g2048lab.phone.serve import _open_browser, dashboard_token
-from g2048lab.runs import RunStore
+from g2048lab.store import RunStore
 
 from .factories import training_update
 from .helpers import free_port, stop

@@ -10,7 +10,7 @@ import torch
 from g2048lab.checkpoint import save_checkpoint
 from g2048lab.learners.loading import load_checkpoint
 from g2048lab.learners.ppo.algorithm import PPOConfig
-from g2048lab.runs import RunStore
+from g2048lab.store import RunStore
 from g2048lab.trainer import Trainer, TrainerConfig
 
 from .helpers import free_port

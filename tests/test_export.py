@@ -28,7 +28,7 @@ from g2048lab.export.game_html import game_data
 from g2048lab.export.games import has_policy, score_before
 from g2048lab.export.metrics import hparams, tensorboard_scalars
 from g2048lab.recording import GameRecord
-from g2048lab.runs import GameSummary, RunStore
+from g2048lab.store import GameSummary, RunStore
 
 CHROMIUM = "/usr/bin/chromium"
 RUN = "r1"

@@ -14,8 +14,8 @@ import pytest
 from g2048lab.checkpoint import CheckpointManager
 from g2048lab.dashboard.sources import StoreSource
 from g2048lab.learners.loading import load_checkpoint
-from g2048lab.runs import RunStore
 from g2048lab.status import LIVE, Status
+from g2048lab.store import RunStore
 
 from .helpers import wait_for
 from .test_cli import TINY_ITERATION, TRAIN_TINY, env_steps, g2048lab, start

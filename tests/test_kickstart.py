@@ -192,7 +192,7 @@ def g2048lab(*args):
 
 
 def test_train_with_teacher_from_the_command_line(ntuple_teacher, tmp_path):
-    from g2048lab.runs import RunStore
+    from g2048lab.store import RunStore
 
     runs = tmp_path / "runs"
     done = g2048lab(
@@ -258,7 +258,7 @@ def test_a_teacher_annealed_to_zero_is_not_needed_and_a_missing_one_before_is_on
 def test_a_student_resumes_after_its_teacher_moved(ntuple_teacher, tmp_path):
     """The reported fault: the teacher's run renamed after its student stopped; `train
     --resume` said "--teacher.* flags cannot change a resumed run" to --teacher NEWPATH."""
-    from g2048lab.runs import RunStore
+    from g2048lab.store import RunStore
 
     teacher = tmp_path / "teacher"
     teacher.mkdir()

@@ -26,7 +26,7 @@ from g2048lab.engine.env import VecEnv
 from g2048lab.evaluation import corner_policy
 from g2048lab.learners import Agent, Learner, LearnerView
 from g2048lab.learners.loading import load_checkpoint
-from g2048lab.runs import RunRecorder, RunStore
+from g2048lab.store import RunRecorder, RunStore
 from g2048lab.trainer import Trainer, TrainerConfig
 
 from .helpers import metric_trace

@@ -24,7 +24,7 @@ import pytest
 
 from g2048lab.cli import main
 from g2048lab.phone import NOTEBOOK, STATIC_DIR, TEMPLATE_DIR, TOKEN_ENV
-from g2048lab.runs import RunStore
+from g2048lab.store import RunStore
 
 from . import helpers
 from .factories import training_update

@@ -26,7 +26,7 @@ import pytest
 
 from g2048lab.phone.app import host_is_this_machine
 from g2048lab.phone.serve import _lan_address
-from g2048lab.runs import RunStore
+from g2048lab.store import RunStore
 
 from .factories import training_update
 from .helpers import free_port, stop

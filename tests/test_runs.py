@@ -14,11 +14,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from g2048lab import runs
 from g2048lab.compare import FINAL_METRICS, config_diff, final_metrics, flatten_config
 from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.messages import TrainingUpdate
-from g2048lab.runs import RunBusy, RunNotFound, RunRecorder, RunStore, StoreError
+from g2048lab.store import (
+    RESERVE_NAME,
+    RunBusy,
+    RunNotFound,
+    RunRecorder,
+    RunStore,
+    StoreError,
+    claims,
+    run_records,
+    schema,
+)
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig, TrainingContext
 
 from .factories import game_record, training_update
@@ -130,14 +139,14 @@ def test_run_dir_is_made_on_demand_for_known_runs(store):
 
 def test_a_store_from_a_newer_g2048lab_is_refused_in_one_line(store):
     with sqlite3.connect(store.path) as db:
-        db.execute(f"PRAGMA user_version = {runs.SCHEMA_VERSION + 1}")
+        db.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION + 1}")
     with pytest.raises(StoreError, match="newer g2048lab.*upgrade g2048lab$") as caught:
         RunStore(store.root)
     assert "\n" not in str(caught.value)
 
 
 def test_a_file_that_is_no_database_is_refused(tmp_path):
-    (tmp_path / runs.DATABASE_NAME).write_bytes(b"not sqlite at all, " * 100)
+    (tmp_path / schema.DATABASE_NAME).write_bytes(b"not sqlite at all, " * 100)
     with pytest.raises(StoreError, match="not a usable run store"):
         RunStore(tmp_path)
 
@@ -157,7 +166,7 @@ def test_a_store_of_the_previous_schema_is_migrated_and_keeps_its_runs(tmp_path)
     root = tmp_path / "old"
     root.mkdir()
     with sqlite3.connect(root / "runs.sqlite") as db:  # as g2048lab wrote it before writers
-        for statement in runs._MIGRATIONS[0].split(";"):
+        for statement in schema.MIGRATIONS[0].split(";"):
             db.execute(statement)
         db.execute(
             "INSERT INTO runs (name, status, config, device, created_at, updated_at)"
@@ -215,7 +224,7 @@ def test_a_writer_that_was_taken_over_cannot_write_any_more(store, monkeypatch):
 def test_a_writer_that_died_leaves_its_run_killed_and_free(store):
     store.create_run("r", config={}, device="cpu")
     script = (
-        "import sys, time; from g2048lab.runs import RunStore;"
+        "import sys, time; from g2048lab.store import RunStore;"
         "from tests.factories import training_update;"
         "s = RunStore(sys.argv[1]); c = s.claim('r');"
         "s.put_update('r', training_update(status='running'), c);"
@@ -315,8 +324,8 @@ def test_the_latest_update_is_kept_whole_and_the_history_every_10_s(store):
 
 
 def test_a_long_history_is_thinned_keeping_its_ends(store, monkeypatch):
-    monkeypatch.setattr(runs, "HISTORY_LIMIT", 20)
-    monkeypatch.setattr(runs, "HISTORY_INTERVAL_S", 1.0)
+    monkeypatch.setattr(run_records, "HISTORY_LIMIT", 20)
+    monkeypatch.setattr(run_records, "HISTORY_INTERVAL_S", 1.0)
     store.create_run("r", config={}, device="cpu")
     for i in range(200):
         store.put_update("r", make_update(env_steps=i, timestamp=1000.0 + i))
@@ -422,7 +431,7 @@ def test_the_recorder_serves_a_checkpoint_and_records_a_failed_run(store):
 
 READER = """
 import json, sys, time
-from g2048lab.runs import RunStore
+from g2048lab.store import RunStore
 
 store = RunStore(sys.argv[1])
 print("ready", flush=True)
@@ -496,7 +505,7 @@ def test_reader_processes_poll_the_store_while_it_is_written(store, tmp_path):
 TRAINER = """
 import sys
 from g2048lab.learners.ppo.algorithm import PPOConfig
-from g2048lab.runs import RunRecorder, RunStore
+from g2048lab.store import RunRecorder, RunStore
 from g2048lab.trainer import Trainer, TrainerConfig
 
 store = RunStore(sys.argv[1])
@@ -561,7 +570,7 @@ def rows_of(store: RunStore, run_id: int) -> dict[str, int]:
             table: db.execute(
                 f"SELECT count(*) FROM {table} WHERE {key} = ?", (run_id,)
             ).fetchone()[0]
-            for table, key in [*((t, "run_id") for t in runs._RUN_TABLES), ("runs", "id")]
+            for table, key in [*((t, "run_id") for t in schema.RUN_TABLES), ("runs", "id")]
         }
 
 
@@ -735,7 +744,7 @@ def test_a_delete_is_refused_while_the_run_is_live(store):
         store.delete_run("r")
     with pytest.raises(RunNotFound):  # a late writer's last word: no reserve spent on it
         store.set_status("r", "failed", "boom")
-    assert (store.root / runs.RESERVE_NAME).exists()
+    assert (store.root / RESERVE_NAME).exists()
 
 
 def test_a_run_written_on_another_host_is_neither_renamed_nor_deleted(store):
@@ -756,7 +765,7 @@ def test_a_store_of_schema_2_is_migrated_and_its_runs_get_tags_and_notes(tmp_pat
     root = tmp_path / "v2"
     root.mkdir()
     with sqlite3.connect(root / "runs.sqlite") as db:  # as g2048lab wrote it before tags
-        for script in runs._MIGRATIONS[:2]:
+        for script in schema.MIGRATIONS[:2]:
             for statement in script.split(";"):
                 db.execute(statement)
         db.execute(
@@ -766,7 +775,7 @@ def test_a_store_of_schema_2_is_migrated_and_its_runs_get_tags_and_notes(tmp_pat
         db.execute("PRAGMA user_version = 2")
     store = RunStore(root)
     with sqlite3.connect(root / "runs.sqlite") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == runs.SCHEMA_VERSION == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 4
     run = store.get_run("old")
     assert (run.status, run.tags, run.note, run.learner) == ("finished", (), "", "ppo")
     store.set_tags("old", ["migrated"])
@@ -776,7 +785,7 @@ def test_a_store_of_schema_2_is_migrated_and_its_runs_get_tags_and_notes(tmp_pat
 
 CRASH = """
 import os, pathlib, signal, sys
-from g2048lab.runs import RunStore
+from g2048lab.store import RunStore
 
 store, step = RunStore(sys.argv[1]), sys.argv[2]
 real_rename = pathlib.Path.rename
@@ -825,7 +834,7 @@ def test_a_folder_move_under_way_is_waited_for_not_raced(store):
     filled_run(store, "r")
     with store._write() as db:  # as a live rename_run between its row and its folder
         db.execute("UPDATE runs SET name = 's', renamed_from = 'r' WHERE name = 'r'")
-    fd = runs._try_flock(store.root / "r" / runs.LOCK_NAME)  # held by that live process
+    fd = claims.try_flock(store.root / "r" / claims.LOCK_NAME)  # held by that live process
     try:
         RunStore(store.root)  # opening leaves the move to its process
         with pytest.raises(StoreError, match="run 's' is being renamed from 'r': try again"):
@@ -858,7 +867,7 @@ def test_trash_that_a_live_delete_holds_is_left_to_it(store):
     trash = store.root / ".deleted-r-0123abcd"
     trash.mkdir()
     (trash / "ckpt-0000001.pt").write_bytes(b"x")
-    fd = runs._try_flock(trash / runs.LOCK_NAME)  # the deleting process, still at work
+    fd = claims.try_flock(trash / claims.LOCK_NAME)  # the deleting process, still at work
     try:
         RunStore(store.root)
         assert trash.exists()

@@ -18,7 +18,7 @@ from g2048lab.dashboard.runs_table import (
     runs_table_html,
     sort_rows,
 )
-from g2048lab.runs import RunStore
+from g2048lab.store import RunStore
 
 from .factories import training_update
 

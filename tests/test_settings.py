@@ -22,8 +22,8 @@ from g2048lab.learners.ppo.algorithm import PPOConfig, ppo_update
 from g2048lab.model import PRESETS, GameTransformer, ModelConfig
 from g2048lab.model.memory import count_parameters, ppo_training_bytes
 from g2048lab.recording import GameRecorder
-from g2048lab.runs import RunStore
 from g2048lab.status import Status
+from g2048lab.store import RunStore
 from g2048lab.trainer import Trainer, TrainerConfig
 
 CLI = [sys.executable, "-m", "g2048lab"]

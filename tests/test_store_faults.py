@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from rich.cells import cell_len
 
-from g2048lab.runs import (
+from g2048lab.store import (
     RESERVE_NAME,
     DiskFull,
     RunStore,
@@ -342,9 +342,9 @@ def test_processes_making_a_store_and_naming_runs_in_the_same_second_get_a_name_
 
 
 def test_a_generated_name_passes_over_a_folder_that_has_it(tmp_path, monkeypatch):
-    import g2048lab.runs as runs
+    import g2048lab.store.run_store as run_store
 
-    monkeypatch.setattr(runs.time, "strftime", lambda *_: "run-20261204-191955")
+    monkeypatch.setattr(run_store.time, "strftime", lambda *_: "run-20261204-191955")
     store = RunStore(tmp_path)
     (tmp_path / "run-20261204-191955").mkdir()  # not a run: someone's folder
     assert store.create_run(None, config={}, device="cpu").name == "run-20261204-191955-2"

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from g2048lab.cli import main
-from g2048lab.runs import RunNotFound, RunStore
+from g2048lab.store import RunNotFound, RunStore
 from g2048lab.sweeps import Sweep
 from g2048lab.sweeps.prune import MedianRule, rungs
 from g2048lab.sweeps.sample import Sampler

@@ -24,7 +24,7 @@ from g2048lab.dashboard.groups import (
     mean_band,
 )
 from g2048lab.dashboard.metric_grid import BAND
-from g2048lab.runs import RunStore
+from g2048lab.store import RunStore
 from g2048lab.sweeps.spec import SweepSpec
 from g2048lab.sweeps.sweep_store import SweepStore
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from g2048lab.cli import main
-from g2048lab.runs import RunBusy, RunStore
+from g2048lab.store import RunBusy, RunStore
 from g2048lab.sweeps import relay
 from g2048lab.sweeps.ray_launcher import check_ray
 from g2048lab.sweeps.relay import NODE, NodeRelay, RunMirror, TrialNode

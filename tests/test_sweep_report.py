@@ -13,7 +13,7 @@ from scipy import stats as scipy_stats
 from g2048lab import stats
 from g2048lab.cli import main
 from g2048lab.dashboard.sweep_figures import report_figures
-from g2048lab.runs import RunStore
+from g2048lab.store import RunStore
 from g2048lab.sweeps.report import sweep_report
 from g2048lab.sweeps.spec import SweepSpec
 from g2048lab.sweeps.sweep_store import SweepStore

@@ -24,7 +24,7 @@ from g2048lab.cli.train import progress_stats, training_progress
 from g2048lab.engine.search import MAX_DEPTH
 from g2048lab.evaluation import TILE_THRESHOLDS, EvalResult
 from g2048lab.learners.loading import load_checkpoint
-from g2048lab.runs import RunStore
+from g2048lab.store import RunStore
 
 from .factories import training_update
 

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sweep":
         args.train = train_flags
     from ..checkpoint import CheckpointError
-    from ..runs import StoreError
+    from ..store import StoreError
 
     try:
         return args.run(args)

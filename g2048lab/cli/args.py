@@ -34,7 +34,7 @@ def seed_number(text: str) -> int:
 
 
 def run_name(text: str) -> str:
-    from ..runs import check_run_name  # light: no torch
+    from ..store import check_run_name  # light: no torch
 
     try:
         return check_run_name(text)

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 from .args import DEFAULT_RUNS_DIR, run_name
 
 if TYPE_CHECKING:
-    from ..runs import RunInfo, RunStore
+    from ..store import RunInfo, RunStore
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..runs import RunStore
+    from ..store import RunStore
 
     _check_request(args)
     store = RunStore(args.runs_dir, create=False)  # a reader: creates nothing

@@ -53,7 +53,7 @@ RECOVERED_SHOWN = {"runs": "runs", "metrics": "metric rows", "games": "games"}  
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from ..runs import RunStore
+    from ..store import RunStore
 
     store = RunStore(args.runs_dir, create=False)
     if args.compare is not None:
@@ -382,7 +382,7 @@ def _duration(seconds: float) -> str:
 
 def cmd_tag(args: argparse.Namespace) -> int:
     """``runs tag`` and ``runs untag``."""
-    from ..runs import RunStore
+    from ..store import RunStore
 
     store = RunStore(args.runs_dir, create=False)
     tags = set(store.get_run(args.name).tags)
@@ -393,7 +393,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 
 def cmd_note(args: argparse.Namespace) -> int:
-    from ..runs import RunStore
+    from ..store import RunStore
 
     note = " ".join(args.text)
     RunStore(args.runs_dir, create=False).set_note(args.name, note)
@@ -403,7 +403,7 @@ def cmd_note(args: argparse.Namespace) -> int:
 
 
 def cmd_rename(args: argparse.Namespace) -> int:
-    from ..runs import RunStore
+    from ..store import RunStore
 
     store = RunStore(args.runs_dir, create=False)
     store.rename_run(args.old, args.new)
@@ -413,7 +413,7 @@ def cmd_rename(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    from ..runs import RunStore
+    from ..store import RunStore
 
     store, name = RunStore(args.runs_dir, create=False), args.name
     size = store.run_size(name)
@@ -443,7 +443,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """``runs check``: 0 if the store is whole (or there is none yet), 1 if damaged, saying
     what is and how to save the rest."""
-    from ..runs import check_store
+    from ..store import check_store
 
     found = check_store(args.runs_dir)
     if not found.exists:
@@ -467,7 +467,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_recover(args: argparse.Namespace) -> int:
     """``runs recover``: what can be read of a damaged store, into a new store beside it."""
-    from ..runs import DATABASE_NAME, recover_store
+    from ..store import DATABASE_NAME, recover_store
 
     saved = recover_store(args.runs_dir)
     folder = saved.path.parent
@@ -517,7 +517,7 @@ def _taught_from(config: dict, folder: Path) -> bool:
 
 
 def add_parser(commands) -> None:
-    from ..runs import RECOVERED_NAME
+    from ..store import RECOVERED_NAME
 
     runs = commands.add_parser(
         "runs",

@@ -94,7 +94,7 @@ def _drive(runs, name: str, launcher, quiet: bool) -> int:
 def _resume(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from ..runs import RunStore
+    from ..store import RunStore
     from ..sweeps.sweep_store import SweepStore
 
     runs = RunStore(args.runs_dir, create=False)
@@ -109,7 +109,7 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    from ..runs import RunStore
+    from ..store import RunStore
     from ..sweeps.control import stop_sweep
 
     text = stop_sweep(RunStore(args.runs_dir, create=False), args.name)
@@ -118,7 +118,7 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from ..runs import RunStore
+    from ..store import RunStore
     from ..sweeps.overview import overview
     from ..sweeps.sweep_store import SweepStore
 

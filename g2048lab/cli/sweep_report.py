@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from ..runs import RunStore
+from ..store import RunStore
 from ..sweeps.report import decimals, describe, sweep_report
 
 __all__ = ["cmd_report", "print_report"]

@@ -173,7 +173,7 @@ def _train_main(args: argparse.Namespace, dist) -> int:
     """Train in a background thread; the main thread shows progress and handles Ctrl-C."""
     from ..checkpoint import Checkpointer, CheckpointManager
     from ..logs import JsonLinesLog
-    from ..runs import RunRecorder, RunStore
+    from ..store import RunRecorder, RunStore
 
     claim = None
     if args.resume:
@@ -255,13 +255,13 @@ def _say_how_it_ended(run) -> None:
 
 def _name_taken(runs_dir: str, name: str) -> bool:
     """Whether a run of that name is in ``runs_dir``, read without creating anything."""
-    from ..runs import RunStore
+    from ..store import RunStore
 
     return Path(runs_dir).is_dir() and _run_exists(RunStore(runs_dir, create=False), name)
 
 
 def _run_exists(store, name: str) -> bool:
-    from ..runs import RunNotFound
+    from ..store import RunNotFound
 
     try:
         store.get_run(name)

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import ipywidgets as widgets
 
-from ..runs import RunStore, StoreError
+from ..store import RunStore, StoreError
 from .downloads import download_link, game_link, metrics_csv
 from .header import header_html
 from .history import AXES, RunHistory

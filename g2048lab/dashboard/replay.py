@@ -14,7 +14,7 @@ import ipywidgets as widgets
 
 from ..engine.rules import Action, to_values
 from ..recording import GameRecord
-from ..runs import GameSummary, RunStore, StoreError
+from ..store import GameSummary, RunStore, StoreError
 from .board import ARROWS, GameView
 from .downloads import game_link
 from .layout import ROOT_CLASS, button, style_widget, toolbar

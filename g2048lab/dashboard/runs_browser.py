@@ -35,7 +35,7 @@ from urllib.parse import quote
 import ipywidgets as widgets
 
 from ..compare import config_diff
-from ..runs import STATUSES, RunStore, StoreError
+from ..store import STATUSES, RunStore, StoreError
 from .groups import RunGroup, group_label
 from .history import RunHistory
 from .layout import ROOT_CLASS, button, panel, panels, style_widget, toolbar

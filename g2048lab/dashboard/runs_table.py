@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from ..runs import RunInfo, RunStore
+from ..store import RunInfo, RunStore
 from .header import BADGE_COLOURS, format_duration
 
 __all__ = [

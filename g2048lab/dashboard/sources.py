@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..messages import TrainingUpdate
 from ..recording import GameRecord
-from ..runs import RunNotFound, RunStore, StoreError
 from ..status import ENDED, LIVE, Status
+from ..store import RunNotFound, RunStore, StoreError
 from ..subscribers import TrainingContext, UpdateQueue
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import math
 
-from ..runs import RunStore
+from ..store import RunStore
 from ..sweeps.report import decimals, describe
 from ..sweeps.sweep_store import SweepStore
 

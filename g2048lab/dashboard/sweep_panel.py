@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 import ipywidgets as widgets
 
-from ..runs import RunStore, StoreError
+from ..store import RunStore, StoreError
 from ..sweeps.control import resume_in_background, stop_sweep
 from ..sweeps.overview import overview
 from ..sweeps.sweep_store import SWEEPS_FOLDER, SweepInfo, SweepStore, Trial

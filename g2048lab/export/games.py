@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..recording import GameRecord
-from ..runs import GameSummary, RunStore
+from ..store import GameSummary, RunStore
 
 __all__ = ["GAME_CHOICES", "game_title", "has_policy", "load_game", "pick_game", "score_before"]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
 
-from ..runs import RunInfo
+from ..store import RunInfo
 from .files import check_folder_target, what_is_at
 
 __all__ = ["Scalar", "hparams", "metrics_csv", "tensorboard_scalars", "write_tensorboard"]

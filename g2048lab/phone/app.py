@@ -134,7 +134,7 @@ def summary(runs_dir: str | None = None, run: str | None = None) -> dict:
     updated_at, scores: [[steps, score]], runs: [{name, status, ...}]}`` of run ``run``, else
     the latest in ``G2048LAB_RUNS_DIR``; ``runs`` lists the most recent ``LISTED_RUNS``.
     An unknown run gives ``{"run": None, "error": ...}``."""
-    from ..runs import RunNotFound, RunStore
+    from ..store import RunNotFound, RunStore
 
     store = RunStore(runs_dir or os.environ.get("G2048LAB_RUNS_DIR", "checkpoints"), create=False)
     try:

@@ -26,7 +26,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     import subprocess
     from urllib.parse import urlencode
 
-    from ..runs import RunStore
+    from ..store import RunStore
     from . import JUPYTER_DIR, NOTEBOOK, PASSWORD_HASH_ENV, TEMPLATE, TOKEN_ENV
 
     token, hashed_password = None, None

@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from ..runs import RunStore
+from ..store import RunStore
 from .control import resume_in_background, stop_sweep
 from .spec import SweepSpec, check_sweep_name, check_train_flags, parse_random
 from .sweep_store import SweepStore

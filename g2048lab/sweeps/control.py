@@ -10,8 +10,8 @@ import time
 from contextlib import suppress
 from pathlib import Path
 
-from ..runs import RunStore, StoreError
 from ..status import LIVE
+from ..store import RunStore, StoreError
 from .sweep_store import SweepStore
 
 __all__ = ["resume_in_background", "stop_sweep"]

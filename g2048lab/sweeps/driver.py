@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ..runs import RunNotFound, RunStore, StoreError
 from ..status import LIVE, Status
+from ..store import RunNotFound, RunStore, StoreError
 from .spec import SweepSpec, flag_value, train_argv
 from .sweep_store import SweepStore, Trial
 

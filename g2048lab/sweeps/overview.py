@@ -4,7 +4,7 @@ progress. ``g2048lab sweep status``, the ``Sweep`` object and the dashboards all
 
 from __future__ import annotations
 
-from ..runs import RunStore
+from ..store import RunStore
 from .results import final_value
 from .sweep_store import TRIAL_STATES, SweepStore, Trial
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import statistics
 
-from ..runs import RunNotFound, RunStore
+from ..store import RunNotFound, RunStore
 from .results import curve
 from .spec import SweepSpec, flag_value
 from .sweep_store import Trial

@@ -24,8 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..runs import RunStore, StoreError
 from ..status import Status
+from ..store import RunStore, StoreError
 from .relay import NODE, RunMirror, TrialNode, latest_checkpoint
 from .spec import flag_value
 from .sweep_store import SweepStore, Trial

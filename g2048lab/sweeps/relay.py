@@ -38,8 +38,8 @@ from typing import BinaryIO
 
 from ..messages import TrainingUpdate
 from ..recording import GameRecord
-from ..runs import RunClaim, RunNotFound, RunStore, StoreError
 from ..status import Status
+from ..store import RunClaim, RunNotFound, RunStore, StoreError
 
 __all__ = [
     "NODE",

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from .. import stats
-from ..runs import RunStore
+from ..store import RunStore
 from .results import FINAL_SHARE, final_value
 from .sweep_store import TRIAL_STATES, SweepStore, Trial
 

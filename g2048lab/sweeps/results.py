@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 
-from ..runs import RunStore
+from ..store import RunStore
 from .sweep_store import Trial
 
 __all__ = ["FINAL_SHARE", "curve", "final_value"]

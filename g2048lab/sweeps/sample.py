@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from ..runs import RunStore
+from ..store import RunStore
 from .results import final_value
 from .spec import SweepSpec, group_key
 from .sweep_store import Trial

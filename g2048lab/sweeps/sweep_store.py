@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..runs import RunStore, StoreError
+from ..store import RunStore, StoreError
 from .spec import SweepSpec, check_sweep_name, group_key
 
 __all__ = [
