@@ -34,6 +34,7 @@ import torch
 from g2048lab import checkpoint
 from g2048lab.checkpoint import content_digest, save_checkpoint
 from g2048lab.learners.loading import load_checkpoint
+from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
 from g2048lab.trainer import Trainer, TrainerConfig
 
 
@@ -42,7 +43,8 @@ def ntuple_payload() -> dict:
 
 
 def ppo_payload(preset: str) -> dict:
-    trainer = Trainer(TrainerConfig(preset=preset, device="cpu", threads=1))
+    settings = PPOLearnerConfig(preset=preset)
+    trainer = Trainer(TrainerConfig(learner_config=settings, device="cpu", threads=1))
     model, optimizer = trainer.learner.model, trainer.learner.optimizer
     for parameter in model.parameters():
         parameter.grad = torch.zeros_like(parameter)

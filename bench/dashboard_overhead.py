@@ -22,6 +22,7 @@ KERNEL_CODE = """
 import json, statistics
 from IPython.display import display
 from g2048lab.dashboard import Dashboard
+from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 
 class Rows(Subscriber):
@@ -32,7 +33,8 @@ class Rows(Subscriber):
         return context.iteration < self.iterations + 1
 
 def measure(with_dashboard):
-    trainer = Trainer(TrainerConfig(preset={preset!r}, device="cpu", threads={threads}))
+    settings = PPOLearnerConfig(preset={preset!r})
+    trainer = Trainer(TrainerConfig(learner_config=settings, device="cpu", threads={threads}))
     rows = trainer.subscribe(Rows({iterations}))
     dashboard = None
     if with_dashboard:

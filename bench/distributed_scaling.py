@@ -22,6 +22,7 @@ RANK_SCRIPT = r"""
 import json, sys, time
 from g2048lab.device import ppo_sizes_for
 from g2048lab.distributed import init_distributed
+from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 
 out, preset, iterations, device = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -35,7 +36,8 @@ class Rows(Subscriber):
 
 sizes = ppo_sizes_for(preset, dist.device)
 steps = (iterations + 1) * sizes["num_envs"] * sizes["rollout_steps"] * dist.world_size
-config = TrainerConfig(preset=preset, device=device, threads=1, total_env_steps=steps)
+settings = PPOLearnerConfig(preset=preset)
+config = TrainerConfig(learner_config=settings, device=device, threads=1, total_env_steps=steps)
 trainer = Trainer(config, dist=dist)
 rows = trainer.subscribe(Rows())
 trainer.run()

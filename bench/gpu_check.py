@@ -36,13 +36,15 @@ def step(summary: dict, name: str, work) -> None:
 
 
 def iteration_times(preset: str) -> dict:
+    from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
     from g2048lab.trainer import Trainer, TrainerConfig
 
     torch.cuda.reset_peak_memory_stats()
-    probe = Trainer(TrainerConfig(preset=preset, device="cuda"))
+    probe = Trainer(TrainerConfig(learner_config=PPOLearnerConfig(preset=preset), device="cuda"))
     steps = probe.learner.ppo.num_envs * probe.learner.ppo.rollout_steps
     del probe
-    config = TrainerConfig(preset=preset, device="cuda", precision="bf16")
+    settings = PPOLearnerConfig(preset=preset, precision="bf16")
+    config = TrainerConfig(learner_config=settings, device="cuda")
     trainer = Trainer(replace(config, total_env_steps=3 * steps)).run()
     rows = list(trainer.metrics)[1:]  # the first holds the warm-up (cuDNN, allocator)
     return {
@@ -58,6 +60,7 @@ def iteration_times(preset: str) -> dict:
 
 def forced_out_of_memory() -> dict:
     from g2048lab.learners.ppo.algorithm import PPOConfig
+    from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
     from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 
     free, total = torch.cuda.mem_get_info()
@@ -65,8 +68,9 @@ def forced_out_of_memory() -> dict:
     events: list[str] = []
     try:
         ppo = PPOConfig(num_envs=1024, rollout_steps=16, minibatch_size=16384, epochs=1)
+        settings = PPOLearnerConfig(preset="cpu", ppo=ppo)
         trainer = Trainer(
-            TrainerConfig(preset="cpu", device="cuda", ppo=ppo, total_env_steps=16384)
+            TrainerConfig(learner_config=settings, device="cuda", total_env_steps=16384)
         )
 
         class Events(Subscriber):

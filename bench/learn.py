@@ -34,6 +34,7 @@ from g2048lab.device import ppo_sizes_for, select_device
 from g2048lab.evaluation import evaluate
 from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.learners.ppo.kickstart import TeacherConfig
+from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
 from g2048lab.model import ModelConfig
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 
@@ -178,16 +179,16 @@ def main() -> None:
         if args.learner != "ppo":
             parser.error("--kickstart trains a ppo student")
         teacher, teacher_result = train_teacher(args, Path(folder.name))
+    settings = None  # the n-tuple learner's defaults
+    if args.learner == "ppo":
+        settings = PPOLearnerConfig(preset=args.preset, model=model, ppo=ppo, teacher=teacher)
     config = TrainerConfig(
         learner=args.learner,
-        model=model,
-        preset=args.preset,
+        learner_config=settings,
         device=args.device,
         threads=args.threads,
         seed=args.seed,
         max_seconds=args.minutes * 60 - (time.perf_counter() - started),
-        ppo=ppo,
-        teacher=teacher,
     )
     trainer = Trainer(config)
     curve = trainer.subscribe(Curve())

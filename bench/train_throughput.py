@@ -32,6 +32,7 @@ from pathlib import Path
 from g2048lab.checkpoint import Checkpointer, CheckpointManager
 from g2048lab.device import ppo_sizes_for, select_device
 from g2048lab.learners.ppo.algorithm import PPOConfig
+from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
 from g2048lab.logs import JsonLinesLog
 from g2048lab.store import RunRecorder, RunStore
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
@@ -79,11 +80,9 @@ class Rows(Subscriber):
 def measure(setup: str, preset: str, args, precision: str, folder: Path) -> dict:
     ppo = PPOConfig(**ppo_sizes_for(preset, select_device(args.device)))
     config = TrainerConfig(
-        preset=preset,
+        learner_config=PPOLearnerConfig(preset=preset, ppo=ppo, precision=precision),
         device=args.device,
         threads=args.threads,
-        ppo=ppo,
-        precision=precision,
         update_interval_s=SETUPS[setup],
     )
     trainer = Trainer(config)

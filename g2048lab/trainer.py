@@ -5,10 +5,11 @@
 The run owns what every algorithm shares: states, budgets, pause/resume/stop, message
 cadence, subscribers, counters, recorded games and the checkpoint's run fields; the
 learner (``TrainerConfig.learner``, PPO on the MoE transformer by default) owns its
-algorithm. The trainer knows nothing of displays: it emits ``TrainingUpdate`` messages
-(at most about twice a second, at least every 2 s while running, also in the middle
-of an iteration) and per-iteration metrics to subscribers, in the style of
-Stable-Baselines3's callbacks but with a typed context and a narrow run handle.
+algorithm and its settings (``TrainerConfig.learner_config``). The trainer knows nothing
+of displays: it emits ``TrainingUpdate`` messages (at most about twice a second, at least
+every 2 s while running, also in the middle of an iteration) and per-iteration metrics to
+subscribers, in the style of Stable-Baselines3's callbacks but with a typed context and a
+narrow run handle.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 import traceback
 import uuid
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -27,13 +28,9 @@ import torch
 from . import learners
 from .device import check_threads, memory_stats, select_device, set_cpu_threads
 from .distributed import DistContext
-from .engine.env import RewardConfig
 from .engine.rules import to_values
 from .learners import Learner, LearnerSetup
-from .learners.ppo.algorithm import PPOConfig
-from .learners.ppo.kickstart import TeacherConfig
 from .messages import TrainingUpdate
-from .model import ModelConfig
 from .recording import GameRecord, GameRecorder
 from .settings import MAX_SEED, check_settings, setting
 from .status import LIVE, Status
@@ -49,27 +46,21 @@ REACH_TILES = (1024, 2048)  # metric rows report the share of recent games reach
 
 @dataclass(frozen=True)
 class TrainerConfig:
-    """One run's settings. ``ppo=None`` sizes the batches from the device (device.py).
+    """One run's settings: the run's own fields, and its learner's settings.
 
-    Budgets: ``total_env_steps`` and/or ``max_seconds`` (wall time spent running,
-    pauses excluded); with neither the run goes on until ``stop()``. A learner ends its
-    iteration where the budget ends if it can (n-tuple, within a move); PPO finishes the
-    rollout it is in, to learn from it whole. ``learner`` names
-    the algorithm (``learners.names()``); ``preset``, ``model``, ``ppo``, ``reward``,
-    ``teacher`` and ``precision`` are the default PPO learner's settings, ``learner_config`` another
-    learner's (its config dataclass; None: its defaults).
+    ``learner`` names the algorithm (``learners.names()``); ``learner_config`` holds its
+    settings, an instance of its ``config_class`` (the PPO learner's
+    ``learners.ppo.ppo_config.PPOLearnerConfig``, the n-tuple learner's ``NTupleConfig``);
+    None: its defaults. Budgets: ``total_env_steps`` and/or ``max_seconds`` (wall time
+    spent running, pauses excluded); with neither the run goes on until ``stop()``. A
+    learner ends its iteration where the budget ends if it can (n-tuple, within a move);
+    PPO finishes the rollout it is in, to learn from it whole.
     """
 
     learner: str = "ppo"
-    learner_config: Any = None
-    preset: str = "auto"  # a name in model.PRESETS, or auto (device manager)
-    model: ModelConfig | None = None  # overrides the preset when given
-    ppo: PPOConfig | None = None
-    reward: RewardConfig = field(default_factory=RewardConfig)
-    teacher: TeacherConfig | None = None  # a PPO student's teacher (kickstart.py)
+    learner_config: Any = None  # the learner's config_class instance; None: its defaults
     device: str = "auto"  # auto | cpu | cuda[:N]
     threads: int | None = None  # torch CPU threads, 1 .. the usable cores; None: cores - 1
-    precision: str = "auto"  # auto | fp32 | bf16 (autocast); auto: bf16 on CUDA that has it
     seed: int = setting(0, ge=0, le=MAX_SEED)
     total_env_steps: int | None = setting(None, ge=1)
     max_seconds: float | None = setting(None, gt=0)
@@ -81,10 +72,15 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         check_settings(self)
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
         check_threads(self.threads)
-        learners.get(self.learner)  # an unknown name fails here, listing the known ones
+        # an unknown name fails here, listing the known ones
+        wanted = learners.get(self.learner).config_class
+        given = self.learner_config
+        if given is not None and not isinstance(given, wanted):
+            raise ValueError(
+                f"the {self.learner} learner's settings are a {wanted.__name__}, got "
+                f"{type(given).__name__} as learner_config"
+            )
 
 
 class Trainer:
@@ -106,8 +102,6 @@ class Trainer:
         learner_class = learners.get(config.learner)
         if dist is not None and not learner_class.distributed:
             raise ValueError(f"the {config.learner} learner does not train under torchrun")
-        if config.teacher is not None and not learner_class.kickstarts:
-            raise ValueError(f"the {config.learner} learner learns alone: drop --teacher")
         self.device = dist.device if dist else select_device(config.device)
         self.threads = set_cpu_threads(config.threads) if self.device.type == "cpu" else None
         setup = LearnerSetup(self.device, config.seed, dist, self.threads, env_steps=resumed_at)
@@ -568,20 +562,20 @@ class Trainer:
         latest file) toward the saved budget. ``overrides`` replace TrainerConfig fields: a new
         budget (for the whole run: ``max_seconds`` counts the time already spent), device,
         threads. ``teacher_source``: where a kickstarted run's teacher is now, if it moved
-        (``kickstart.repoint_teacher``); the run's later checkpoints keep the new place.
+        (``Learner.config_with_teacher``); the run's later checkpoints keep the new place.
         """
         from .checkpoint import CheckpointError, learner_name
         from .learners.loading import load_checkpoint
-        from .learners.ppo.kickstart import repoint_teacher
 
         payload = load_checkpoint(path)
         name = learner_name(payload)
+        learner_class = learners.get(name)
         try:
             config = TrainerConfig(
                 learner=name,
+                learner_config=learner_class.config_from_payload(payload),
                 seed=payload["seed"],
                 run_id=payload["run_id"],
-                **learners.get(name).config_from_payload(payload),
                 **payload.get("budget", {}),
             )
         except (TypeError, ValueError, KeyError) as error:
@@ -589,7 +583,8 @@ class Trainer:
                 f"{path} holds a config this g2048lab cannot read: {error}"
             ) from None
         if teacher_source is not None:
-            config = replace(config, teacher=repoint_teacher(config.teacher, teacher_source))
+            settings = learner_class.config_with_teacher(config.learner_config, teacher_source)
+            config = replace(config, learner_config=settings)
         resumed_at = payload["counters"]["env_steps"]
         trainer = cls(replace(config, **overrides), dist=dist, resumed_at=resumed_at)
         trainer.load_state_dict(payload)

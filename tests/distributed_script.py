@@ -16,6 +16,7 @@ import torch
 from g2048lab.checkpoint import save_checkpoint
 from g2048lab.distributed import init_distributed
 from g2048lab.learners.ppo.algorithm import PPOConfig
+from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 
 out, iterations = Path(sys.argv[1]), int(sys.argv[2])
@@ -24,7 +25,8 @@ die = extra == "die"
 dist = init_distributed("cpu", timeout_s=30)
 ppo = PPOConfig(num_envs=32, rollout_steps=16, minibatch_size=256, epochs=2)
 steps = iterations * 32 * 16 * dist.world_size
-config = TrainerConfig(preset="tiny", device="cpu", threads=1, ppo=ppo, total_env_steps=steps)
+settings = PPOLearnerConfig(preset="tiny", ppo=ppo)
+config = TrainerConfig(device="cpu", threads=1, learner_config=settings, total_env_steps=steps)
 if extra and not die:
     start = torch.load(extra, weights_only=True)["counters"]["env_steps"]
     trainer = Trainer.from_checkpoint(extra, dist=dist, threads=1, total_env_steps=start + steps)

@@ -14,6 +14,7 @@ from g2048lab.checkpoint import Checkpointer, CheckpointError, CheckpointManager
 from g2048lab.cli import main
 from g2048lab.learners.loading import load_checkpoint
 from g2048lab.learners.ppo.algorithm import PPOConfig
+from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
 from g2048lab.trainer import Trainer, TrainerConfig
 
 from .helpers import StopAfter
@@ -23,7 +24,8 @@ ITERATION_STEPS = 32 * 16
 
 def tiny(**changes) -> TrainerConfig:
     ppo = PPOConfig(num_envs=32, rollout_steps=16, minibatch_size=256, epochs=2)
-    return TrainerConfig(preset="tiny", device="cpu", threads=1, ppo=ppo, seed=3, **changes)
+    settings = PPOLearnerConfig(preset="tiny", ppo=ppo)
+    return TrainerConfig(device="cpu", threads=1, learner_config=settings, seed=3, **changes)
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +157,11 @@ def test_an_incompatible_architecture_is_named(tmp_path):
     path = save_checkpoint(trainer.state_dict(), tmp_path / "tiny.pt")
     other = Trainer(
         TrainerConfig(
-            preset="cpu", device="cpu", threads=1, ppo=PPOConfig(num_envs=32, rollout_steps=16)
+            device="cpu",
+            threads=1,
+            learner_config=PPOLearnerConfig(
+                preset="cpu", ppo=PPOConfig(num_envs=32, rollout_steps=16)
+            ),
         )
     )
     with pytest.raises(CheckpointError, match="does not fit this trainer"):

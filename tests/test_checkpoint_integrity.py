@@ -15,12 +15,18 @@ from g2048lab.cli import main
 from g2048lab.learners.loading import load_checkpoint
 from g2048lab.learners.ntuple.network import NTupleConfig
 from g2048lab.learners.ppo.algorithm import PPOConfig
+from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
 from g2048lab.trainer import Trainer, TrainerConfig
 
 SMALL_PPO = PPOConfig(num_envs=32, rollout_steps=16, minibatch_size=256, epochs=2)
 LEARNERS = {  # learner: (its config, the weight to damage: keys into the payload)
     "ppo": (
-        TrainerConfig(preset="tiny", device="cpu", threads=1, ppo=SMALL_PPO, seed=3),
+        TrainerConfig(
+            device="cpu",
+            threads=1,
+            learner_config=PPOLearnerConfig(preset="tiny", ppo=SMALL_PPO),
+            seed=3,
+        ),
         ("model", "tile_emb.weight"),
     ),
     "ntuple": (

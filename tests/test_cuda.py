@@ -10,6 +10,7 @@ import torch
 from g2048lab.checkpoint import save_checkpoint
 from g2048lab.learners.loading import load_checkpoint
 from g2048lab.learners.ppo.algorithm import PPOConfig
+from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
 from g2048lab.trainer import Trainer, TrainerConfig
 
 pytestmark = [
@@ -21,8 +22,13 @@ PPO = PPOConfig(num_envs=64, rollout_steps=16, minibatch_size=256, epochs=1)
 ITERATION = PPO.num_envs * PPO.rollout_steps
 
 
+def tiny_on_cuda(total_env_steps: int) -> TrainerConfig:
+    settings = PPOLearnerConfig(preset="tiny", ppo=PPO)
+    return TrainerConfig(device="cuda", learner_config=settings, total_env_steps=total_env_steps)
+
+
 def test_ppo_trains_on_cuda_in_bf16_and_reports_gpu_memory():
-    config = TrainerConfig(preset="tiny", device="cuda", ppo=PPO, total_env_steps=2 * ITERATION)
+    config = tiny_on_cuda(2 * ITERATION)
     trainer = Trainer(config).run()
     assert trainer.device.type == "cuda" and trainer.learner.autocast_dtype == torch.bfloat16
     assert trainer.state == "finished" and trainer.iteration == 2
@@ -33,7 +39,7 @@ def test_ppo_trains_on_cuda_in_bf16_and_reports_gpu_memory():
 
 
 def test_a_gpu_checkpoint_resumes_on_the_gpu_and_loads_on_the_cpu(tmp_path):
-    config = TrainerConfig(preset="tiny", device="cuda", ppo=PPO, total_env_steps=3 * ITERATION)
+    config = tiny_on_cuda(3 * ITERATION)
     trainer = Trainer(config).run()
     path = save_checkpoint(trainer.state_dict(), tmp_path / "gpu.pt")
     payload = load_checkpoint(path)  # onto the CPU
@@ -52,7 +58,8 @@ def test_a_real_out_of_memory_halves_the_minibatch():
     try:
         ppo = PPOConfig(num_envs=1024, rollout_steps=16, minibatch_size=16384, epochs=1)
         # a rollout of 1,024 boards fits in the room left; a 16,384-board minibatch does not
-        config = TrainerConfig(preset="cpu", device="cuda", ppo=ppo, total_env_steps=16384)
+        settings = PPOLearnerConfig(preset="cpu", ppo=ppo)
+        config = TrainerConfig(device="cuda", learner_config=settings, total_env_steps=16384)
         trainer = Trainer(config)
         trainer.run()
     finally:

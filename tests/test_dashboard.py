@@ -18,6 +18,7 @@ from g2048lab.dashboard.downloads import metrics_csv
 from g2048lab.dashboard.header import format_duration
 from g2048lab.dashboard.series import Series, downsample, ema, game_positions, moving_average
 from g2048lab.learners.ppo.algorithm import PPOConfig
+from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
 from g2048lab.messages import TrainingUpdate
 from g2048lab.recording import GameRecord
 from g2048lab.store import RunStore, StoreError
@@ -403,7 +404,8 @@ def test_a_store_source_backfills_history_and_reports_request_results(tmp_path):
 
 def tiny(**changes) -> TrainerConfig:
     ppo = PPOConfig(num_envs=32, rollout_steps=16, minibatch_size=256, epochs=1)
-    return TrainerConfig(preset="tiny", device="cpu", threads=1, ppo=ppo, **changes)
+    settings = PPOLearnerConfig(preset="tiny", ppo=ppo)
+    return TrainerConfig(device="cpu", threads=1, learner_config=settings, **changes)
 
 
 def test_a_finished_trainer_shows_its_data():
@@ -461,12 +463,13 @@ TRAINER = """
 import sys
 from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.store import RunRecorder, RunStore
+from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
 from g2048lab.trainer import Trainer, TrainerConfig
 
 store = RunStore(sys.argv[1])
 ppo = PPOConfig(num_envs=32, rollout_steps=32, minibatch_size=512, epochs=1)
-config = TrainerConfig(preset="tiny", device="cpu", threads=1, ppo=ppo, record_slots=32,
-                       max_seconds=90, run_id="r1")
+config = TrainerConfig(device="cpu", threads=1, record_slots=32, max_seconds=90, run_id="r1",
+                       learner_config=PPOLearnerConfig(preset="tiny", ppo=ppo))
 trainer = Trainer(config)
 store.create_run("r1", config={"max_seconds": 90, "total_env_steps": None}, device="cpu")
 trainer.subscribe(RunRecorder(store, "r1"))

@@ -10,6 +10,7 @@ import torch
 from g2048lab.checkpoint import save_checkpoint
 from g2048lab.learners.loading import load_checkpoint
 from g2048lab.learners.ppo.algorithm import PPOConfig
+from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
 from g2048lab.store import RunStore
 from g2048lab.trainer import Trainer, TrainerConfig
 
@@ -55,7 +56,8 @@ def test_a_distributed_checkpoint_resumes_in_one_process(two_rank_run):
 
 def test_a_single_process_checkpoint_starts_a_distributed_run(tmp_path):
     ppo = PPOConfig(num_envs=32, rollout_steps=16, minibatch_size=256, epochs=2)
-    single = Trainer(TrainerConfig(preset="tiny", device="cpu", threads=1, ppo=ppo,
+    settings = PPOLearnerConfig(preset="tiny", ppo=ppo)
+    single = Trainer(TrainerConfig(device="cpu", threads=1, learner_config=settings,
                                    total_env_steps=2 * ITERATION)).run()  # fmt: skip
     path = save_checkpoint(single.state_dict(), tmp_path / "single.pt")
     done = torchrun(tmp_path, 2, path)

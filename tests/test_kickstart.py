@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from g2048lab import learners
 from g2048lab.checkpoint import CheckpointError, CheckpointManager
 from g2048lab.learners.base import softmax_probs
 from g2048lab.learners.loading import load_checkpoint
@@ -23,6 +24,7 @@ from g2048lab.learners.ppo.kickstart import (
     run_teacher,
     teacher_weight,
 )
+from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
 from g2048lab.trainer import Trainer, TrainerConfig
 
 from .helpers import metric_trace
@@ -117,7 +119,12 @@ def ppo_teacher(tmp_path_factory):
     """A tiny transformer whose policy head is scaled up 300x: a sharp policy of the
     student's own architecture, so the student can match it exactly."""
     trainer = Trainer(
-        TrainerConfig(preset="tiny", device="cpu", seed=7, ppo=SMALL_PPO, total_env_steps=1024)
+        TrainerConfig(
+            device="cpu",
+            seed=7,
+            learner_config=PPOLearnerConfig(preset="tiny", ppo=SMALL_PPO),
+            total_env_steps=1024,
+        )
     )
     trainer.run()
     with torch.no_grad():
@@ -129,12 +136,10 @@ def test_a_kickstarted_student_learns_its_teachers_moves(ppo_teacher):
     teacher = TeacherConfig(source=str(ppo_teacher), weight=1.0, anneal_steps=10**9)
     trainer = Trainer(
         TrainerConfig(
-            preset="tiny",
             device="cpu",
             threads=1,
-            ppo=SMALL_PPO,
+            learner_config=PPOLearnerConfig(preset="tiny", ppo=SMALL_PPO, teacher=teacher),
             total_env_steps=10 * 1024,
-            teacher=teacher,
         )
     )
     trainer.run()
@@ -163,9 +168,8 @@ def test_the_teacher_goes_quiet_after_annealing_and_the_run_resumes_with_it(
     ntuple_teacher, tmp_path
 ):
     teacher = TeacherConfig(source=str(ntuple_teacher), weight=1.0, anneal_steps=2048)
-    config = TrainerConfig(
-        preset="tiny", device="cpu", ppo=SMALL_PPO, total_env_steps=3 * 1024, teacher=teacher
-    )
+    settings = PPOLearnerConfig(preset="tiny", ppo=SMALL_PPO, teacher=teacher)
+    config = TrainerConfig(device="cpu", learner_config=settings, total_env_steps=3 * 1024)
     trainer = Trainer(config)
     trainer.run()
     weights = [r["teacher/weight"] for r in trainer.metrics]
@@ -174,17 +178,22 @@ def test_the_teacher_goes_quiet_after_annealing_and_the_run_resumes_with_it(
     path = CheckpointManager(tmp_path).save(trainer.state_dict())
     assert load_checkpoint(path)["teacher_config"]["anneal_steps"] == 2048
     resumed = Trainer.from_checkpoint(path, total_env_steps=4 * 1024)
-    assert resumed.config.teacher == teacher
+    assert resumed.config.learner_config.teacher == teacher
     resumed.run()
     assert resumed.metrics[-1]["teacher/weight"] == 0.0
 
 
 def test_an_ntuple_student_or_a_teacher_that_cannot_teach_is_refused(ntuple_teacher, tmp_path):
     teacher = TeacherConfig(source=str(ntuple_teacher))
-    with pytest.raises(ValueError, match="learns alone: drop --teacher"):
-        Trainer(TrainerConfig(learner="ntuple", device="cpu", teacher=teacher))
+    taught = PPOLearnerConfig(teacher=teacher)
+    wrong = "the ntuple learner's settings are a NTupleConfig, got PPOLearnerConfig"
+    with pytest.raises(ValueError, match=wrong):
+        TrainerConfig(learner="ntuple", device="cpu", learner_config=taught)
+    with pytest.raises(ValueError, match="learns alone: drop --teacher"):  # on resume
+        learners.get("ntuple").config_with_teacher(NTupleConfig(), str(ntuple_teacher))
+    missing = PPOLearnerConfig(preset="tiny", teacher=TeacherConfig(source="no.pt"))
     with pytest.raises(CheckpointError, match="no checkpoint at"):
-        Trainer(TrainerConfig(preset="tiny", device="cpu", teacher=TeacherConfig(source="no.pt")))
+        Trainer(TrainerConfig(device="cpu", learner_config=missing))
 
 
 def g2048lab(*args):

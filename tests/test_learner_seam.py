@@ -1,11 +1,12 @@
-"""The learner seam: a learner written in this file alone runs through the run, the run
-store, a checkpoint and its resume, ``g2048lab eval`` and the dashboard, touching no
-package file (learners/base.py)."""
+"""The learner seam: a learner written in this file alone, with a setting of its own, runs
+through the run, the run store, a checkpoint and its resume, ``g2048lab train`` (its
+``--corner.*`` flags generated from its config class), ``g2048lab eval`` and the
+dashboard, touching no package file (learners/base.py)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -14,25 +15,38 @@ import torch
 from g2048lab import learners
 from g2048lab.checkpoint import (
     DICT,
+    POSITIVE,
     Checkpointer,
     CheckpointError,
     CheckpointManager,
     check_fields,
     save_checkpoint,
 )
-from g2048lab.cli import main
+from g2048lab.cli import build_parser, main
 from g2048lab.dashboard import Dashboard, StoreSource
 from g2048lab.engine.env import VecEnv
 from g2048lab.evaluation import corner_policy
 from g2048lab.learners import Agent, Learner, LearnerView
 from g2048lab.learners.loading import load_checkpoint
+from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
+from g2048lab.settings import check_settings, setting
 from g2048lab.store import RunRecorder, RunStore
 from g2048lab.trainer import Trainer, TrainerConfig
 
 from .helpers import metric_trace
 
-GAMES = 8  # parallel games of the corner learner
+GAMES = 8  # parallel games of the corner learner, by default
 MOVES = 64  # moves per game per iteration
+
+
+@dataclass(frozen=True)
+class CornerConfig:
+    """The corner learner's one setting."""
+
+    games: int = setting(GAMES, ge=1)  # games played at once
+
+    def __post_init__(self):
+        check_settings(self)
 
 
 class CornerAgent(Agent):
@@ -45,18 +59,21 @@ class CornerLearner(Learner):
     """Plays the corner heuristic and learns nothing: the least a learner can be."""
 
     name = "corner"
+    config_class = CornerConfig
+    flags = {"corner": CornerConfig}
     panels = frozenset({"policy"})
     metrics = {"corner/left_share": "share of moves that went LEFT in the iteration"}
 
     def __init__(self, config, setup):
         super().__init__(config, setup)
-        self.env = VecEnv(GAMES, seed=setup.seed)
+        self.games = self.settings.games
+        self.env = VecEnv(self.games, seed=setup.seed)
         self.obs, _ = self.env.reset()
         self.shown = np.zeros(4, np.float32)
 
     @property
     def parallel_games(self):
-        return GAMES
+        return self.games
 
     def iterate(self, hooks):
         slots = hooks.recorder.slots  # the run records whole games of the first slots
@@ -77,7 +94,7 @@ class CornerLearner(Learner):
                 columns[name].append(value[:slots])
             final.update({(t, s): info["final_board"][s] for s in np.flatnonzero(done[:slots])})
             episode = info["episode"]
-            hooks.played(GAMES, episode["score"][done], episode["max_tile"][done])
+            hooks.played(self.games, episode["score"][done], episode["max_tile"][done])
             left += int((actions == 3).sum())
         c = {k: np.asarray(v) for k, v in columns.items()}
         probs = np.eye(4, dtype=np.float32)[c["actions"]]  # a fixed rule: certain of its move
@@ -87,7 +104,7 @@ class CornerLearner(Learner):
             c["dones"], final, *hooks.position(),
         )  # fmt: skip
         hooks.recorded(games)
-        return {"corner/left_share": left / (GAMES * MOVES)}
+        return {"corner/left_share": left / (self.games * MOVES)}
 
     def view(self):
         return LearnerView(board=self.obs["board"][0], actions=self.shown.tolist())
@@ -96,7 +113,7 @@ class CornerLearner(Learner):
         state = self.env.state_dict()
         rng = state.pop("rng")
         arrays = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
-        return {"corner": {"env": arrays, "rng": rng}}
+        return {"corner": {"env": arrays, "rng": rng, "games": self.games}}
 
     def load_state_dict(self, payload):
         env = {k: v.numpy() for k, v in payload["corner"]["env"].items()}
@@ -104,21 +121,22 @@ class CornerLearner(Learner):
         self.obs = {"board": self.env.boards.copy(), "action_mask": env["action_mask"].copy()}
 
     def config_dict(self):
-        return {"games": GAMES}
+        return {"games": self.games}
 
     def agent(self):
         return CornerAgent()
 
     @classmethod
     def check_payload(cls, payload, bad):
-        check_fields(payload, {"corner": DICT, "corner.env": DICT, "corner.rng": DICT}, bad)
-        games = payload["corner"]["env"].get("boards")
-        if games is None or games.shape[0] != GAMES:
-            raise bad("corner.env", f"does not hold {GAMES} games")
+        fields = {"corner": DICT, "corner.env": DICT, "corner.rng": DICT, "corner.games": POSITIVE}
+        check_fields(payload, fields, bad)
+        games, boards = payload["corner"]["games"], payload["corner"]["env"].get("boards")
+        if boards is None or boards.shape[0] != games:
+            raise bad("corner.env", f"does not hold {games} games")
 
     @classmethod
     def config_from_payload(cls, payload):
-        return {}
+        return CornerConfig(games=payload["corner"]["games"])
 
     @classmethod
     def load_agent(cls, payload, device):
@@ -170,7 +188,7 @@ def test_a_learner_from_a_test_file_runs_through_the_run_store_checkpoints_eval_
     assert (resumed.learner.env.boards == straight.learner.env.boards).all()
     assert resumed.episodes == straight.episodes and resumed.best_score == straight.best_score
     # a damaged learner field is named in one line
-    broken = dict(payload, corner={"env": {}, "rng": {}})
+    broken = dict(payload, corner={**payload["corner"], "env": {}})
     save_checkpoint(broken, tmp_path / "broken.pt")
     with pytest.raises(CheckpointError, match="field 'corner.env' does not hold 8 games"):
         load_checkpoint(tmp_path / "broken.pt")
@@ -195,9 +213,39 @@ def test_the_ppo_learner_keeps_its_panels(tmp_path):
     from g2048lab.learners.ppo.algorithm import PPOConfig
 
     ppo = PPOConfig(num_envs=16, rollout_steps=8, minibatch_size=64, epochs=1)
+    settings = PPOLearnerConfig(preset="tiny", ppo=ppo)
     trainer = Trainer(
-        replace(config(), learner="ppo", preset="tiny", ppo=ppo, total_env_steps=16 * 8 * 2)
+        replace(config(), learner="ppo", learner_config=settings, total_env_steps=16 * 8 * 2)
     ).run()
     update = trainer.updates.latest()
     assert update.learner == "ppo" and update.loss is not None and update.attention_weights
     assert update.move_values is None and len(update.expert_usage) > 0
+
+
+def test_a_learner_from_a_test_file_trains_from_the_command_line_with_its_setting(tmp_path, capsys):
+    runs = str(tmp_path / "runs")
+    common = ["--device", "cpu", "--threads", "1", "--quiet", "--runs-dir", runs]
+    steps = str(4 * MOVES * 3)  # three iterations of 4 games
+    argv = ["train", "--learner", "corner", "--corner.games", "4", "--steps", steps, *common]
+    assert main([*argv, "--run-name", "c4"]) == 0
+    run = RunStore(runs).get_run("c4")
+    assert run.status == "finished" and run.env_steps == 4 * MOVES * 3
+    assert run.config["learner"] == "corner" and run.config["games"] == 4
+    folder = RunStore(runs).run_dir("c4")
+    payload = load_checkpoint(folder)
+    assert payload["corner"]["games"] == 4 and payload["corner"]["env"]["boards"].shape[0] == 4
+    assert Trainer.from_checkpoint(folder, threads=1).learner.games == 4  # resumed as saved
+    capsys.readouterr()
+    # the flag is checked against the setting's range, and belongs to the corner learner
+    for flags, message in [
+        (["--learner", "corner", "--corner.games", "0"], "--corner.games must be >= 1, got 0"),
+        (["--corner.games", "4"], "--corner.* flags set the corner learner's settings: add "),
+        (["--learner", "corner", "--ppo.epochs", "2"], "add --learner ppo or drop them"),
+    ]:
+        assert main(["train", *flags, "--steps", "64", *common]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert (
+        "--corner.games"
+        in build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    )

@@ -16,6 +16,7 @@ import pytest
 
 from g2048lab.compare import FINAL_METRICS, config_diff, final_metrics, flatten_config
 from g2048lab.learners.ppo.algorithm import PPOConfig
+from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
 from g2048lab.messages import TrainingUpdate
 from g2048lab.store import (
     RESERVE_NAME,
@@ -55,7 +56,10 @@ def make_update(env_steps=0, timestamp=1000.0, status="running", iteration=0) ->
 
 def tiny(**changes) -> TrainerConfig:
     ppo = PPOConfig(num_envs=32, rollout_steps=16, minibatch_size=256, epochs=1)
-    return TrainerConfig(preset="tiny", device="cpu", threads=1, ppo=ppo, record_slots=4, **changes)
+    settings = PPOLearnerConfig(preset="tiny", ppo=ppo)
+    return TrainerConfig(
+        device="cpu", threads=1, learner_config=settings, record_slots=4, **changes
+    )
 
 
 @pytest.fixture
@@ -506,12 +510,14 @@ TRAINER = """
 import sys
 from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.store import RunRecorder, RunStore
+from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
 from g2048lab.trainer import Trainer, TrainerConfig
 
 store = RunStore(sys.argv[1])
 store.create_run("r1", config={}, device="cpu")
 ppo = PPOConfig(num_envs=32, rollout_steps=16, minibatch_size=256, epochs=1)
-trainer = Trainer(TrainerConfig(preset="tiny", device="cpu", threads=1, ppo=ppo))
+settings = PPOLearnerConfig(preset="tiny", ppo=ppo)
+trainer = Trainer(TrainerConfig(device="cpu", threads=1, learner_config=settings))
 trainer.subscribe(RunRecorder(store, "r1"))
 trainer.run()
 """

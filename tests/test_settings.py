@@ -19,6 +19,7 @@ from g2048lab.engine.env import MAX_GAME_EXPONENT, RewardConfig
 from g2048lab.learners.ntuple.network import NTupleConfig
 from g2048lab.learners.ntuple.ntuple_learner import CHUNK_MOVES, ITERATION_MOVES
 from g2048lab.learners.ppo.algorithm import PPOConfig, ppo_update
+from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
 from g2048lab.model import PRESETS, GameTransformer, ModelConfig
 from g2048lab.model.memory import count_parameters, ppo_training_bytes
 from g2048lab.recording import GameRecorder
@@ -31,9 +32,10 @@ TRAIN = ["train", "--preset", "tiny", "--steps", "5000", "--device", "cpu", "--q
 CORES = usable_cores()
 
 
-def tiny(**changes) -> TrainerConfig:
+def tiny(model: ModelConfig | None = None, **changes) -> TrainerConfig:
     ppo = PPOConfig(num_envs=32, rollout_steps=16, minibatch_size=256, epochs=2)
-    return TrainerConfig(preset="tiny", device="cpu", threads=1, ppo=ppo, seed=3, **changes)
+    settings = PPOLearnerConfig(preset="tiny", model=model, ppo=ppo)
+    return TrainerConfig(device="cpu", threads=1, learner_config=settings, seed=3, **changes)
 
 
 def no_run_in(runs: Path) -> bool:
@@ -184,6 +186,13 @@ def test_every_float_setting_must_be_finite(cls, name, value):
         (TrainerConfig, {"total_env_steps": 0}, "TrainerConfig.total_env_steps must be >= 1"),
         (TrainerConfig, {"threads": 0}, f"threads must be 1 to {CORES} (the CPU cores"),
         (TrainerConfig, {"threads": CORES + 1}, f"threads must be 1 to {CORES} "),
+        (
+            TrainerConfig,
+            {"learner_config": NTupleConfig()},
+            "the ppo learner's settings are a PPOLearnerConfig, got NTupleConfig as learner_config",
+        ),
+        (PPOLearnerConfig, {"precision": "fp16"}, "must be auto, fp32 or bf16, got 'fp16'"),
+        (PPOLearnerConfig, {"preset": "huge"}, "unknown preset 'huge'; choose one of tiny, "),
     ],
 )
 def test_a_setting_out_of_its_range_is_refused_naming_it(cls, changes, message):

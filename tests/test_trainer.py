@@ -9,15 +9,19 @@ import torch
 
 from g2048lab import trainer as trainer_module
 from g2048lab.learners.ppo.algorithm import PPOConfig
+from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
 from g2048lab.messages import TrainingUpdate
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 
 from .helpers import StopAfter, wait_for
 
 
-def tiny(**changes) -> TrainerConfig:
-    ppo = changes.pop("ppo", PPOConfig(num_envs=32, rollout_steps=16, minibatch_size=256, epochs=1))
-    return TrainerConfig(preset="tiny", device="cpu", threads=1, ppo=ppo, record_slots=4, **changes)
+def tiny(ppo: PPOConfig | None = None, **changes) -> TrainerConfig:
+    ppo = ppo or PPOConfig(num_envs=32, rollout_steps=16, minibatch_size=256, epochs=1)
+    settings = PPOLearnerConfig(preset="tiny", ppo=ppo)
+    return TrainerConfig(
+        device="cpu", threads=1, learner_config=settings, record_slots=4, **changes
+    )
 
 
 def test_a_run_ends_at_its_step_budget_with_metrics_and_games():

@@ -53,30 +53,30 @@ def _train_worker(args: argparse.Namespace, dist) -> int:
     return 0
 
 
-# the config dataclasses whose fields are flags: prefix -> (class, the learner they are for)
-CONFIG_FLAGS = {
-    "ppo": ("g2048lab.learners.ppo.algorithm:PPOConfig", "ppo"),
-    "model": ("g2048lab.model:ModelConfig", "ppo"),
-    "reward": ("g2048lab.engine.env:RewardConfig", "ppo"),
-    "ntuple": ("g2048lab.learners.ntuple.network:NTupleConfig", "ntuple"),
-    "teacher": ("g2048lab.learners.ppo.kickstart:TeacherConfig", "ppo"),
-}
-SKIPPED_FIELDS = ("seed", "source")  # seeds come from --seed, the teacher from --teacher
+SKIPPED_FIELDS = ("seed", "source")  # seeds come from --seed, a teacher from --teacher
 
 
-def _config_class(prefix: str) -> type:
-    import importlib
-
-    module, name = CONFIG_FLAGS[prefix][0].split(":")
-    return getattr(importlib.import_module(module), name)
+def flag_groups() -> dict[str, tuple[type, list[str]]]:
+    """Every learner's ``--PREFIX.*`` flag groups, from the registry: {prefix: (the dataclass
+    behind them, the learners that take them)}. Learners may share a group of one dataclass."""
+    groups: dict[str, tuple[type, list[str]]] = {}
+    for name in learners.names():
+        for prefix, cls in learners.get(name).flags.items():
+            known, takers = groups.setdefault(prefix, (cls, []))
+            if known is not cls:
+                raise TypeError(
+                    f"--{prefix}.* flags are {known.__name__} for {takers[0]} and "
+                    f"{cls.__name__} for {name}: give one of them another prefix"
+                )
+            takers.append(name)
+    return groups
 
 
 def build_trainer(args: argparse.Namespace, dist, run_id: str | None = None, checkpoint=None):
     """The ``Trainer`` the command line asks for, in a single process or on any torchrun
-    rank: a new run from ``--learner``, ``--preset`` and the ``--ppo.*``, ``--model.*``,
-    ``--reward.*`` and ``--ntuple.*`` flags, or the run saved at ``checkpoint``."""
-    from dataclasses import replace
-
+    rank: a new run from ``--learner`` and the learner's settings (``--preset``,
+    ``--teacher``, its ``--PREFIX.*`` flags: ``Learner.config_from_flags``), or the run
+    saved at ``checkpoint``."""
     from ..trainer import Trainer, TrainerConfig
 
     budget = _budget(args)
@@ -95,34 +95,20 @@ def build_trainer(args: argparse.Namespace, dist, run_id: str | None = None, che
             threads=args.threads,
             **budget,
         )
-    if teacher is not None:
-        given.setdefault("teacher", {})["source"] = teacher
-    settings: dict = {}
-    if "model" in given or "ppo" in given:
-        from ..device import ppo_sizes_for, resolve_preset, select_device
-        from ..learners.ppo.algorithm import PPOConfig
-        from ..model import ModelConfig
-
-        device = dist.device if dist else select_device(args.device)
-        preset = resolve_preset(args.preset or "auto", device)
-        if "model" in given:
-            settings["model"] = ModelConfig.from_preset(preset, **given["model"])
-        if "ppo" in given:
-            settings["ppo"] = replace(PPOConfig(**ppo_sizes_for(preset, device)), **given["ppo"])
-    if "reward" in given:
-        settings["reward"] = _config_class("reward")(**given["reward"])
-    if "teacher" in given:
-        settings["teacher"] = _config_class("teacher")(**given["teacher"])
-    if "ntuple" in given:
-        settings["learner_config"] = _config_class("ntuple")(**given["ntuple"])
+    learner = learners.get(args.learner)
+    settings = learner.config_from_flags(
+        given,
+        preset=args.preset if learner.presets else None,
+        teacher=teacher,
+        device=dist.device if dist else args.device,
+    )
     config = TrainerConfig(
         learner=args.learner,
-        preset=args.preset or "auto",
+        learner_config=settings,
         device=args.device,
         threads=args.threads,
         seed=args.seed,
         run_id=run_id,
-        **settings,
         **budget,
     )
     return Trainer(config, dist=dist)
@@ -130,29 +116,35 @@ def build_trainer(args: argparse.Namespace, dist, run_id: str | None = None, che
 
 def checked_settings(args: argparse.Namespace) -> dict[str, dict]:
     """The ``--PREFIX.*`` flags given, {prefix: {field: value}}, each checked against its
-    range, the learner it is for and the preset; ValueError in one line. Cheap: builds
-    nothing (``g2048lab sweep`` checks every trial's flags with it before starting)."""
+    range and the learner it is for, and ``--preset`` and ``--teacher`` against the learner;
+    ValueError in one line. Cheap: builds nothing (``g2048lab sweep`` checks every trial's
+    flags with it before starting)."""
     from .flags import overrides
 
-    given = {p: overrides(args, p, _config_class(p)) for p in CONFIG_FLAGS}
+    groups = flag_groups()
+    given = {prefix: overrides(args, prefix, cls) for prefix, (cls, _) in groups.items()}
     given = {prefix: fields for prefix, fields in given.items() if fields}
+    learner = learners.get(args.learner)
     if "teacher" in given and args.teacher is None:
         raise ValueError("--teacher.* flags need --teacher RUN_OR_CHECKPOINT")
     if args.resume is None:
-        teacher = {"teacher"} if args.teacher is not None else set()  # --teacher too
-        for prefix in [*given, *teacher - set(given)]:
-            if CONFIG_FLAGS[prefix][1] != args.learner:
+        for prefix in given:
+            takers = groups[prefix][1]
+            if args.learner not in takers:
                 raise ValueError(
-                    f"--{prefix}.* flags set the {CONFIG_FLAGS[prefix][1]} learner's settings: "
-                    f"add --learner {CONFIG_FLAGS[prefix][1]} or drop them"
+                    f"--{prefix}.* flags set the {' or '.join(takers)} learner's settings: "
+                    f"add --learner {takers[0]} or drop them"
                 )
-    if args.preset is not None:
-        from ..model import PRESETS
-
-        if args.preset not in (*PRESETS, "auto"):
+        if args.teacher is not None and not learner.kickstarts:
+            teachable = [n for n in learners.names() if learners.get(n).kickstarts]
             raise ValueError(
-                f"unknown preset {args.preset!r}; choose one of {', '.join([*PRESETS, 'auto'])}"
+                f"--teacher and --teacher.* flags set the {' or '.join(teachable)} learner's "
+                f"settings: add --learner {teachable[0]} or drop them"
             )
+    if args.preset is not None and learner.presets and args.preset not in learner.presets:
+        raise ValueError(
+            f"unknown preset {args.preset!r}; choose one of {', '.join(learner.presets)}"
+        )
     return given
 
 
@@ -396,8 +388,13 @@ def add_parser(commands) -> None:
         help="ppo: the MoE transformer trained with PPO (default); ntuple: a 4x6-tuple network "
         "trained by TD(0) on afterstates, 268 MB of weights (a fast, strong baseline)",
     )
+    presets = {n: learners.get(n).presets for n in learners.names() if learners.get(n).presets}
     train.add_argument(
-        "--preset", default=None, help="ppo: tiny, cpu, small, base or auto (default)"
+        "--preset",
+        default=None,
+        help="the learner's size, "
+        + "; ".join(f"{name}: {', '.join(names)}" for name, names in presets.items())
+        + " (default: the learner's own)",
     )
     budget = train.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=positive_int, help="env steps for the whole run")
@@ -434,6 +431,6 @@ def add_parser(commands) -> None:
         "move values at 50 score points, a ppo teacher's its policy. With --resume: where "
         "the run's teacher is now, if it was renamed or moved",
     )
-    for prefix in CONFIG_FLAGS:
-        add_config_flags(train, prefix, _config_class(prefix), skip=SKIPPED_FIELDS)
+    for prefix, (cls, _) in flag_groups().items():
+        add_config_flags(train, prefix, cls, skip=SKIPPED_FIELDS)
     train.set_defaults(run=cmd_train)

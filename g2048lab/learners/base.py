@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from ..distributed import DistContext
     from ..engine.search import ValueModel
     from ..recording import GameRecord, GameRecorder
-    from ..trainer import TrainerConfig
 
 __all__ = ["Agent", "Learner", "LearnerSetup", "LearnerView", "RunHooks", "softmax_probs"]
 
@@ -43,6 +42,14 @@ class LearnerSetup:
     dist: DistContext | None = None
     threads: int | None = None  # torch CPU threads, None on CUDA
     env_steps: int = 0  # the run's env steps so far: a resumed run's, from its checkpoint
+
+
+class RunConfig(Protocol):
+    """What a learner reads of its run's settings (``trainer.TrainerConfig``)."""
+
+    learner: str
+    learner_config: Any  # the learner's ``config_class`` instance, None for its defaults
+    seed: int
 
 
 class RunHooks(Protocol):
@@ -148,20 +155,30 @@ class Learner(ABC):
     """An algorithm that learns to play inside a run; see the module docstring.
 
     Subclasses set ``name`` (the ``--learner`` value, stored per run and per checkpoint),
+    ``config_class`` (the dataclass of their settings, which a run's
+    ``TrainerConfig.learner_config`` holds), ``flags`` (their ``--PREFIX.*`` flag groups:
+    prefix -> the dataclass whose fields are the flags; ``g2048lab train`` generates them),
     ``metrics`` (the namespaced metric names of their rows, each with its meaning) and
     ``panels`` (what their ``view`` fills: "policy", "value", "move_values", "losses",
     "attention", "experts"), and register with ``learners.register``.
     """
 
     name: ClassVar[str]
+    config_class: ClassVar[type]
+    flags: ClassVar[dict[str, type]] = {}
+    presets: ClassVar[tuple[str, ...]] = ()  # the --preset names it takes; (): no presets
     metrics: ClassVar[dict[str, str]] = {}
     panels: ClassVar[frozenset[str]] = frozenset()
     distributed: ClassVar[bool] = False  # whether it trains under torchrun
-    kickstarts: ClassVar[bool] = False  # whether it learns from a teacher (config.teacher)
+    kickstarts: ClassVar[bool] = False  # whether it learns from a teacher (--teacher)
 
-    def __init__(self, config: TrainerConfig, setup: LearnerSetup):
+    def __init__(self, config: RunConfig, setup: LearnerSetup):
+        """``config``: the run's settings; ``self.settings`` are the learner's own (its
+        ``config_class``: ``config.learner_config``, or the defaults for None)."""
         self.run_config = config
         self.setup = setup
+        own = config.learner_config
+        self.settings = type(self).config_class() if own is None else own
 
     # --- what the run drives -------------------------------------------------------------
 
@@ -208,12 +225,35 @@ class Learner(ABC):
     @abstractmethod
     def check_payload(cls, payload: dict[str, Any], bad: Callable[[str, str], Exception]) -> None:
         """Raise ``bad(field, problem)`` for the first of its fields that a reader cannot
-        use. Cheap: no weights allocated (checkpoint.load_checkpoint calls it)."""
+        use. Cheap: no weights allocated (learners.loading.load_checkpoint calls it)."""
 
     @classmethod
     @abstractmethod
-    def config_from_payload(cls, payload: dict[str, Any]) -> dict[str, Any]:
-        """The ``TrainerConfig`` fields that rebuild this learner as saved."""
+    def config_from_payload(cls, payload: dict[str, Any]) -> Any:
+        """The learner's settings (a ``config_class``) that rebuild it as saved."""
+
+    @classmethod
+    def config_from_flags(
+        cls,
+        groups: dict[str, dict[str, Any]],
+        preset: str | None = None,
+        teacher: str | None = None,
+        device: torch.device | str = "auto",
+    ) -> Any:
+        """Its settings (a ``config_class``) from ``g2048lab train``'s flags: ``groups``
+        {prefix: {field: value}} of its ``flags`` given (values checked against their ranges),
+        ``--preset`` (only given when it has ``presets``), ``--teacher`` as a checkpoint path
+        (only given when it ``kickstarts``) and the device the run asked for. The default
+        serves a learner whose flag group, if any, is its ``config_class``."""
+        if any(group is not cls.config_class for group in cls.flags.values()):
+            raise TypeError(f"the {cls.name} learner's flags need its own config_from_flags")
+        return cls.config_class(**{k: v for p in cls.flags for k, v in groups.get(p, {}).items()})
+
+    @classmethod
+    def config_with_teacher(cls, settings: Any, source: str) -> Any:
+        """``settings`` with their teacher now at ``source`` (``train --resume RUN
+        --teacher PATH``: where a kickstarted run's teacher moved to)."""
+        raise ValueError(f"the {cls.name} learner learns alone: drop --teacher")
 
     @classmethod
     @abstractmethod

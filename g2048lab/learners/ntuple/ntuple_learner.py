@@ -42,10 +42,12 @@ SHOWCASE_EVERY = 10  # iterations between recorded greedy games
 
 @register
 class NTupleLearner(Learner):
-    """TD(0) n-tuple network; see the module docstring. Settings: ``learner_config``, an
-    ``NTupleConfig`` (its seed is the run's)."""
+    """TD(0) n-tuple network; see the module docstring. Settings: an ``NTupleConfig`` (its
+    seed is the run's), the ``--ntuple.*`` flags."""
 
     name = "ntuple"
+    config_class = NTupleConfig
+    flags = {"ntuple": NTupleConfig}
     panels = frozenset({"value", "move_values", "losses"})
     metrics = {
         "ntuple/td_error": "mean |TD error| per update over the iteration, in game score",
@@ -56,12 +58,7 @@ class NTupleLearner(Learner):
 
     def __init__(self, config, setup: LearnerSetup):
         super().__init__(config, setup)
-        options = config.learner_config or NTupleConfig()
-        if not isinstance(options, NTupleConfig):
-            raise ValueError(
-                f"the ntuple learner takes an NTupleConfig as learner_config, got {options!r}"
-            )
-        self.options = NTupleConfig(**{**asdict(options), "seed": setup.seed})
+        self.options = NTupleConfig(**{**asdict(self.settings), "seed": setup.seed})
         self.network = NTupleNetwork(self.options)  # MemoryError, in words, if it cannot fit
         self._iterations = 0
         self._last: dict[str, float | None] = {}
@@ -198,9 +195,9 @@ class NTupleLearner(Learner):
             raise bad("ntuple.rng_state", "is not a 64-bit generator state")
 
     @classmethod
-    def config_from_payload(cls, payload: dict[str, Any]) -> dict[str, Any]:
+    def config_from_payload(cls, payload: dict[str, Any]) -> NTupleConfig:
         state = payload["ntuple"]
-        return {"learner_config": NTupleConfig(**{k: state[k] for k in asdict(NTupleConfig())})}
+        return NTupleConfig(**{k: state[k] for k in asdict(NTupleConfig())})
 
     @classmethod
     def load_agent(cls, payload: dict[str, Any], device: torch.device) -> NTupleAgent:

@@ -3,14 +3,14 @@
 Each iteration plays ``rollout_steps`` moves in ``num_envs`` parallel games (a tick per
 move), then learns from them with GAE and the PPO epochs (a tick per minibatch). Runs
 under torchrun (DDP), halves its minibatch on out-of-memory, uses bf16 autocast on CUDA.
-Its settings are the run's ``preset``, ``model``, ``ppo``, ``reward`` and ``precision``.
+Its settings are a ``PPOLearnerConfig`` (ppo_config.py), the run's ``learner_config``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,8 @@ from .algorithm import (
     ppo_update,
     sample_actions,
 )
-from .kickstart import TeacherConfig, run_teacher, teacher_weight
+from .kickstart import TeacherConfig, repoint_teacher, run_teacher, teacher_weight
+from .ppo_config import FLAGS, PPOLearnerConfig, config_from_flags, config_from_payload
 
 __all__ = ["PPOLearner", "TransformerAgent", "model_policy"]
 
@@ -89,6 +90,9 @@ class PPOLearner(Learner):
     """PPO on the MoE transformer; see the module docstring."""
 
     name = "ppo"
+    config_class = PPOLearnerConfig
+    flags = FLAGS
+    presets = (*PRESETS, "auto")
     distributed = True
     kickstarts = True
     panels = frozenset({"policy", "value", "losses", "attention", "experts"})
@@ -113,15 +117,16 @@ class PPOLearner(Learner):
 
     def __init__(self, config, setup: LearnerSetup):
         super().__init__(config, setup)
+        settings: PPOLearnerConfig = self.settings
         self.device = device = setup.device
         dist = setup.dist
-        preset = resolve_preset(config.preset, device)
-        self.model_config = config.model or ModelConfig.from_preset(preset)
+        preset = resolve_preset(settings.preset, device)
+        self.model_config = settings.model or ModelConfig.from_preset(preset)
         # a preset's name as long as the model is that preset's (a resumed run's is)
         self.preset = preset if self.model_config == PRESETS.get(preset) else None
-        self.ppo = config.ppo or PPOConfig(**ppo_sizes_for(preset, device))
+        self.ppo = settings.ppo or PPOConfig(**ppo_sizes_for(preset, device))
         _check_memory(self.model_config, self.ppo, device)
-        self.autocast_dtype = _autocast_dtype(config.precision, device)
+        self.autocast_dtype = _autocast_dtype(settings.precision, device)
         torch.manual_seed(setup.seed)
         self.model = GameTransformer(self.model_config).to(device)
         # the module the update trains through: DDP averages gradients across ranks
@@ -134,9 +139,9 @@ class PPOLearner(Learner):
             self.model.parameters(), lr=self.ppo.learning_rate, eps=self.ppo.adam_eps
         )
         env_seed = setup.seed + (1_000_003 * dist.rank if dist else 0)  # each rank its own games
-        self.env = VecEnv(self.ppo.num_envs, seed=env_seed, reward=config.reward)
+        self.env = VecEnv(self.ppo.num_envs, seed=env_seed, reward=settings.reward)
         # none once its weight has annealed to 0: a resumed student needs no teacher then
-        self.teacher = run_teacher(config.teacher, device, setup.env_steps)
+        self.teacher = run_teacher(settings.teacher, device, setup.env_steps)
         self.buffer = RolloutBuffer.allocate(
             self.ppo.rollout_steps, self.ppo.num_envs, device, teacher=self.teacher is not None
         )
@@ -160,12 +165,12 @@ class PPOLearner(Learner):
             f"{params.active / 1e6:.2f} M active), {self.ppo.num_envs} games"
         )
         if self.teacher is not None:
-            t = self.run_config.teacher
+            t = self.settings.teacher
             text += (
                 f"; taught by {self.teacher.describe()} (weight {t.weight:g} falling to 0 "
                 f"over {t.anneal_steps:,} env steps)"
             )
-        elif self.run_config.teacher is not None:
+        elif self.settings.teacher is not None:
             text += "; its teacher's weight is 0 from here on, so the teacher is not loaded"
         return text
 
@@ -174,14 +179,12 @@ class PPOLearner(Learner):
             "preset": self.preset,
             "model": asdict(self.model_config),
             "ppo": asdict(self.ppo),
-            "reward": asdict(self.run_config.reward),
-            "teacher": asdict(self.run_config.teacher) if self.run_config.teacher else None,
+            "reward": asdict(self.settings.reward),
+            "teacher": asdict(self.settings.teacher) if self.settings.teacher else None,
         }
 
     def agent(self) -> TransformerAgent:
-        return TransformerAgent(
-            self.model, self.return_stats, self.ppo.gamma, self.run_config.reward
-        )
+        return TransformerAgent(self.model, self.return_stats, self.ppo.gamma, self.settings.reward)
 
     # --- one iteration -----------------------------------------------------------------
 
@@ -189,7 +192,7 @@ class PPOLearner(Learner):
         if self._obs is None:
             self._obs, _ = self.env.reset()
         start = time.perf_counter()
-        teacher = self.run_config.teacher
+        teacher = self.settings.teacher
         self._distill_coef = 0.0
         if self.teacher is not None:
             self._distill_coef = teacher_weight(teacher, hooks.position()[0])
@@ -247,7 +250,7 @@ class PPOLearner(Learner):
             actions_np = actions.cpu().numpy()
             if self._distill_coef > 0:
                 taught = self.teacher.move_probs(
-                    obs["board"], obs["action_mask"], self.run_config.teacher.temperature
+                    obs["board"], obs["action_mask"], self.settings.teacher.temperature
                 )
                 buf.teacher_probs[t] = torch.from_numpy(taught).to(device)
             next_obs, rewards, terminated, _, info = self.env.step(actions_np)
@@ -425,12 +428,12 @@ class PPOLearner(Learner):
             "preset": self.preset,
             "model_config": asdict(self.model_config),
             "ppo_config": asdict(self.ppo),
-            "reward_config": asdict(self.run_config.reward),
+            "reward_config": asdict(self.settings.reward),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "counters": {"minibatch_size": self.minibatch_size},
             "return_stats": asdict(self.return_stats),
-            "teacher_config": asdict(self.run_config.teacher) if self.run_config.teacher else None,
+            "teacher_config": asdict(self.settings.teacher) if self.settings.teacher else None,
             "rng": rng,
             "env": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in env.items()},
             "obs": {k: torch.from_numpy(v.copy()) for k, v in self._obs.items()}
@@ -490,16 +493,16 @@ class PPOLearner(Learner):
             raise bad("rng.env", "is not a NumPy PCG64 generator state") from None
 
     @classmethod
-    def config_from_payload(cls, payload: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "preset": payload["preset"] or "auto",
-            "model": ModelConfig(**payload["model_config"]),
-            "ppo": PPOConfig(**payload["ppo_config"]),
-            "reward": RewardConfig(**payload["reward_config"]),
-            "teacher": TeacherConfig(**payload["teacher_config"])
-            if payload.get("teacher_config")
-            else None,
-        }
+    def config_from_payload(cls, payload: dict[str, Any]) -> PPOLearnerConfig:
+        return config_from_payload(payload)
+
+    @classmethod
+    def config_from_flags(cls, groups, preset=None, teacher=None, device="auto"):
+        return config_from_flags(groups, preset, teacher, device)
+
+    @classmethod
+    def config_with_teacher(cls, settings: PPOLearnerConfig, source: str) -> PPOLearnerConfig:
+        return replace(settings, teacher=repoint_teacher(settings.teacher, source))
 
     @classmethod
     def load_agent(cls, payload: dict[str, Any], device: torch.device) -> TransformerAgent:
