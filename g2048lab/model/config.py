@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from ..engine.env import MAX_GAME_EXPONENT
+from .. import games
 from ..settings import check_settings, setting
 
 
@@ -27,10 +27,8 @@ class ModelConfig:
     n_experts: int = setting(8, ge=1)
     top_k: int = setting(2, ge=1)  # experts per token, at most n_experts
     d_expert: int = setting(64, ge=1)  # hidden width of one expert's MLP
-    # a 4x4 game reaches the tile 2**17, so at least 18
-    vocab_size: int = setting(
-        32, ge=MAX_GAME_EXPONENT + 1
-    )  # tile exponents 0..vocab_size-1, 0 empty
+    # tile exponents 0..vocab_size-1, 0 empty; the 4x4 game reaches 2**17, so at least 18
+    vocab_size: int = setting(32, ge=games.get().max_exponent + 1)
     dropout: float = setting(0.0, ge=0, lt=1)
     dense: bool = False
     rows: int = setting(4, ge=2, le=8)  # the board's rows and columns: rows * cols tokens
