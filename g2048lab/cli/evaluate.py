@@ -52,7 +52,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         console = Console()
         console.print(
-            f"{args.checkpoint}: {name} after {summary['env_steps']:,} env steps",
+            f"{args.checkpoint}: {name} after {summary['env_steps']:,} env steps "
+            f"of {loaded.game.title}",
             markup=False,
             highlight=False,
         )

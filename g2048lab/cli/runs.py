@@ -5,6 +5,7 @@ makes a runs folder or a store: they open it with ``RunStore(dir, create=False)`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from .. import learners
+from .. import games, learners
 from ..status import Status
 from .args import DEFAULT_RUNS_DIR
 
@@ -31,22 +32,23 @@ USAGE = """\
 --runs-dir DIR goes before or after the action. Tags, notes and filters work while a
 run trains; rename and delete wait until it has stopped."""
 
-COMPARED = {  # final metric -> its label in --compare's table
+COMPARED = {  # final metric -> its label in --compare's table; after the best tile come
+    # the reach tiles of the runs' games (compared_metrics)
     "rollout/score_mean": "recent mean score",
     "rollout/best_score": "best score",
     "rollout/max_tile": "best tile",
-    "rollout/reach_1024": "recent games reaching 1024",
-    "rollout/reach_2048": "recent games reaching 2048",
     "env_steps": "env steps",
     "time/elapsed_s": "wall time",
     "time/steps_per_s": "steps/s",
 }
 # two-line headers keep the number columns narrow
-RUN_COLUMNS = ("run", "learner", "status", "tags", "env\nsteps", "best\nscore", "best\ntile",
-               "device", "last\nupdate")  # fmt: skip
+RUN_COLUMNS = ("run", "game", "learner", "status", "tags", "env\nsteps", "best\nscore",
+               "best\ntile", "device", "last\nupdate")  # fmt: skip
+LEFT_COLUMNS = 5  # text, left-aligned; the rest are numbers and times, right-aligned
 # on a narrow terminal, hidden first to last (the table says which); numbers are never cut
-DROPPED_FIRST = ("device", "last\nupdate", "learner", "tags")
+DROPPED_FIRST = ("device", "last\nupdate", "learner", "tags", "game")
 FOLDED = {"run": 10, "tags": 8}  # columns that may fold their text, to this many cells
+REACH_PREFIX = "rollout/reach_"
 MAX_COMPARED = 8  # runs compared; as many side by side as the terminal fits
 CHECK_SHOWN = 10  # problems `runs check` lists; it counts the rest
 RECOVERED_SHOWN = {"runs": "runs", "metrics": "metric rows", "games": "games"}  # counted
@@ -80,9 +82,33 @@ def _selected(run, args: argparse.Namespace) -> bool:
     )
 
 
+def run_game(run) -> str:
+    """The name of the game ``run`` played; a run from before games played 4x4."""
+    return run.config.get("game", games.DEFAULT)
+
+
+def compared_metrics(store, runs: list) -> dict[str, str]:
+    """COMPARED with, after the best tile, the share of recent games reaching each reach
+    tile (``rollout/reach_<tile>``) of the runs' games (1024 and 2048 on 4x4) or in their
+    metric rows (a game this process does not know)."""
+    last = store.last_metrics()  # {run: its last metric row}
+    tiles = set()
+    for run in runs:
+        with contextlib.suppress(games.UnknownGame):
+            tiles.update(games.get(run_game(run)).reach_tiles)
+        row = last.get(run.name) or {}
+        tiles.update(
+            int(key.removeprefix(REACH_PREFIX)) for key in row if key.startswith(REACH_PREFIX)
+        )
+    reach = {f"{REACH_PREFIX}{t}": f"recent games reaching {t}" for t in sorted(tiles)}
+    items = list(COMPARED.items())
+    return {**dict(items[:3]), **reach, **dict(items[3:])}
+
+
 def _run_json(r) -> dict:
     return {
         "name": r.name,
+        "game": run_game(r),
         "learner": r.learner,
         "preset": r.config.get("preset"),
         "status": r.status,
@@ -104,13 +130,15 @@ def _run_json(r) -> dict:
 
 def _print_runs(runs: list, runs_dir: str) -> None:
     """The runs as a table as wide as the terminal: columns of DROPPED_FIRST go, in that
-    order, until the rest fit (a line says which went); run names and tags fold."""
+    order, until the rest fit (a line says which went); run names and tags fold. The game
+    column is there when a run plays another game than the default (4x4) one."""
     from rich.console import Console
 
     now = time.time()
     rows = [
         (
             r.name,
+            run_game(r),
             r.learner,
             r.status,
             " ".join(r.tags),
@@ -124,12 +152,14 @@ def _print_runs(runs: list, runs_dir: str) -> None:
     ]
     columns = {}
     for i, header in enumerate(RUN_COLUMNS):
+        if header == "game" and all(row[i] == games.DEFAULT for row in rows):
+            continue
         cells = [row[i] for row in rows]
         natural = _natural(header, cells)
         least = min(natural, FOLDED[header]) if header in FOLDED else natural
-        columns[header] = _Column(header, cells, least, "left" if i < 4 else "right")
+        columns[header] = _Column(header, cells, least, "left" if i < LEFT_COLUMNS else "right")
     console, hidden = Console(), []
-    for header in DROPPED_FIRST:
+    for header in (h for h in DROPPED_FIRST if h in columns):
         if _fit(list(columns.values()), console.width) is not None:
             break
         hidden.append(header.replace("\n", " "))
@@ -173,28 +203,29 @@ def _compare(store, args: argparse.Namespace) -> int:
         raise ValueError("--compare names a run twice: name each run once")
     runs = {name: store.get_run(name) for name in names}
     diff = config_diff({name: run.config for name, run in runs.items()})
-    metrics = {name: _where_it_ended(store, run) for name, run in runs.items()}
+    compared = compared_metrics(store, list(runs.values()))
+    metrics = {name: _where_it_ended(store, run, compared) for name, run in runs.items()}
     if args.json:
         print(json.dumps({"config": diff, "metrics": metrics}))
     else:
-        _print_comparison(names, diff, metrics)
+        _print_comparison(names, diff, metrics, compared)
     return 0
 
 
-def _where_it_ended(store, run) -> dict[str, float | None]:
-    """The COMPARED metrics of ``run``: its last metric values, and its counters from the run
-    itself, which follow every message and so are newer than its last metric row."""
+def _where_it_ended(store, run, compared: dict[str, str]) -> dict[str, float | None]:
+    """The ``compared`` metrics of ``run``: its last metric values, and its counters from the
+    run itself, which follow every message and so are newer than its last metric row."""
     from ..compare import final_metrics
 
     return {
-        **final_metrics(store.metrics(run.name), tuple(COMPARED)),
+        **final_metrics(store.metrics(run.name), tuple(compared)),
         "env_steps": run.env_steps,
         "rollout/best_score": run.best_score,
         "rollout/max_tile": run.max_tile,
     }
 
 
-def _print_comparison(names: list[str], diff: dict, metrics: dict) -> None:
+def _print_comparison(names: list[str], diff: dict, metrics: dict, compared: dict) -> None:
     """Two tables, each split into as many as it takes to fit the terminal: the settings
     that differ (numbers whole, text folds), where each run ended up (numbers whole)."""
     from rich.console import Console
@@ -212,10 +243,10 @@ def _print_comparison(names: list[str], diff: dict, metrics: dict) -> None:
         _print_side_by_side(console, "settings that differ", setting, runs)
     else:
         console.print(f"{', '.join(names)}: the same settings")
-    labels = list(COMPARED.values())
+    labels = list(compared.values())
     runs = []
     for name in names:
-        cells = [_metric(key, metrics[name][key]) for key in COMPARED]
+        cells = [_metric(key, metrics[name][key]) for key in compared]
         least = max(max(map(len, cells)), min(len(name), 8))
         runs.append(_Column(name, cells, least, "right"))
     metric = _Column("metric", labels, min(_natural("metric", labels), 14))
@@ -224,7 +255,7 @@ def _print_comparison(names: list[str], diff: dict, metrics: dict) -> None:
 
 def _compare_groups(store, name: str, as_json: bool) -> int:
     """``runs --compare --sweep NAME``: per group of the sweep its setting, its finished runs
-    and each COMPARED metric as the mean over them with its 95% bootstrap interval (None
+    and each compared metric as the mean over them with its 95% bootstrap interval (None
     for a group of one run). Finished runs only, as in ``sweep report``."""
     from ..stats import mean_interval
     from ..sweeps.report import sweep_groups
@@ -232,12 +263,16 @@ def _compare_groups(store, name: str, as_json: bool) -> int:
 
     sweeps = SweepStore(store)
     flags = sweeps.get_sweep(name).spec.flags
+    grouped = [
+        (key, setting, trials, [store.get_run(t.run_name) for t in trials if t.state == "finished"])
+        for key, setting, trials in sweep_groups(sweeps.trials(name))
+    ]
+    compared = compared_metrics(store, [run for *_, done in grouped for run in done])
     groups = []
-    for key, setting, trials in sweep_groups(sweeps.trials(name)):
-        done = [store.get_run(t.run_name) for t in trials if t.state == "finished"]
-        ended = [_where_it_ended(store, run) for run in done]
+    for key, setting, trials, done in grouped:
+        ended = [_where_it_ended(store, run, compared) for run in done]
         metrics = {}
-        for metric in COMPARED:
+        for metric in compared:
             values = [e[metric] for e in ended if e[metric] is not None]
             mean = sum(values) / len(values) if values else None
             ci = mean_interval(values).bounds() if len(values) >= 2 else None
@@ -248,11 +283,13 @@ def _compare_groups(store, name: str, as_json: bool) -> int:
     if as_json:
         print(json.dumps({"sweep": name, "groups": groups}))
     else:
-        _print_group_comparison(name, flags, groups)
+        _print_group_comparison(name, flags, groups, compared)
     return 0
 
 
-def _print_group_comparison(name: str, flags: list[str], groups: list[dict]) -> None:
+def _print_group_comparison(
+    name: str, flags: list[str], groups: list[dict], compared: dict[str, str]
+) -> None:
     """The settings of each group, then where each group ended up (mean over its interval),
     a column per group, split into as many tables as it takes to fit the terminal."""
     from rich.console import Console
@@ -269,9 +306,9 @@ def _print_group_comparison(name: str, flags: list[str], groups: list[dict]) -> 
     _print_side_by_side(console, f"the groups of sweep {name}", setting, columns)
     columns = []
     for header, group in zip(headers, groups):
-        cells = [_mean_and_interval(key, group["metrics"][key]) for key in COMPARED]
+        cells = [_mean_and_interval(key, group["metrics"][key]) for key in compared]
         columns.append(_Column(header, cells, _natural("", cells), "right"))
-    labels = list(COMPARED.values())
+    labels = list(compared.values())
     metric = _Column("metric", labels, min(_natural("metric", labels), 14))
     _print_side_by_side(console, "where each group ended up (mean, 95% interval)", metric, columns)
     console.print(
@@ -365,7 +402,7 @@ def _metric(key: str, value: float | None) -> str:
         return "-"
     if key == "time/elapsed_s":
         return _duration(value)
-    if key.startswith("rollout/reach_"):
+    if key.startswith(REACH_PREFIX):
         return f"{100 * value:.1f} %"
     return str(int(value)) if key == "rollout/max_tile" else f"{value:,.0f}"
 

@@ -9,19 +9,21 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine.rules import to_values
-from ..evaluation import TILE_THRESHOLDS
 from ..palette import tile_colors
 
 
 def board_table(board: np.ndarray, title: str = ""):
-    """A rich Table of one (4, 4) exponent board, tiles coloured like the original game."""
+    """A rich Table of one (R, C) exponent board, tiles coloured like the original game."""
     from rich.table import Table
     from rich.text import Text
 
+    values = to_values(board)
+    # six digits (131072, 4x4's largest tile) unless a bigger board made a longer one
+    width = max(6, len(str(values.max(initial=0))))
     table = Table(show_header=False, show_lines=True, title=title, padding=(0, 1))
-    for _ in range(4):
-        table.add_column(justify="center", width=6)  # up to 131072: six digits
-    for row in to_values(board):
+    for _ in range(values.shape[1]):
+        table.add_column(justify="center", width=width)
+    for row in values:
         cells = []
         for value in row:
             background, text = tile_colors(int(value))
@@ -34,8 +36,9 @@ def summary_table(rows: dict[str, dict]):
     """Evaluation summaries, one per policy or checkpoint: scores in one table, one row
     per policy; the share of games reaching each tile in a second, one column per policy
     (one table of both is 95 columns wide). Where a summary has 95% intervals, the mean's
-    is shown under it and each share's beside it: three policies fit 80 columns. Tiles
-    past the first one no game reached are left out."""
+    is shown under it and each share's beside it: three policies fit 80 columns. The tiles
+    are those the summaries report (the game's ``eval_tiles``), less those past the first
+    one no game reached; a tile one summary lacks shows "–"."""
     from rich.console import Group
 
     intervals = any(s.get("mean_score_ci") for s in rows.values())
@@ -56,8 +59,10 @@ def summary_table(rows: dict[str, dict]):
     shares = {
         name: {int(t): share for t, share in s["tile_share"].items()} for name, s in rows.items()
     }
-    reached = [t for t in TILE_THRESHOLDS if any(s[t] > 0 for s in shares.values())]
-    tiles = [t for t in TILE_THRESHOLDS if t <= 2 * max(reached, default=TILE_THRESHOLDS[0] // 2)]
+    reported = sorted({t for s in shares.values() for t in s})
+    reached = [t for t in reported if any(s.get(t, 0) > 0 for s in shares.values())]
+    first = reported[0] if reported else 0
+    tiles = [t for t in reported if t <= 2 * max(reached, default=first // 2)]
     return Group(scores, _shares_table(rows, tiles))
 
 
@@ -80,14 +85,16 @@ def _shares_table(rows: dict[str, dict], tiles: list[int]):
         share = {int(t): v for t, v in s["tile_share"].items()}
         ci = {int(t): v for t, v in (s.get("tile_share_ci") or {}).items()}
         columns[name] = [
-            f"{100 * share[t]:.1f}%"
+            (f"{100 * share[t]:.1f}%" if t in share else "–")
             + (f" ({100 * ci[t][0]:.1f}–{100 * ci[t][1]:.1f})" if t in ci else "")
             for t in tiles
         ]
     intervals = any(s.get("tile_share_ci") for s in rows.values())
     title = "share of games reaching a tile" + (" (95% interval)" if intervals else "")
     table = Table(title=title)
-    table.add_column("tile", justify="right", min_width=max(len(str(t)) for t in tiles))
+    table.add_column(
+        "tile", justify="right", min_width=max((len(str(t)) for t in tiles), default=4)
+    )
     for name, cells in columns.items():
         table.add_column(name, justify="right", min_width=max(map(len, cells)))
     for i, tile in enumerate(tiles):

@@ -14,6 +14,8 @@ from collections.abc import Callable
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..engine.rules import MAX_EXPONENT
+
 __all__ = [
     "LiveFigure",
     "TILE_TICKS",
@@ -24,7 +26,7 @@ __all__ = [
     "token_labels",
 ]
 
-TILE_TICKS = [2**k for k in range(1, 18)]
+TILE_TICKS = [2**k for k in range(1, MAX_EXPONENT + 1)]  # plotly shows those in range
 _MARGIN = {"l": 48, "r": 12, "t": 36, "b": 36}
 _LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0}
 
@@ -53,9 +55,10 @@ def figure_widget(figure: go.Figure | None = None) -> go.FigureWidget:
     return widget
 
 
-def token_labels() -> list[str]:
-    """The 16 tile tokens as row/column names, token i = cell (i // 4, i % 4)."""
-    return [f"r{i // 4 + 1}c{i % 4 + 1}" for i in range(16)]
+def token_labels(rows: int = 4, cols: int = 4) -> list[str]:
+    """The rows * cols tile tokens of a (rows, cols) board as cell names, token i = cell
+    (i // cols, i % cols): ``token_labels(2, 3) -> ["r1c1", "r1c2", "r1c3", "r2c1", ...]``"""
+    return [f"r{i // cols + 1}c{i % cols + 1}" for i in range(rows * cols)]
 
 
 def games_figure() -> go.FigureWidget:
@@ -87,7 +90,8 @@ def games_figure() -> go.FigureWidget:
 
 
 def model_figure() -> go.FigureWidget:
-    """Attention of one head (16 x 16 tiles), expert usage now and expert usage over time."""
+    """Attention of one head (cells x cells tiles; labelled for a 4x4 board until a run's
+    board says otherwise), expert usage now and expert usage over time."""
     figure = make_subplots(
         rows=3,
         cols=1,

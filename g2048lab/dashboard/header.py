@@ -1,4 +1,4 @@
-"""The dashboard's header line: run, status badge, device, size, progress and time."""
+"""The dashboard's header line: run, status badge, game, device, size, progress and time."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ def header_html(
     status: str,
     *,
     error: str | None = None,
+    game: str = "",
     device: str = "",
     params_m: float | None = None,
     env_steps: int | None = None,
@@ -46,14 +47,17 @@ def header_html(
     gone: str = "",
 ) -> str:
     """The header as HTML; every text from the run is escaped except ``gone``, HTML that
-    says the run has left the store (shown instead of its facts)."""
+    says the run has left the store (shown instead of its facts). ``game``: the name of
+    the game the run plays ("2048-5x5"), the first fact."""
     colour = BADGE_COLOURS.get(status, "#555")
     badge = (
         f'<span class="g2048lab-status" data-status="{html.escape(status)}" '
         f'style="background:{colour};color:#fff;border-radius:10px;padding:2px 10px">'
         f"{html.escape(status)}</span>"
     )
-    facts = [html.escape(device)] if device else []
+    facts = [f'<span class="g2048lab-game">{html.escape(game)}</span>'] if game else []
+    if device:
+        facts.append(html.escape(device))
     if params_m is not None:
         facts.append(f"{params_m:.2f} M parameters")
     if env_steps is not None:

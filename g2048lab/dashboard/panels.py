@@ -20,8 +20,9 @@ from collections.abc import Callable, Sequence
 import ipywidgets as widgets
 import numpy as np
 
+from ..games import MOVE_ARROWS
 from .board import GameView
-from .charts import LiveFigure, games_figure, model_figure
+from .charts import LiveFigure, games_figure, model_figure, token_labels
 from .history import RunHistory, metric_groups
 from .layout import panel, toolbar
 from .metric_grid import ALL, ChartView, MetricGrid, grid_keys
@@ -101,8 +102,9 @@ class GamePanel(Panel):
         if games_per_s is not None:
             facts.append(f"{games_per_s:,.0f} games/s")
         if u.move_values is not None:
-            arrows = "↑→↓←"  # Action order
-            moves = [f"{arrows[a]} {v:,.0f}" for a, v in enumerate(u.move_values) if v is not None]
+            moves = [  # in Action order
+                f"{MOVE_ARROWS[a]} {v:,.0f}" for a, v in enumerate(u.move_values) if v is not None
+            ]
             facts.append("move values " + " ".join(moves))
         chosen = int(np.argmax(u.actions)) if u.actions else None
         self.game.show(u.board_state, u.actions, chosen, " · ".join(facts))
@@ -257,9 +259,23 @@ class ModelPanel(Panel):
         heads = [("mean of heads", -1)] + [(f"head {h + 1}", h) for h in range(len(layers[0]))]
         _set_options(self.head, heads, -1)
         layer, head = self.layer.value, self.head.value
-        weights = np.asarray(layers[layer], dtype=np.float64)  # (heads, 16, 16)
+        weights = np.asarray(layers[layer], dtype=np.float64)  # (heads, cells, cells)
         z = weights.mean(axis=0) if head == -1 else weights[head]
-        self.chart.set("attention", (u.timestamp, layer, head), lambda: {"z": z.tolist()})
+        labels = _cell_labels(u.board_state, len(z))
+        self.chart.set(
+            "attention",
+            (u.timestamp, layer, head),
+            lambda: {"z": z.tolist(), "x": labels, "y": labels},
+        )
+
+
+def _cell_labels(board: list[list[int]], tokens: int) -> list[str]:
+    """Names of the attention's ``tokens`` tokens: the cells of the (R, C) ``board`` shown
+    with it ("r1c1" ...) when it has that many, else "t1", "t2" ..."""
+    rows, cols = len(board), len(board[0]) if board else 0
+    if rows * cols == tokens:
+        return token_labels(rows, cols)
+    return [f"t{i + 1}" for i in range(tokens)]
 
 
 def _xy(x: list, y: list, max_points: int, reduce: str = "mean") -> dict[str, list]:

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
-from ..engine.rules import Action, to_values
+from .. import games as game_rules
+from ..engine.rules import to_values
 from ..recording import GameRecord
 from ..store import GameSummary, RunStore, StoreError
-from .board import ARROWS, GameView
+from .board import GameView, empty_board
 from .downloads import game_link
 from .layout import ROOT_CLASS, button, style_widget, toolbar
 
@@ -35,6 +36,9 @@ class ReplayViewer:
             best and most recent games it kept), or a sequence of ``GameRecord``.
         run: the run's name in the store; None picks the run written most recently.
         interval_ms: milliseconds per move while playing.
+
+    The run's game (its config's ``game``; 4x4 for a run from before games) names the moves
+    and shapes the empty board; a recorded game's boards are drawn in their own shape.
     """
 
     def __init__(
@@ -45,6 +49,7 @@ class ReplayViewer:
         interval_ms: int = 400,
     ):
         self.store: RunStore | None = None
+        self.rules = game_rules.get()  # the game played: its moves and board shape
         if isinstance(games, (RunStore, str, Path)):
             self.store = games if isinstance(games, RunStore) else RunStore(games, create=False)
             if run is None:
@@ -52,9 +57,12 @@ class ReplayViewer:
                 if latest is None:
                     raise StoreError(f"no runs in {self.store.path} yet: nothing to replay")
                 run = latest.name
-            self.run = self.store.get_run(run).name  # RunNotFound names the runs there
+            info = self.store.get_run(run)  # RunNotFound names the runs there
+            self.run = info.name
+            self.rules = _run_game(info.config)
         else:
             self.run = run
+            self.rules = getattr(games, "game", self.rules)  # a Trainer's game
             games = getattr(games, "recorder", games)  # a Trainer: its recorder
         self._games_source = games
         self._loaded: dict[int, GameRecord] = {}
@@ -80,7 +88,7 @@ class ReplayViewer:
         self.save = button("game as HTML", "make a link to this game as one page that plays it")
         self.save_link = widgets.HTML()
         self.save.on_click(lambda _: self.prepare_html())
-        self.view = GameView()
+        self.view = GameView(self.rules)
         self.picker.observe(lambda _: self._pick(), "value")
         self.slider.observe(lambda _: self._draw(), "value")
         self.reload.on_click(lambda _: self.refresh_games())
@@ -118,7 +126,7 @@ class ReplayViewer:
         self.picker.options = [(label, i) for i, label in enumerate(labels)]
         if not labels:
             self.game = None
-            self.view.show([[0] * 4] * 4, [0.0] * 4, caption="no recorded games yet")
+            self._show_empty("no recorded games yet")
         elif self.picker.value == 0:  # the first game again: no change event
             self._pick()
         else:
@@ -144,7 +152,7 @@ class ReplayViewer:
         try:
             self.game = self._choices[index]()
         except StoreError as error:  # pruned since the list was read
-            self.view.show([[0] * 4] * 4, [0.0] * 4, caption=f"{error}; refresh the list")
+            self._show_empty(f"{error}; refresh the list")
             return
         self.save_link.value = ""  # a link to the game shown before
         with self.slider.hold_sync(), self.play.hold_sync():
@@ -162,6 +170,10 @@ class ReplayViewer:
 
     # --- one step -------------------------------------------------------------------------
 
+    def _show_empty(self, caption: str) -> None:
+        rules = self.rules
+        self.view.show(empty_board(rules), [0.0] * rules.actions, caption=caption, game=rules)
+
     def show(self, step: int) -> None:
         """Show position ``step`` (0: the start; the game's length: the final board)."""
         self.slider.value = step  # observe redraws
@@ -177,17 +189,27 @@ class ReplayViewer:
                 f"game over after {game.length:,} moves · score {game.score:,} · "
                 f"max tile {game.max_tile:,}"
             )
-            self.view.show(board, [0.0] * 4, caption=caption)
+            self.view.show(board, [0.0] * self.rules.actions, caption=caption, game=self.rules)
             return
-        action = Action(int(game.actions[step]))
+        action = int(game.actions[step])
+        arrow, name = self.rules.move_arrows[action], self.rules.move_names[action]
         value = float(game.values[step])  # NaN: the player has no value estimate
         caption = (
-            f"move {step + 1:,} of {game.length:,}: {ARROWS[action]} {action.name} · "
+            f"move {step + 1:,} of {game.length:,}: {arrow} {name.upper()} · "
             + (f"value {value:,.2f} · " if math.isfinite(value) else "")
             + f"reward {float(game.rewards[step]):.3f} · "
             f"score {score:,} → {score + int(game.score_gains[step]):,}"
         )
-        self.view.show(board, game.probs[step].tolist(), int(action), caption)
+        self.view.show(board, game.probs[step].tolist(), action, caption, self.rules)
+
+
+def _run_game(config: dict) -> game_rules.Game:
+    """The game a run played, by its config; a game no longer registered (one a test or a
+    notebook added): the family's 4x4 moves, the boards still drawn in their own shape."""
+    try:
+        return game_rules.get(config.get("game", game_rules.DEFAULT))
+    except game_rules.UnknownGame:
+        return game_rules.get()
 
 
 def _ordered(summaries: list[GameSummary]) -> list[GameSummary]:

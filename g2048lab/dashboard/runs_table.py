@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from .. import games
 from ..store import RunInfo, RunStore
 from .header import BADGE_COLOURS, format_duration
 
@@ -56,6 +57,7 @@ class RunRow:
     note: str
     created_at: float  # Unix s
     updated_at: float  # Unix s
+    game: str = games.DEFAULT  # the game's name ("2048-5x5"); a run from before games: 4x4
 
 
 def run_row(run: RunInfo, last_metrics: dict | None) -> RunRow:
@@ -75,6 +77,7 @@ def run_row(run: RunInfo, last_metrics: dict | None) -> RunRow:
         note=run.note,
         created_at=run.created_at,
         updated_at=run.updated_at,
+        game=run.config.get("game", games.DEFAULT),
     )
 
 
@@ -110,6 +113,7 @@ def sort_rows(rows: Iterable[RunRow], sort: str = "created") -> list[RunRow]:
 
 _COLUMNS = (
     "run",
+    "game",
     "learner",
     "status",
     "env steps",
@@ -150,6 +154,7 @@ def runs_table_html(
         tags = " ".join(f'<span class="g2048lab-tag">{html.escape(t)}</span>' for t in row.tags)
         cells = (
             name,
+            html.escape(row.game),
             learner,
             status,
             f"{row.env_steps:,}",

@@ -1,5 +1,6 @@
 """A recorded game as an animated GIF: the score, the move number, the board and the four
-move probabilities as small bars, one frame per shown position.
+move probabilities as small bars, one frame per shown position. The frame follows the
+board's shape (``frame_size``): 320 x 412 px for 4x4.
 
 Drawn with Pillow, an optional dependency (``pip install "g2048lab[gif]"``), with its
 bundled scalable font: nothing is fetched. Text is drawn without antialiasing, so every
@@ -21,19 +22,20 @@ from ..palette import BIG_TILE_BACKGROUND, DARK_TEXT, LIGHT_TEXT, TILE_BACKGROUN
 from ..recording import GameRecord
 from .games import has_policy, score_before
 
-__all__ = ["GIF_MISSING", "frame_positions", "frame_step", "game_gif"]
+__all__ = ["GIF_MISSING", "frame_positions", "frame_size", "frame_step", "game_gif"]
 
 GIF_MISSING = 'GIF export needs Pillow: pip install "g2048lab[gif]"'
 MAX_FRAMES = 600
 FRAME_MS = 100  # per frame
 LAST_FRAME_MS = 2000  # the final board stays this long before the loop starts again
 
-# layout in pixels, top to bottom: a header line, the board (WIDTH square), the bars
+# layout in pixels, top to bottom: a header line, the board, the bars. The board is as wide
+# as the frame: tiles of CELL px with GAP between, wider on a board of few columns (the
+# header and the bars need MIN_WIDTH), narrower on one of many (at most MAX_WIDTH)
 CELL, GAP = 70, 8
-WIDTH = 4 * CELL + 5 * GAP  # 320
+MIN_WIDTH, MAX_WIDTH = 320, 480  # 4x4: 4 * CELL + 5 * GAP = 320
 HEADER, FOOTER = 40, 52
-HEIGHT = HEADER + WIDTH + FOOTER  # 412
-TILE_FONT = {1: 34, 2: 34, 3: 28, 4: 22}  # px by number of digits
+TILE_FONT = {1: 34, 2: 34, 3: 28, 4: 22}  # px by number of digits, on a tile of CELL px
 BIG_TILE_FONT = 18  # 5 digits and more
 TEXT_FONT = 16
 
@@ -69,10 +71,31 @@ def frame_positions(length: int, max_frames: int = MAX_FRAMES) -> np.ndarray:
     return positions if positions[-1] == length else np.append(positions, length)
 
 
+def tile_size(cols: int) -> int:
+    """Px of a tile on a board of ``cols`` columns: CELL, unless the board would be narrower
+    than MIN_WIDTH or wider than MAX_WIDTH.
+
+    ``tile_size(4) -> 70``; ``tile_size(3) -> 96``; ``tile_size(5) -> 70``; ``tile_size(8) -> 51``
+    """
+    natural = cols * CELL + (cols + 1) * GAP
+    width = min(max(natural, MIN_WIDTH), MAX_WIDTH)
+    return (width - (cols + 1) * GAP) // cols
+
+
+def frame_size(rows: int, cols: int) -> tuple[int, int]:
+    """(width, height) px of a frame showing a (rows, cols) board.
+
+    ``frame_size(4, 4) -> (320, 412)``; ``frame_size(3, 3) -> (320, 412)``;
+    ``frame_size(5, 5) -> (398, 490)``
+    """
+    cell = tile_size(cols)
+    return cols * cell + (cols + 1) * GAP, HEADER + rows * cell + (rows + 1) * GAP + FOOTER
+
+
 def game_gif(record: GameRecord, max_frames: int = MAX_FRAMES, frame_ms: int = FRAME_MS) -> bytes:
     """The GIF file of ``record``, looping: ``len(frame_positions(record.length,
-    max_frames))`` frames of ``WIDTH`` x ``HEIGHT`` px (320 x 412), ``frame_ms`` each, the
-    final board held ``LAST_FRAME_MS``.
+    max_frames))`` frames of ``frame_size(R, C)`` px (320 x 412 for a 4x4 board),
+    ``frame_ms`` each, the final board held ``LAST_FRAME_MS``.
 
     A frame shows the board before a move, the score so far, "move k of L" and the move
     probabilities (the move taken highlighted); the last one the final board, the length,
@@ -84,8 +107,15 @@ def game_gif(record: GameRecord, max_frames: int = MAX_FRAMES, frame_ms: int = F
     except ImportError:
         raise ValueError(GIF_MISSING) from None
     positions = frame_positions(record.length, max_frames)
-    sizes = {TEXT_FONT, BIG_TILE_FONT, *TILE_FONT.values()}
+    rows, cols = record.boards.shape[1:]
+    cell = tile_size(cols)
+    width, height = frame_size(rows, cols)
+    tile_fonts = {
+        digits: round(px * cell / CELL) for digits, px in [*TILE_FONT.items(), (0, BIG_TILE_FONT)]
+    }  # digits (0: more than TILE_FONT has) -> px
+    sizes = {TEXT_FONT, *tile_fonts.values()}
     fonts = {size: ImageFont.load_default(size=size) for size in sizes}
+    tiles = {digits: fonts[px] for digits, px in tile_fonts.items()}
     palette = Image.new("P", (1, 1))
     palette.putpalette([channel for colour in COLOURS for channel in _rgb(colour)])
     scores = score_before(record)
@@ -93,17 +123,19 @@ def game_gif(record: GameRecord, max_frames: int = MAX_FRAMES, frame_ms: int = F
     every = frame_step(record.length, max_frames)
     frames = []
     for step in positions.tolist():
-        image = Image.new("RGB", (WIDTH, HEIGHT), PAGE)
+        image = Image.new("RGB", (width, height), PAGE)
         draw = ImageDraw.Draw(image)
         draw.fontmode = "1"  # no antialiasing (see the module doc)
         over = step >= record.length
         move = "game over" if over else f"move {step + 1:,} of {record.length:,}"
-        _header(draw, fonts[TEXT_FONT], f"score {int(scores[step]):,}", move)
-        _board(draw, fonts, to_values(record.boards[step]))
+        _header(draw, fonts[TEXT_FONT], width, f"score {int(scores[step]):,}", move)
+        _board(draw, tiles, cell, to_values(record.boards[step]))
+        footer = height - FOOTER
         if over:
-            _summary(draw, fonts[TEXT_FONT], record, every)
+            _summary(draw, fonts[TEXT_FONT], footer, record, every)
         else:
-            _bars(draw, fonts[TEXT_FONT], record.probs[step], record.actions[step], policy)
+            probs, chosen = record.probs[step], record.actions[step]
+            _bars(draw, fonts[TEXT_FONT], width, footer, probs, chosen, policy)
         frames.append(image.quantize(palette=palette, dither=Image.Dither.NONE))
     out = io.BytesIO()
     frames[0].save(
@@ -117,32 +149,41 @@ def game_gif(record: GameRecord, max_frames: int = MAX_FRAMES, frame_ms: int = F
     return out.getvalue()
 
 
-def _header(draw, font, left: str, right: str) -> None:
+def _header(draw, font, width: int, left: str, right: str) -> None:
     draw.text((GAP, HEADER // 2), left, font=font, fill=DARK_TEXT, anchor="lm")
-    draw.text((WIDTH - GAP, HEADER // 2), right, font=font, fill=DARK_TEXT, anchor="rm")
+    draw.text((width - GAP, HEADER // 2), right, font=font, fill=DARK_TEXT, anchor="rm")
 
 
-def _board(draw, fonts, values: np.ndarray) -> None:
-    """``values``: (4, 4) tile values, 0 for empty; numbers bold (stroked), as in the game."""
-    draw.rounded_rectangle((0, HEADER, WIDTH - 1, HEADER + WIDTH - 1), radius=8, fill=BOARD)
+def tile_origin(row: int, col: int, cell: int) -> tuple[int, int]:
+    """(x, y) px of the top left corner of the tile at (row, col), tiles ``cell`` px wide."""
+    return GAP + col * (cell + GAP), HEADER + GAP + row * (cell + GAP)
+
+
+def _board(draw, fonts, cell: int, values: np.ndarray) -> None:
+    """``values``: (R, C) tile values, 0 for empty, on tiles of ``cell`` px; numbers bold
+    (stroked), as in the game; ``fonts``: by digits, 0 for more than TILE_FONT has."""
+    rows, cols = values.shape
+    right, bottom = tile_origin(rows, cols, cell)
+    draw.rounded_rectangle((0, HEADER, right - 1, bottom - 1), radius=8, fill=BOARD)
     for (row, col), value in np.ndenumerate(values):
-        x = GAP + col * (CELL + GAP)
-        y = HEADER + GAP + row * (CELL + GAP)
+        x, y = tile_origin(row, col, cell)
         background, text = tile_colors(int(value))
-        draw.rounded_rectangle((x, y, x + CELL - 1, y + CELL - 1), radius=4, fill=background)
+        draw.rounded_rectangle((x, y, x + cell - 1, y + cell - 1), radius=4, fill=background)
         if value:
             label = str(value)
-            font = fonts[TILE_FONT.get(len(label), BIG_TILE_FONT)]
-            centre = (x + CELL // 2, y + CELL // 2)
+            font = fonts.get(len(label), fonts[0])
+            centre = (x + cell // 2, y + cell // 2)
             draw.text(centre, label, font=font, fill=text, anchor="mm", stroke_width=1)
 
 
-def _bars(draw, font, probs: np.ndarray, chosen: int, policy: bool) -> None:
-    """Four columns in ``Action`` order: an arrow and the probability, a bar under them; the
-    move taken in the highlight colour. A player without a policy: the arrows only, and a
-    full bar under the move it took."""
-    width = (WIDTH - GAP) // 4 - GAP
-    top = HEADER + WIDTH + 8
+def _bars(
+    draw, font, frame_width: int, top: int, probs: np.ndarray, chosen: int, policy: bool
+) -> None:
+    """Four columns in ``Action`` order under the board (which ends at ``top``): an arrow and
+    the probability, a bar under them; the move taken in the highlight colour. A player
+    without a policy: the arrows only, and a full bar under the move it took."""
+    width = (frame_width - GAP) // 4 - GAP
+    top += 8
     for action in Action:
         x = GAP + action * (width + GAP)
         colour = CHOSEN if action == chosen else OTHER
@@ -166,9 +207,10 @@ def _arrow(action: Action, x: int, y: int) -> list[tuple[int, int]]:
     return [(x + dx, y + dy) for dx, dy in up]
 
 
-def _summary(draw, font, record: GameRecord, every: int) -> None:
-    """Under the final board: the length, the max tile and the sampling, if any."""
-    top = HEADER + WIDTH + 14
+def _summary(draw, font, top: int, record: GameRecord, every: int) -> None:
+    """Under the final board (which ends at ``top``): the length, the max tile and the
+    sampling, if any."""
+    top += 14
     text = f"{record.length:,} moves · max tile {record.max_tile:,}"
     draw.text((GAP, top), text, font=font, fill=DARK_TEXT, anchor="lm")
     if every > 1:

@@ -5,7 +5,8 @@ as JSON in a ``<script type="application/json">`` element (``<``, ``>`` and ``&`
 escaped, so no value can close it). It shows the board in the original game's colours,
 the move probabilities in ``Action`` order with the move taken highlighted, the value
 estimate, the score so far and "move k of L", with play/pause, step back/forward, a
-slider and a speed choice (keys: ← →, space). It fits a 390 px phone screen.
+slider and a speed choice (keys: ← →, space). It fits a 390 px phone screen. The board
+has the recorded boards' shape (R, C): R rows of C tiles, the font scaled to the tiles.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ DEFAULT_SPEED = 5
 def game_data(record: GameRecord) -> dict:
     """What the page's script reads, as plain JSON-ready values.
 
-    boards: (L + 1) strings of 16 base-32 digits, the exponents row by row
+    boards: (L + 1) strings of R * C base-32 digits, the exponents row by row
     (``[[1, 0, 0, 11], ...] -> "100b..."``); actions (L,); probs (L, 4) rounded to
     0.0001; policy: whether they are a policy's (``has_policy``; if not, the page shows
     no percentages); values (L,), None where the player has no estimate; score (L + 1,) the
@@ -51,6 +52,7 @@ def game_html(record: GameRecord, title: str, note: str = "") -> str:
     """The whole page for ``record``; ``title`` heads it and ``note`` (the run's note, say)
     follows it, both plain text, escaped here."""
     facts = game_data(record)
+    rows, cols = record.boards.shape[1:]
     data = json.dumps(facts, separators=(",", ":"), allow_nan=False)
     data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     bars = "".join(
@@ -63,14 +65,15 @@ def game_html(record: GameRecord, title: str, note: str = "") -> str:
         f'<option value="{s}"{" selected" if s == DEFAULT_SPEED else ""}>{s} moves/s</option>'
         for s in SPEEDS
     )
-    meta = f"{record.length:,} moves"
+    meta = f"2048 on {rows}x{cols} · {record.length:,} moves"
     if record.env_steps:  # a game played outside training has none
         meta += f" · played at {record.env_steps:,} training env steps"
     return _PAGE.format(
         title=html.escape(title),
         meta=html.escape(meta),
         note=f'<p class="note">{html.escape(note)}</p>' if note else "",
-        tiles='<div class="tile"></div>' * 16,
+        tiles='<div class="tile"></div>' * (rows * cols),
+        board_style=_board_style(rows, cols),
         heading="policy" if facts["policy"] else "move taken (this player gives no probabilities)",
         bars=bars,
         length=record.length,
@@ -78,6 +81,16 @@ def game_html(record: GameRecord, title: str, note: str = "") -> str:
         css=_CSS,
         data=data,
         script=_SCRIPT,
+    )
+
+
+def _board_style(rows: int, cols: int) -> str:
+    """The inline style of an (R, C) board: its grid, its aspect ratio, a tall board no
+    taller than a square one, and ``--k``, the tiles' font scale (1 on 4x4)."""
+    width = round(100 * min(1, cols / rows))
+    return (
+        f"grid-template-columns:repeat({cols},1fr);grid-template-rows:repeat({rows},1fr);"
+        f"aspect-ratio:{cols}/{rows};width:{width}%;--k:{4 / cols:.4g}"
     )
 
 
@@ -94,7 +107,7 @@ _PAGE = """<!doctype html>
 <h1>{title}</h1>
 <p class="meta">{meta}</p>
 {note}
-<div class="board" id="board">{tiles}</div>
+<div class="board" id="board" style="{board_style}">{tiles}</div>
 <div class="stats"><span id="move"></span><span>score <b id="score"></b></span>
 <span>value <b id="value"></b></span></div>
 <div class="heading">{heading}</div>
@@ -123,15 +136,14 @@ main{max-width:460px;margin:0 auto;padding:12px}
 h1{font-size:1.2rem;margin:0;overflow-wrap:anywhere}
 .meta{margin:2px 0 10px;font-size:.85rem}
 .note{margin:0 0 10px;white-space:pre-wrap;overflow-wrap:anywhere}
-.board{display:grid;grid-template-columns:repeat(4,1fr);grid-template-rows:repeat(4,1fr);
-gap:3%;padding:3%;width:100%;aspect-ratio:1/1;background:#bbada0;border-radius:8px;
-container-type:inline-size}
+.board{display:grid;gap:calc(3% * var(--k));padding:calc(3% * var(--k));background:#bbada0;
+border-radius:8px;container-type:inline-size}
 .tile{display:flex;align-items:center;justify-content:center;min-width:0;border-radius:4px;
-font-weight:700;background:#cdc1b4;font-size:32px;font-size:13cqw}
-.tile[data-digits="3"]{font-size:28px;font-size:11cqw}
-.tile[data-digits="4"]{font-size:22px;font-size:8.5cqw}
-.tile[data-digits="5"]{font-size:18px;font-size:7cqw}
-.tile[data-digits="6"],.tile[data-digits="7"]{font-size:14px;font-size:5.5cqw}
+font-weight:700;background:#cdc1b4;font-size:32px;font-size:calc(13cqw * var(--k))}
+.tile[data-digits="3"]{font-size:28px;font-size:calc(11cqw * var(--k))}
+.tile[data-digits="4"]{font-size:22px;font-size:calc(8.5cqw * var(--k))}
+.tile[data-digits="5"]{font-size:18px;font-size:calc(7cqw * var(--k))}
+.tile[data-digits="6"],.tile[data-digits="7"]{font-size:14px;font-size:calc(5.5cqw * var(--k))}
 .stats{display:flex;flex-wrap:wrap;gap:4px 16px;margin:10px 0 6px;
 font-variant-numeric:tabular-nums}
 .heading{font-size:.85rem;margin-bottom:4px}
