@@ -36,12 +36,13 @@ tables ``MOVE_TABLE``/``LEGAL_TABLE`` are passed in as arrays::
     start_one(board, rng, start_tiles, four_probability)  empty the board, spawn the start
     max_exponent(board) -> largest exponent
 
-``fast`` says every exponent is below ``FAST_LIMIT``; lines of up to 4 cells then go
-through the tables (shorter lines padded with empty cells), longer ones through the
-rule of ``slide_line``. A loop over many 4x4 boards runs fastest when it tests the shape
-once (``square4 = is_4x4(flat[0], lines)``) and calls ``move_4x4``/``legal_4x4`` when
-``square4 and fast``, as ``legal_batch`` does: the 4x4 loop then compiles as small as
-it was before other shapes.
+``fast`` says every exponent is below ``FAST_LIMIT``: a move then slides lines of up to 4
+cells through ``MOVE_TABLE`` (a shorter line padded with empty cells at the far end), and
+4x4 legal flags come from ``LEGAL_TABLE``; longer lines slide by the rule of
+``slide_line``, and other boards' flags are found pair by pair. A loop over many 4x4
+boards runs fastest when it tests the shape once (``square4 = is_4x4(flat[0], lines)``)
+and calls ``move_4x4``/``legal_4x4`` when ``square4 and fast``, as ``legal_batch`` does:
+the 4x4 loop then compiles as small as it was before other shapes.
 """
 
 from __future__ import annotations
@@ -221,9 +222,13 @@ def _line_length(lines, action):
     return length
 
 
+# The kernels for any shape index ``lines[action, line, pos]`` and never take a slice of
+# it: a slice is an array view, and counting its references costs more than the move.
+
+
 @njit(inline="always")
-def _slide_cells(src, dst, cells, length):
-    """``slide_line`` on the cells ``cells[:length]`` of a flat board, ``src`` into ``dst``
+def _slide_cells(src, dst, lines, action, line, length):
+    """``slide_line`` on line ``line`` of ``action`` of a flat board, ``src`` into ``dst``
     (which may be ``src``: a cell is read before any write reaches it)."""
     score = 0
     log_score = 0
@@ -231,11 +236,11 @@ def _slide_cells(src, dst, cells, length):
     k = 0
     held = np.int64(0)
     for pos in range(length):
-        v = np.int64(src[cells[pos]])
+        v = np.int64(src[lines[action, line, pos]])
         if v == 0:
             continue
         if held == v:
-            dst[cells[k]] = v + 1
+            dst[lines[action, line, k]] = v + 1
             score += np.int64(1) << (v + 1)
             log_score += v + 1
             merges += 1
@@ -243,26 +248,15 @@ def _slide_cells(src, dst, cells, length):
             held = 0
         else:
             if held != 0:
-                dst[cells[k]] = held
+                dst[lines[action, line, k]] = held
                 k += 1
             held = v
     if held != 0:
-        dst[cells[k]] = held
+        dst[lines[action, line, k]] = held
         k += 1
     for pos in range(k, length):
-        dst[cells[pos]] = 0
+        dst[lines[action, line, pos]] = 0
     return score, log_score, merges
-
-
-@njit(inline="always")
-def _line_code(board, cells, length, backward):
-    """16-bit code of a line of at most 4 cells (empty cells padded at the far end),
-    read from ``cells[0]`` on, or from ``cells[length - 1]`` on if ``backward``."""
-    code = np.int64(0)
-    for pos in range(length):
-        cell = cells[length - 1 - pos] if backward else cells[pos]
-        code |= np.int64(board[cell]) << (4 * pos)
-    return code
 
 
 @njit(inline="always")
@@ -311,91 +305,33 @@ def move_one(src, dst, action, fast, move_table, lines):
     return _move_lines(src, dst, action, fast, move_table, lines)
 
 
-@njit(nogil=True)
+@njit(inline="always")
 def _move_lines(src, dst, action, fast, move_table, lines):
-    """``move_one`` on any board, line by line. Not inlined: 4x4 loops stay small."""
+    """``move_one`` on any board, line by line: lines of up to 4 cells through the table
+    (a shorter line is its code with empty cells at the far end), longer ones by the rule."""
     score = 0
     log_score = 0
     merges = 0
     length = _line_length(lines, action)
-    if fast and length == 4:
-        for line in range(lines.shape[1]):
-            cells = lines[action, line]
-            if cells[0] < 0:
-                break
-            code = (
-                np.int64(src[cells[0]])
-                | (np.int64(src[cells[1]]) << 4)
-                | (np.int64(src[cells[2]]) << 8)
-                | (np.int64(src[cells[3]]) << 12)
-            )
-            entry = move_table[code]
-            dst[cells[0]] = entry & 15
-            dst[cells[1]] = (entry >> 4) & 15
-            dst[cells[2]] = (entry >> 8) & 15
-            dst[cells[3]] = (entry >> 12) & 15
-            score += np.int64((entry >> 16) & 0xFFFFFF)
-            log_score += np.int64((entry >> 40) & 0xFF)
-            merges += np.int64((entry >> 48) & 0xFF)
-        return score, log_score, merges
-    if fast and length < 4:
-        for line in range(lines.shape[1]):
-            cells = lines[action, line]
-            if cells[0] < 0:
-                break
-            entry = move_table[_line_code(src, cells, length, False)]
+    for line in range(lines.shape[1]):
+        if lines[action, line, 0] < 0:
+            break
+        if fast and length <= 4:
+            code = np.int64(0)
             for pos in range(length):
-                dst[cells[pos]] = (entry >> (4 * pos)) & 15
+                code |= np.int64(src[lines[action, line, pos]]) << (4 * pos)
+            entry = move_table[code]
+            for pos in range(length):
+                dst[lines[action, line, pos]] = (entry >> (4 * pos)) & 15
             score += np.int64((entry >> 16) & 0xFFFFFF)
             log_score += np.int64((entry >> 40) & 0xFF)
             merges += np.int64((entry >> 48) & 0xFF)
-        return score, log_score, merges
-    for line in range(lines.shape[1]):
-        cells = lines[action, line]
-        if cells[0] < 0:
-            break
-        s, ls, m = _slide_cells(src, dst, cells, length)
-        score += s
-        log_score += ls
-        merges += m
-    return score, log_score, merges
-
-
-@njit(inline="always")
-def _legal_pair(board, forward, fast, legal_table, lines):
-    """Legal flags of ``forward`` (UP or LEFT) and of the opposite move (DOWN or RIGHT),
-    which reads the same lines backwards."""
-    ahead = 0
-    back = 0
-    length = _line_length(lines, forward)
-    for line in range(lines.shape[1]):
-        cells = lines[forward, line]
-        if cells[0] < 0:
-            break
-        if fast and length == 4:
-            flags = legal_table[
-                np.int64(board[cells[0]])
-                | (np.int64(board[cells[1]]) << 4)
-                | (np.int64(board[cells[2]]) << 8)
-                | (np.int64(board[cells[3]]) << 12)
-            ]
-            ahead |= flags & 1
-            back |= flags >> 1
-        elif fast and length < 4:  # bit 1 would count the padding as room: read it backwards
-            ahead |= legal_table[_line_code(board, cells, length, False)] & 1
-            back |= legal_table[_line_code(board, cells, length, True)] & 1
         else:
-            for pos in range(length - 1):
-                a = board[cells[pos]]
-                b = board[cells[pos + 1]]
-                if a == 0:
-                    if b != 0:
-                        ahead = 1
-                elif b == 0 or a == b:
-                    back = 1
-                    if a == b:
-                        ahead = 1
-    return ahead, back
+            s, ls, m = _slide_cells(src, dst, lines, action, line, length)
+            score += s
+            log_score += ls
+            merges += m
+    return score, log_score, merges
 
 
 @njit(inline="always")
@@ -438,11 +374,33 @@ def _set_mask(mask, up, right, down, left):
     return np.int64(up != 0) + np.int64(right != 0) + np.int64(down != 0) + np.int64(left != 0)
 
 
-@njit(nogil=True)
-def _legal_lines(board, fast, legal_table, lines):
-    """``(up, right, down, left)`` flags of any board, line by line. Not inlined."""
-    up, down = _legal_pair(board, 0, fast, legal_table, lines)
-    left, right = _legal_pair(board, 3, fast, legal_table, lines)
+@njit(inline="always")
+def _legal_pair(board, forward, lines):
+    """Legal flags of ``forward`` (UP or LEFT) and of the opposite move (DOWN or RIGHT),
+    which reads the same lines backwards, pair by pair, without branches on the tiles
+    (they would be mispredicted on random boards)."""
+    ahead = False
+    back = False
+    length = _line_length(lines, forward)
+    for line in range(lines.shape[1]):
+        if lines[forward, line, 0] < 0 or (ahead and back):
+            break
+        near = board[lines[forward, line, 0]]
+        for pos in range(1, length):
+            far = board[lines[forward, line, pos]]
+            # toward the wall: a tile behind a gap, or a pair; away: a tile before a gap
+            same = (near != 0) & (near == far)
+            ahead |= ((near == 0) & (far != 0)) | same
+            back |= ((near != 0) & (far == 0)) | same
+            near = far
+    return ahead, back
+
+
+@njit(inline="always")
+def _legal_lines(board, lines):
+    """``(up, right, down, left)`` flags of any board, line by line."""
+    up, down = _legal_pair(board, 0, lines)
+    left, right = _legal_pair(board, 3, lines)
     return up, right, down, left
 
 
@@ -455,7 +413,7 @@ def legal_one(board, mask, fast, legal_table, lines):
     """
     if fast and is_4x4(board, lines):
         return legal_4x4(board, mask, legal_table)
-    up, right, down, left = _legal_lines(board, fast, legal_table, lines)
+    up, right, down, left = _legal_lines(board, lines)
     return _set_mask(mask, up, right, down, left)
 
 
