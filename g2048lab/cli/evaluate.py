@@ -34,7 +34,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         policy = agent.policy(greedy=not args.sampled, seed=args.seed)
         how = "sampled" if args.sampled else "greedy"
     start = time.perf_counter()
-    result = evaluate(policy, args.games, seed=args.seed)
+    result = evaluate(policy, args.games, seed=args.seed, game=loaded.game)
     seconds = time.perf_counter() - start
     summary = result.summary()
     summary.update(
