@@ -71,9 +71,16 @@ def test_a_gif_frame_follows_the_board(rows, cols, size):
     with Image.open(io.BytesIO(game_gif(record))) as image:
         assert (image.size, image.n_frames) == (size, record.length + 1)
         frame = image.convert("RGB")
+    assert_frame_shows(frame, record.boards[0])
+
+
+def assert_frame_shows(frame, board: np.ndarray) -> None:
+    """Each tile's corner (inside its rounding) in the GIF frame has the colour of the tile
+    of the (R, C) exponent ``board`` there."""
+    rows, cols = board.shape
     cell = tile_size(cols)
-    values = to_values(record.boards[0])
-    for row in range(rows):  # each tile's corner (inside its rounding) has its colour
+    values = to_values(board)
+    for row in range(rows):
         for col in range(cols):
             x, y = GAP + col * (cell + GAP) + 5, HEADER + GAP + row * (cell + GAP) + 5
             assert frame.getpixel((x, y)) == rgb(tile_colors(int(values[row, col]))[0])
@@ -264,4 +271,35 @@ def test_runs_compare_shows_the_reach_tiles_of_the_runs_games(tmp_path, capsys):
     assert (ended["rollout/reach_4096"], ended["rollout/reach_8192"]) == (0.5, 0.25)
     assert main(["runs", "--runs-dir", str(runs), "--compare", "a", "b"]) == 0
     assert "recent games reaching 8192" in capsys.readouterr().out
+    gc.collect()
+
+
+def test_a_3x3_run_is_named_and_shown_as_3x3_from_training_to_export(tmp_path, capsys):
+    """A real (tiny) 3x3 n-tuple run: runs --json and eval --json name its game, its recorded
+    game exports as a page of 9 tiles and a GIF of 3x3 frames."""
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    from g2048lab.cli import main
+
+    runs = str(tmp_path / "runs")
+    train = ["train", "--game", "2048-3x3", "--learner", "ntuple", "--ntuple.tuples", "5x4"]
+    assert main([*train, "--steps", "2000", "--runs-dir", runs, "--run-name", "t", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["runs", "--runs-dir", runs, "--json"]) == 0
+    assert [run["game"] for run in json.loads(capsys.readouterr().out)] == ["2048-3x3"]
+    assert main(["eval", f"{runs}/t", "--games", "4", "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["game"] == "2048-3x3"
+    assert set(evaluated["tile_share"]) == {str(t) for t in games.get("2048-3x3").eval_tiles}
+    page, gif = tmp_path / "t.html", tmp_path / "t.gif"
+    assert main(["export", "t", "--runs-dir", runs, "--html", str(page), "--gif", str(gif)]) == 0
+    assert page.read_text().count('<div class="tile"></div>') == 9
+    store = RunStore(runs, create=False)
+    best = max(store.games("t"), key=lambda s: (s.score, -s.id))
+    record = store.load_game(best.id)
+    with Image.open(gif) as image:
+        assert image.size == frame_size(3, 3)
+        assert_frame_shows(image.convert("RGB"), record.boards[0])
+    del store
     gc.collect()
