@@ -19,19 +19,18 @@ head), and the game, whose board shape and spawn rule the tree follows. Search l
 move: greedy over afterstate values, or over the expected value of the states the
 spawn makes.
 
-The tree is expanded one level at a time over the whole batch: every board's four
-moves in one ``rules.slide`` call, every spawn of every afterstate in one compiled
-loop, and the boards of a level put through a transposition table (a hash table
-keyed by the board's cells), so a board reached by several paths, from one root or
-from several, is expanded and scored once. The leaves are scored in one call to
-``values`` per slice of the last level (a torch model sees thousands of boards at a
-time), or, for an afterstate model that has it, in one call to ``move_values``: the
-last move and its value fused in the learner's compiled kernel (the n-tuple
-network's), which saves the last ``slide`` and a level of boards. Levels wider than
-``max_boards`` spawned boards are processed in slices, which bounds memory at about
-``(4 * cells + 40) bytes * max_boards`` per ply below the root (some 7 MB per ply on
-4x4 at the default), plus what ``values`` needs for one call, which gets at most
-``4 * max_boards`` boards.
+The tree is expanded one level at a time over the whole batch, in compiled loops: every
+board's four moves (the engine's ``rules.move_one``), then every spawn of every
+afterstate. Each level's boards go through a transposition table (open addressing on
+the boards' Zobrist keys), so a board reached by several paths, from one root or from
+several, is expanded and scored once. The leaves are scored in one call to ``values``
+per slice of the last level (a torch model sees thousands of boards at a time), or, for
+an afterstate model that has it, in one call to ``move_values``: the last move and its
+value fused in the learner's compiled kernel (the n-tuple network's), which saves the
+last level of afterstates. Levels wider than ``max_boards`` spawned boards are processed
+in slices, which bounds memory at about ``(5 * cells + 150) bytes * max_boards`` per ply
+below the root (some 15 MB per ply on 4x4 at the default), plus what ``values`` needs
+for one call, which gets at most ``4 * max_boards`` boards.
 """
 
 from __future__ import annotations
@@ -45,7 +44,15 @@ from numba import njit
 
 from .. import games
 from .env import RewardConfig
-from .rules import FAST_LIMIT, MOVE_TABLE, legal_mask, line_cells, max_exponent, move_one
+from .rules import (
+    FAST_LIMIT,
+    MAX_SIDE,
+    MOVE_TABLE,
+    legal_mask,
+    line_cells,
+    max_exponent,
+    move_one,
+)
 
 if TYPE_CHECKING:
     from ..evaluation import Policy
@@ -217,9 +224,8 @@ def _chance_slice(after: np.ndarray, model: ValueModel, depth: int, max_boards: 
         w = np.full(children.shape[0], model.terminal_value)
         w[alive] = _call_values(model, children[alive])
     else:  # a board with no legal move has Q = -inf for all four moves
-        w = _q_values(children, model, depth - 1, max_boards).max(axis=1)
-        w[w == -np.inf] = model.terminal_value
-    return np.bincount(parents, weights=probs * w[inverse], minlength=after.shape[0])
+        w = _best_or(_q_values(children, model, depth - 1, max_boards), model.terminal_value)
+    return _expectation(w, inverse, probs, parents, after.shape[0])
 
 
 # --- compiled: the moves and spawns of a level, through its transposition table ------------
@@ -248,7 +254,10 @@ def _moves(boards, lines, move_table):
                     scores[k] = score
                     k += 1
                     break
-    first, inverse = _distinct_rows(slid[:k])
+    keys = np.empty(k, dtype=np.uint64)
+    for j in range(k):
+        keys[j] = _zobrist(slid[j])
+    first, inverse = _distinct_rows(slid[:k], keys)
     return slid[first], pairs[:k], inverse, scores[:k]
 
 
@@ -275,10 +284,12 @@ def _spawns(after, four_probability):
                 empty[i] += 1
     k = kinds * empty.sum()
     children = np.empty((k, cells), dtype=np.uint8)
+    keys = np.empty(k, dtype=np.uint64)
     probs = np.empty(k)
     parents = np.empty(k, dtype=np.int64)
     j = 0
     for i in range(m):
+        key = _zobrist(after[i])
         for c in range(cells):
             if after[i, c] != 0:
                 continue
@@ -287,21 +298,63 @@ def _spawns(after, four_probability):
                     continue
                 children[j] = after[i]
                 children[j, c] = tiles[t]
+                keys[j] = key ^ ZOBRIST[c, tiles[t]]  # the key of one more tile
                 probs[j] = tile_probs[t] / empty[i]
                 parents[j] = i
                 j += 1
-    first, inverse = _distinct_rows(children)
+    first, inverse = _distinct_rows(children, keys)
     return children[first], inverse, probs, parents
 
 
-@njit(nogil=True)
-def _distinct_rows(rows):
-    """The transposition table of one level: (n, cells) uint8 boards -> ``(first (u,)
-    int64, inverse (n,) int64)``, the row where each distinct board first occurs and, per
-    row, its distinct board's number, so ``rows[first][inverse] == rows``.
+@njit(nogil=True, cache=True)
+def _best_or(q, terminal):
+    """(u, 4) Q of each move -> (u,) float64 the best, ``terminal`` where all four are -inf."""
+    w = np.empty(q.shape[0])
+    for i in range(q.shape[0]):
+        best = -np.inf
+        for a in range(4):
+            if q[i, a] > best:
+                best = q[i, a]
+        w[i] = terminal if best == -np.inf else best
+    return w
 
-    Open addressing over a table of at least twice ``n`` slots, keyed by an FNV-1a hash
-    of the cells; boards that share a slot are compared cell by cell.
+
+@njit(nogil=True, cache=True)
+def _expectation(w, inverse, probs, parents, m):
+    """(m,) float64: for each afterstate, the sum over its spawns j of ``probs[j] *
+    w[inverse[j]]`` (``w`` (u,) of the distinct spawned boards)."""
+    out = np.zeros(m)
+    for j in range(inverse.shape[0]):
+        out[parents[j]] += probs[j] * w[inverse[j]]
+    return out
+
+
+ZOBRIST = np.random.default_rng(2048).integers(
+    0, 2**64, (MAX_SIDE * MAX_SIDE, 256), dtype=np.uint64, endpoint=False
+)
+ZOBRIST[:, 0] = 0  # an empty cell adds nothing: a spawn's key is its afterstate's ^ one entry
+"""(cell, exponent) random uint64, every uint8 exponent: a board's key is the XOR of its
+cells' entries (Zobrist hashing)."""
+
+
+@njit(inline="always")
+def _zobrist(board):
+    """The Zobrist key of one flat board (cells,) uint8."""
+    key = np.uint64(0)
+    for c in range(board.shape[0]):
+        key ^= ZOBRIST[c, board[c]]
+    return key
+
+
+@njit(nogil=True)
+def _distinct_rows(rows, keys):
+    """The transposition table of one level: (n, cells) uint8 boards and their (n,) uint64
+    Zobrist keys -> ``(first (u,) int64, inverse (n,) int64)``, the row where each distinct
+    board first occurs and, per row, its distinct board's number, so ``rows[first][inverse]
+    == rows``.
+
+    Open addressing over a table of at least twice ``n`` slots, indexed by the key's low
+    bits; boards that share a slot are compared cell by cell.
     """
     n, cells = rows.shape
     size = 16
@@ -313,10 +366,7 @@ def _distinct_rows(rows):
     inverse = np.empty(n, dtype=np.int64)
     u = 0
     for i in range(n):
-        h = np.uint64(0xCBF29CE484222325)
-        for c in range(cells):
-            h = (h ^ np.uint64(rows[i, c])) * np.uint64(0x100000001B3)
-        slot = np.int64(h ^ (h >> np.uint64(29))) & mask
+        slot = np.int64(keys[i] & np.uint64(mask))
         while True:
             d = table[slot]
             if d < 0:
