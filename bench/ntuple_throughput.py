@@ -29,7 +29,6 @@ import numpy as np
 from g2048lab import games
 from g2048lab.evaluation import evaluate
 from g2048lab.learners.ntuple.network import NTupleConfig, NTupleNetwork
-from g2048lab.learners.ntuple.ntuple_learner import NTupleAgent
 
 
 def moves_per_second(
@@ -83,7 +82,9 @@ def play(network: NTupleNetwork, games: int, depth: int, seed: int) -> dict:
     """Evaluate ``games`` games with greedy play (depth 1) or expectimax of ``depth``."""
     if depth == 1:
         policy = lambda obs: network.greedy_actions(obs["board"])  # noqa: E731
-    else:
+    else:  # imported here: the learner's module imports torch, which the timings need not
+        from g2048lab.learners.ntuple.ntuple_learner import NTupleAgent
+
         policy = NTupleAgent(network).search_policy(depth)
     start = time.perf_counter()
     result = evaluate(policy, games, seed=seed, game=network.game)

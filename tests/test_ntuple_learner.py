@@ -11,7 +11,8 @@ import pytest
 
 from g2048lab.checkpoint import CheckpointError, save_checkpoint
 from g2048lab.cli import main
-from g2048lab.learners.loading import load_checkpoint
+from g2048lab.evaluation import evaluate, random_policy
+from g2048lab.learners.loading import load_agent, load_checkpoint
 from g2048lab.learners.ntuple.network import NTupleConfig
 from g2048lab.learners.ntuple.ntuple_learner import ITERATION_MOVES
 from g2048lab.trainer import Trainer, TrainerConfig
@@ -126,3 +127,21 @@ def test_the_dashboard_shows_move_values_and_games_per_second_and_no_model_panel
     assert metric_trace(dashboard, "ntuple/td_error").x
     assert metric_trace(dashboard, "train/policy_loss") is None
     dashboard.close()
+
+
+def test_a_5x5_run_learns_on_its_board_and_its_checkpoint_plays_5x5(tmp_path):
+    run = Trainer(config(0, game="2048-5x5", total_env_steps=60_000)).run()
+    network = run.learner.network
+    assert network.game.name == "2048-5x5" and run.env_steps == 60_000
+    assert run.learner.view().board.shape == (5, 5) and run.recorder.recent
+    path = save_checkpoint(run.state_dict(), tmp_path / "five.pt")
+    loaded = load_agent(path)
+    assert loaded.game.name == "2048-5x5" and loaded.agent.network.game == loaded.game
+    greedy = evaluate(loaded.agent.policy(), 10, seed=2, game=loaded.game)
+    random = evaluate(random_policy(0), 10, seed=2, game=loaded.game)
+    assert greedy.scores.mean() > 1.5 * random.scores.mean()
+    payload = load_checkpoint(path)
+    payload["ntuple"]["board"] = payload["ntuple"]["board"][:4, :4].contiguous()
+    save_checkpoint(payload, tmp_path / "cut.pt")
+    with pytest.raises(CheckpointError, match=r"'ntuple.board' is .* not a \(5, 5\) board"):
+        load_checkpoint(tmp_path / "cut.pt")

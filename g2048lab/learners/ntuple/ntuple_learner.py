@@ -1,11 +1,12 @@
 """The n-tuple learner: TD(0) on afterstates with a 4x6-tuple network (``--learner ntuple``).
 
-The classic strong baseline for 2048 (Szubert & Jaskowski 2014; ntuple.py): one game at
+The classic strong baseline for 2048 (Szubert & Jaskowski 2014; network.py): one game at
 a time in one compiled kernel, greedy over the four afterstates, learning after every
-move. An iteration is ``ITERATION_MOVES`` moves in chunks of ``CHUNK_MOVES`` with a tick
-between chunks, so pause and stop take effect within a few milliseconds; it ends early where
-the run's budget ends, so ``--steps N`` trains exactly N moves. The weights are
-268 MB (float32, 4 x 16**6); memory is checked before they are allocated.
+move, on the run's game (``LearnerSetup.game``: the tuples are placed for its board). An
+iteration is ``ITERATION_MOVES`` moves in chunks of ``CHUNK_MOVES`` with a tick between
+chunks, so pause and stop take effect within a few milliseconds; it ends early where the
+run's budget ends, so ``--steps N`` trains exactly N moves. The weights are 268 MB on 4x4
+(float32, 4 x 16**6; 403 MB on 5x5); memory is checked before they are allocated.
 
 For replay, every ``SHOWCASE_EVERY`` iterations the network plays one whole game greedily
 on a board of its own (seeded from the run's seed and the iteration) and that game is
@@ -23,15 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ... import games
 from .. import register
 from ..base import Agent, Learner, LearnerSetup, LearnerView, RunHooks, softmax_probs
-from .network import (
-    TABLE_EXPONENTS,
-    TUPLE_LAYOUTS,
-    NTupleConfig,
-    NTupleNetwork,
-    network_bytes,
-)
+from .network import NTupleConfig, NTupleNetwork, weights_shape
 
 __all__ = ["NTupleAgent", "NTupleLearner"]
 
@@ -59,7 +55,8 @@ class NTupleLearner(Learner):
     def __init__(self, config, setup: LearnerSetup):
         super().__init__(config, setup)
         self.options = NTupleConfig(**{**asdict(self.settings), "seed": setup.seed})
-        self.network = NTupleNetwork(self.options)  # MemoryError, in words, if it cannot fit
+        # on the run's game; MemoryError, in words, if it cannot fit
+        self.network = NTupleNetwork(self.options, setup.game)
         self._iterations = 0
         self._last: dict[str, float | None] = {}
 
@@ -68,10 +65,11 @@ class NTupleLearner(Learner):
         return 1
 
     def describe(self) -> str:
-        size = network_bytes(self.options) / 1e6
+        network = self.network
         return (
-            f"ntuple: {self.options.tuples}-tuple network ({size:,.0f} MB of weights), TD(0), "
-            f"learning rate {self.options.learning_rate}"
+            f"ntuple: {self.options.tuples}-tuple network, {len(network.layout)} tuples on "
+            f"{network.game.rows}x{network.game.cols} ({network.weights.nbytes / 1e6:,.0f} MB "
+            f"of weights), TD(0), learning rate {self.options.learning_rate}"
         )
 
     def config_dict(self) -> dict[str, Any]:
@@ -120,6 +118,7 @@ class NTupleLearner(Learner):
             lambda obs: network.greedy_actions(obs["board"]),
             seed=self.setup.seed * 1_000_003 + iteration,
             move_values=network.move_values,
+            game=network.game,
         )
         game.env_steps, game.iteration = env_steps, iteration
         hooks.recorder.add_game(game)
@@ -183,14 +182,15 @@ class NTupleLearner(Learner):
         state = payload["ntuple"]
         settings = {k: state[k] for k in asdict(NTupleConfig()) if k in state}
         config = ck.build(NTupleConfig, settings, "ntuple", bad)
+        game = _network_game(payload, bad)
         weights = state["weights"]
-        layout = TUPLE_LAYOUTS[config.tuples]
-        want = (len(layout), TABLE_EXPONENTS ** len(layout[0]))
+        want = weights_shape(config, game)
         if weights.dtype != torch.float32 or tuple(weights.shape) != want:
             raise bad("ntuple.weights", f"is {ck.show(weights)}, not float32 {want}")
         for name in ("board", "prev_afterstate"):
-            if tuple(state[name].shape) != (4, 4):
-                raise bad(f"ntuple.{name}", f"is {ck.show(state[name])}, not a (4, 4) board")
+            if tuple(state[name].shape) != game.shape:
+                shape = f"({game.rows}, {game.cols})"
+                raise bad(f"ntuple.{name}", f"is {ck.show(state[name])}, not a {shape} board")
         if not state["rng_state"].isdigit() or int(state["rng_state"]) >= 2**64:
             raise bad("ntuple.rng_state", "is not a 64-bit generator state")
 
@@ -204,9 +204,23 @@ class NTupleLearner(Learner):
         return NTupleAgent(NTupleNetwork.from_state_dict(_network_state(payload)))
 
 
+def _network_game(payload: dict[str, Any], bad: Callable[[str, str], Exception]) -> games.Game:
+    """The game the checkpoint's network plays: its own ``game`` field, else the run's, else
+    (written before games) the default, 4x4."""
+    name = payload["ntuple"].get("game") or payload.get("game") or games.DEFAULT
+    if not isinstance(name, str):
+        raise bad("ntuple.game", f"is {name!r}, not a game's name")
+    try:
+        return games.get(name)
+    except games.UnknownGame as error:
+        raise bad("ntuple.game", str(error)) from None
+
+
 def _network_state(payload: dict[str, Any]) -> dict[str, Any]:
-    """The checkpoint's ``ntuple`` field as ``NTupleNetwork.load_state_dict`` takes it."""
+    """The checkpoint's ``ntuple`` field as ``NTupleNetwork.load_state_dict`` takes it (with
+    the game it plays: the run's where the field has none)."""
     state = dict(payload["ntuple"])
+    state["game"] = state.get("game") or payload.get("game") or games.DEFAULT
     for name in ("weights", "board", "prev_afterstate"):
         state[name] = state[name].numpy()
     state["rng_state"] = int(state["rng_state"])
