@@ -129,7 +129,7 @@ def test_the_dashboard_shows_move_values_and_games_per_second_and_no_model_panel
     dashboard.close()
 
 
-def test_a_5x5_run_learns_on_its_board_and_its_checkpoint_plays_5x5(tmp_path):
+def test_a_5x5_run_learns_on_its_board_and_its_checkpoint_plays_5x5(tmp_path, capsys):
     run = Trainer(config(0, game="2048-5x5", total_env_steps=60_000)).run()
     network = run.learner.network
     assert network.game.name == "2048-5x5" and run.env_steps == 60_000
@@ -140,6 +140,8 @@ def test_a_5x5_run_learns_on_its_board_and_its_checkpoint_plays_5x5(tmp_path):
     greedy = evaluate(loaded.agent.policy(), 10, seed=2, game=loaded.game)
     random = evaluate(random_policy(0), 10, seed=2, game=loaded.game)
     assert greedy.scores.mean() > 1.5 * random.scores.mean()
+    assert main(["eval", str(path), "--games", "5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["game"] == "2048-5x5"
     payload = load_checkpoint(path)
     payload["ntuple"]["board"] = payload["ntuple"]["board"][:4, :4].contiguous()
     save_checkpoint(payload, tmp_path / "cut.pt")
