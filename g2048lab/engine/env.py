@@ -49,7 +49,6 @@ from .rules import (
     new_boards,
     render,
     spawn_one,
-    start_one,
     to_values,
 )
 
@@ -110,14 +109,12 @@ def _step_kernel(
     mask,
     actions,
     uniforms,
-    rng,
     weights,
     raise_illegal,
     move_table,
     legal_table,
     lines,
     four_probability,
-    start_tiles,
     reward,
     score_gain,
     terminated,
@@ -132,10 +129,10 @@ def _step_kernel(
 ):
     """Advance every game by one move; see ``VecEnv.step``. Mutates the game state in place.
 
-    ``uniforms`` (N, 2) place each game's new tile; ``rng`` starts the next games;
-    ``lines``, ``four_probability`` and ``start_tiles`` are the game's (see ``rules``).
-    Returns -1 - n if game n's action is out of range (or illegal and
-    ``raise_illegal``) before anything changed, else the number of finished games.
+    ``uniforms`` (N, 2) place each game's new tile; ``lines`` and ``four_probability`` are
+    the game's (see ``rules``). A game that ends keeps its last board, with no legal move,
+    for ``_restart_kernel``. Returns -1 - n if game n's action is out of range (or illegal
+    and ``raise_illegal``) before anything changed, else the number of finished games.
     """
     n_games = boards.shape[0]
     for n in range(n_games):
@@ -189,13 +186,30 @@ def _step_kernel(
             final_score[n] = score[n]
             final_length[n] = length[n]
             final_max[n] = max_exp[n]
-            start_one(board, rng, start_tiles, four_probability)
+        reward[n] = r
+    return finished
+
+
+@njit(nogil=True, cache=True)
+def _restart_kernel(
+    boards, mask, terminated, uniforms, four_probability, legal_table, lines, score, length, max_exp
+):
+    """Start a new game in each slot whose game ``terminated``, in slot order, and zero its
+    score, length and max exponent. The k-th such game's start tiles come from
+    ``uniforms[k]`` (2 per tile: cell, then value; as ``rules.start_one`` draws them).
+    NumPy draws them: handing numba the Generator costs more than a small batch's step."""
+    k = 0
+    for n in range(boards.shape[0]):
+        if terminated[n]:
+            board = boards[n]
+            board[:] = 0
+            for t in range(uniforms.shape[1] // 2):
+                spawn_one(board, uniforms[k, 2 * t], uniforms[k, 2 * t + 1], four_probability)
+            k += 1
             legal_one(board, mask[n], True, legal_table, lines)
             score[n] = 0
             length[n] = 0
             max_exp[n] = max_exponent(board)
-        reward[n] = r
-    return finished
 
 
 class VecEnv(gymnasium.vector.VectorEnv):
@@ -236,7 +250,8 @@ class VecEnv(gymnasium.vector.VectorEnv):
             )
         self.game = resolve_game(game)
         self._lines = line_cells(*self.game.shape)
-        shape, top = self.game.shape, self.game.max_exponent
+        self._shape = shape = self.game.shape  # read once: step is hot at small batches
+        top = self.game.max_exponent
         self.num_envs = num_envs
         self.reward_config = reward or RewardConfig()
         self.illegal_action = illegal_action
@@ -266,7 +281,7 @@ class VecEnv(gymnasium.vector.VectorEnv):
     @property
     def boards(self) -> np.ndarray:
         """A copy of the current (N, R, C) uint8 boards."""
-        return self._boards.reshape(-1, *self.game.shape).copy()
+        return self._boards.reshape(-1, *self._shape).copy()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start N new games; a ``seed`` reseeds the generator. Returns ``(obs, info)``."""
@@ -299,7 +314,7 @@ class VecEnv(gymnasium.vector.VectorEnv):
         score_gain = np.empty(n, dtype=np.int64)
         terminated = np.empty(n, dtype=np.bool_)
         illegal = np.zeros(n, dtype=np.bool_)
-        final_board = np.zeros((n, self.game.cells), dtype=np.uint8)
+        final_board = np.zeros_like(self._boards)
         final_score = np.zeros(n, dtype=np.int64)
         final_length = np.zeros(n, dtype=np.int64)
         final_max = np.zeros(n, dtype=np.uint8)
@@ -308,14 +323,12 @@ class VecEnv(gymnasium.vector.VectorEnv):
             self._mask,
             acts,
             self._rng.random((n, 2)),
-            self._rng,
             self._weights,
             self.illegal_action == "raise",
             MOVE_TABLE,
             LEGAL_TABLE,
             self._lines,
             self.game.four_probability,
-            self.game.start_tiles,
             reward,
             score_gain,
             terminated,
@@ -330,6 +343,19 @@ class VecEnv(gymnasium.vector.VectorEnv):
         )
         if status < 0:
             self._raise_bad_action(-1 - status, acts)
+        if status > 0:
+            _restart_kernel(
+                self._boards,
+                self._mask,
+                terminated,
+                self._rng.random((status, 2 * self.game.start_tiles)),
+                self.game.four_probability,
+                LEGAL_TABLE,
+                self._lines,
+                self._score,
+                self._length,
+                self._max_exp,
+            )
         info = self._running_info()
         info["score_gain"] = score_gain
         info["illegal"] = illegal
@@ -339,7 +365,7 @@ class VecEnv(gymnasium.vector.VectorEnv):
             "length": final_length,
         }
         info["_episode"] = terminated.copy()
-        info["final_board"] = final_board.reshape(n, *self.game.shape)
+        info["final_board"] = final_board.reshape(n, *self._shape)
         truncated = np.zeros(n, dtype=np.bool_)
         return self._observation(), reward, terminated, truncated, info
 
@@ -390,7 +416,7 @@ class VecEnv(gymnasium.vector.VectorEnv):
 
     def _observation(self) -> dict[str, np.ndarray]:
         return {
-            "board": self._boards.reshape(-1, *self.game.shape).copy(),
+            "board": self._boards.reshape(-1, *self._shape).copy(),
             "action_mask": self._mask.copy(),
         }
 
