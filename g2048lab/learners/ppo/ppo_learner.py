@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from ... import games
 from ...device import check_fits, ppo_sizes_for, resolve_preset
 from ...engine.env import RewardConfig, VecEnv
 from ...model import PRESETS, GameTransformer, ModelConfig
@@ -42,14 +43,15 @@ __all__ = ["PPOLearner", "TransformerAgent", "model_policy"]
 
 MAX_ATTENTION_FLOATS = 16384  # every layer's attention in messages up to this size
 
-# the games in play, one row per env slot: per-game shape of each tensor
-GAME_SHAPES: dict[str, tuple[int, ...]] = {
-    "env.boards": (4, 4),
+# the games in play, one row per env slot: per-game shape of each tensor ("board": the
+# board's (rows, cols), which the model's config records)
+GAME_SHAPES: dict[str, tuple[int, ...] | str] = {
+    "env.boards": "board",
     "env.action_mask": (4,),
     "env.score": (),
     "env.length": (),
     "env.max_exponent": (),
-    "obs.board": (4, 4),
+    "obs.board": "board",
     "obs.action_mask": (4,),
 }
 
@@ -121,9 +123,18 @@ class PPOLearner(Learner):
         self.device = device = setup.device
         dist = setup.dist
         preset = resolve_preset(settings.preset, device)
-        self.model_config = settings.model or ModelConfig.from_preset(preset)
+        self.game = game = setup.game
+        board = {"rows": game.rows, "cols": game.cols}  # the model reads the game's board
+        self.model_config = replace(settings.model or ModelConfig.from_preset(preset), **board)
         # a preset's name as long as the model is that preset's (a resumed run's is)
-        self.preset = preset if self.model_config == PRESETS.get(preset) else None
+        if self.model_config.vocab_size <= game.max_exponent:
+            raise ValueError(
+                f"--model.vocab-size {self.model_config.vocab_size} is too small for "
+                f"{game.name}: its tiles reach 2**{game.max_exponent}; use at least "
+                f"{game.max_exponent + 1}"
+            )
+        named = PRESETS.get(preset)
+        self.preset = preset if named and self.model_config == replace(named, **board) else None
         self.ppo = settings.ppo or PPOConfig(**ppo_sizes_for(preset, device))
         _check_memory(self.model_config, self.ppo, device)
         self.autocast_dtype = _autocast_dtype(settings.precision, device)
@@ -139,11 +150,15 @@ class PPOLearner(Learner):
             self.model.parameters(), lr=self.ppo.learning_rate, eps=self.ppo.adam_eps
         )
         env_seed = setup.seed + (1_000_003 * dist.rank if dist else 0)  # each rank its own games
-        self.env = VecEnv(self.ppo.num_envs, seed=env_seed, reward=settings.reward)
+        self.env = VecEnv(self.ppo.num_envs, seed=env_seed, reward=settings.reward, game=game)
         # none once its weight has annealed to 0: a resumed student needs no teacher then
         self.teacher = run_teacher(settings.teacher, device, setup.env_steps)
         self.buffer = RolloutBuffer.allocate(
-            self.ppo.rollout_steps, self.ppo.num_envs, device, teacher=self.teacher is not None
+            self.ppo.rollout_steps,
+            self.ppo.num_envs,
+            device,
+            teacher=self.teacher is not None,
+            board=game.shape,
         )
         self._distill_coef = 0.0  # this iteration's teacher weight
         self.return_stats = RunningMeanStd()
@@ -184,7 +199,9 @@ class PPOLearner(Learner):
         }
 
     def agent(self) -> TransformerAgent:
-        return TransformerAgent(self.model, self.return_stats, self.ppo.gamma, self.settings.reward)
+        return TransformerAgent(
+            self.model, self.return_stats, self.ppo.gamma, self.settings.reward, self.game
+        )
 
     # --- one iteration -----------------------------------------------------------------
 
@@ -225,7 +242,7 @@ class PPOLearner(Learner):
         buf, ppo, device = self.buffer, self.ppo, self.device
         slots = hooks.recorder.slots
         rec = {
-            "boards": np.empty((ppo.rollout_steps, slots, 4, 4), np.uint8),
+            "boards": np.empty((ppo.rollout_steps, slots, *self.game.shape), np.uint8),
             "actions": np.empty((ppo.rollout_steps, slots), np.int64),
             "probs": np.empty((ppo.rollout_steps, slots, 4), np.float32),
             "values": np.empty((ppo.rollout_steps, slots), np.float32),
@@ -325,7 +342,7 @@ class PPOLearner(Learner):
             scale, shift = 1.0, 0.0
         flat_adv = advantages.reshape(-1)
         batch = {
-            "boards": buf.boards.reshape(-1, 4, 4),
+            "boards": buf.boards.reshape(-1, *self.game.shape),
             "masks": buf.masks.reshape(-1, 4),
             "actions": buf.actions.reshape(-1),
             "logprobs": buf.logprobs.reshape(-1),
@@ -383,7 +400,7 @@ class PPOLearner(Learner):
 
     def view(self) -> LearnerView:
         stats, obs = self._last_stats, self._obs
-        board = obs["board"][0] if obs is not None else np.zeros((4, 4), np.uint8)
+        board = obs["board"][0] if obs is not None else np.zeros(self.game.shape, np.uint8)
         attention = attention_layers = None
         if obs is not None:
             was_training = self.model.training  # messages are also sent between minibatches
@@ -395,7 +412,7 @@ class PPOLearner(Learner):
                     return_attention=True,
                 )
             self.model.train(was_training)
-            layers = out.attention[:, 0].float().cpu().numpy().round(4)  # (L, heads, 16, 16)
+            layers = out.attention[:, 0].float().cpu().numpy().round(4)  # (L, heads, T, T)
             attention = layers[-1].tolist()
             if layers.size <= MAX_ATTENTION_FLOATS:
                 attention_layers = layers.tolist()
@@ -483,7 +500,9 @@ class PPOLearner(Learner):
         ck.check_weights(model, payload["model"], bad)
         ck.check_optimizer(payload["optimizer"], [tuple(p.shape) for p in model.parameters()], bad)
         games = built["ppo_config"].num_envs
+        board = (built["model_config"].rows, built["model_config"].cols)
         for name, shape in GAME_SHAPES.items():
+            shape = board if shape == "board" else shape
             tensor = ck.lookup(payload, name)
             if isinstance(tensor, torch.Tensor) and tuple(tensor.shape) != (games, *shape):
                 raise bad(name, f"is {ck.show(tensor)}, not {(games, *shape)} for {games} games")
@@ -511,7 +530,9 @@ class PPOLearner(Learner):
         model.eval()
         stats = RunningMeanStd(**payload["return_stats"])
         ppo = PPOConfig(**payload["ppo_config"])
-        return TransformerAgent(model, stats, ppo.gamma, RewardConfig(**payload["reward_config"]))
+        reward = RewardConfig(**payload["reward_config"])
+        game = games.get(payload.get("game") or games.DEFAULT)
+        return TransformerAgent(model, stats, ppo.gamma, reward, game)
 
     def _autocast(self):
         return torch.autocast(
@@ -531,8 +552,11 @@ class TransformerAgent(Agent):
         return_stats: RunningMeanStd,
         gamma: float,
         reward: RewardConfig,
+        game: games.Game | None = None,
     ):
+        """``game``: the game the model plays (its board shape, spawn rule for search)."""
         self.model, self.return_stats, self.gamma, self.reward = model, return_stats, gamma, reward
+        self.game = game or games.get()
 
     def policy(self, greedy: bool = True, seed: int = 0):
         return model_policy(self.model, greedy=greedy, seed=seed)
@@ -556,6 +580,7 @@ class TransformerAgent(Agent):
             return_mean=self.return_stats.mean,
             return_std=self.return_stats.std,
             reward=self.reward,
+            game=self.game,
         )
 
     def describe(self) -> str:
