@@ -65,9 +65,13 @@ def setting(
     lt: float | None = None,
     le: float | None = None,
     hint: str = "",
+    flag: bool = True,
 ) -> Any:
-    """A dataclass field with ``default`` and an allowed range (``check_settings`` checks it)."""
-    return dataclasses.field(default=default, metadata={"range": Range(gt, ge, lt, le, hint)})
+    """A dataclass field with ``default`` and an allowed range (``check_settings`` checks it).
+    ``flag=False``: a field set from elsewhere (the model's board, from the run's game), which
+    ``g2048lab train`` offers no flag for."""
+    metadata = {"range": Range(gt, ge, lt, le, hint), "flag": flag}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def show(value: Any) -> str:

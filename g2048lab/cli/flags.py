@@ -37,7 +37,8 @@ def field_docs(cls: type) -> dict[str, str]:
 def add_config_flags(
     parser: argparse.ArgumentParser, prefix: str, cls: type, skip: tuple[str, ...] = ()
 ) -> None:
-    """One ``--PREFIX.FIELD-NAME VALUE`` flag per field of the dataclass ``cls``."""
+    """One ``--PREFIX.FIELD-NAME VALUE`` flag per field of the dataclass ``cls``, but for
+    those in ``skip`` and those set from elsewhere (``setting(..., flag=False)``)."""
     group = parser.add_argument_group(
         f"{prefix} settings ({cls.__name__}; a flag left out keeps the preset's value or the "
         "default shown)"
@@ -45,7 +46,7 @@ def add_config_flags(
     docs = field_docs(cls)
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
-        if field.name in skip:
+        if field.name in skip or not field.metadata.get("flag", True):
             continue
         kind = hints[field.name]
         default = field.default if field.default is not dataclasses.MISSING else None

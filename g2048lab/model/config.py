@@ -31,8 +31,9 @@ class ModelConfig:
     vocab_size: int = setting(32, ge=games.get().max_exponent + 1)
     dropout: float = setting(0.0, ge=0, lt=1)
     dense: bool = False
-    rows: int = setting(4, ge=2, le=8)  # the board's rows and columns: rows * cols tokens
-    cols: int = setting(4, ge=2, le=8)
+    # the board's rows and columns (rows * cols tokens), set from the run's game: no flag
+    rows: int = setting(4, ge=2, le=8, flag=False)
+    cols: int = setting(4, ge=2, le=8, flag=False)
 
     def __post_init__(self) -> None:
         check_settings(self)  # ranges first: n_heads=0 must not reach the division below
