@@ -128,7 +128,9 @@ class NTupleConfig:
         explores them. In the first minute it does not pay: at learning rate 0.1,
         320_000 gave a mean score of 14k after 30 s and 100_000 39k, against 44k
         without, so the default is 0.
-    tuples: a key of ``TUPLE_LAYOUTS``: "4x6" (268 MB, the standard) or "5x4" (1.3 MB).
+    tuples: a layout, placed for the game's board (``layouts.tuple_layout``): "4x6" (the
+        standard: 268 MB on 4x4, 403 MB on 5x5, 805 MB on 6x6; lines and squares on a
+        board with a side under 4) or "5x4" (1.3 MB on 4x4).
     seed: seeds the generator of the spawned tiles (any int in 0 .. 2**64 - 1).
     """
 
