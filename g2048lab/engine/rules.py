@@ -23,7 +23,7 @@ Batched API (shapes come from the boards; the spawn rule and a new board's shape
 ``games.Game``, None meaning ``games.get()``, 2048 on 4x4):
 ``slide(boards, actions)``, ``legal_mask(boards)``, ``spawn(boards, rng, game)``,
 ``new_boards(n, rng, game)``, ``sample_legal(mask, rng)``, ``render(board)``,
-``flat_boards(boards)``.
+``flat_boards(boards, shape=None)``.
 
 Kernels for other modules' compiled code (numba, ``inline="always"``), on one flat
 board ``(R*C,)`` uint8 in row-major order (cell ``r * C + c``). ``lines =
