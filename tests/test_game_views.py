@@ -214,7 +214,9 @@ def test_the_eval_table_shows_the_games_tiles():
 
 def test_the_board_table_has_a_column_per_column_of_the_board():
     board = np.arange(1, 16, dtype=np.uint8).reshape(3, 5)
-    text = render(board_table(board))
+    text = render(board_table(board, "corner: score 12", "2048 on 3x5"))
+    assert text.splitlines()[0].strip() == "corner: score 12"
+    assert text.splitlines()[-1].strip() == "2048 on 3x5"
     first_row = next(line for line in text.splitlines() if "2" in line and "│" in line)
     assert first_row.count("│") == 6  # 5 cells between 6 borders
     assert "32768" in text  # exponent 15, the last cell
@@ -275,8 +277,8 @@ def test_runs_compare_shows_the_reach_tiles_of_the_runs_games(tmp_path, capsys):
 
 
 def test_a_3x3_run_is_named_and_shown_as_3x3_from_training_to_export(tmp_path, capsys):
-    """A real (tiny) 3x3 n-tuple run: runs --json and eval --json name its game, its recorded
-    game exports as a page of 9 tiles and a GIF of 3x3 frames."""
+    """A real (tiny) 3x3 n-tuple run: runs --json, eval --json and play --json name its game,
+    its recorded game exports as a page of 9 tiles and a GIF of 3x3 frames."""
     pytest.importorskip("PIL")
     from PIL import Image
 
@@ -292,6 +294,11 @@ def test_a_3x3_run_is_named_and_shown_as_3x3_from_training_to_export(tmp_path, c
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["game"] == "2048-3x3"
     assert set(evaluated["tile_share"]) == {str(t) for t in games.get("2048-3x3").eval_tiles}
+    assert main(["play", "--checkpoint", f"{runs}/t", "--games", "4", "--no-watch", "--json"]) == 0
+    played = json.loads(capsys.readouterr().out)  # the baselines play the checkpoint's game
+    assert {name: row["game"] for name, row in played.items()} == dict.fromkeys(
+        ["random", "corner", "ntuple"], "2048-3x3"
+    )
     page, gif = tmp_path / "t.html", tmp_path / "t.gif"
     assert main(["export", "t", "--runs-dir", runs, "--html", str(page), "--gif", str(gif)]) == 0
     assert page.read_text().count('<div class="tile"></div>') == 9

@@ -7,6 +7,7 @@ import argparse
 import json
 import time
 
+from .. import games
 from ..engine.env import VecEnv
 from ..engine.search import MAX_DEPTH, check_play_depth
 from ..evaluation import corner_policy, evaluate, random_policy
@@ -26,24 +27,26 @@ def cmd_play(args: argparse.Namespace) -> int:
         check_play_depth(args.search)  # before loading: a too deep search is refused at once
     console = Console()
     players = {name: make(args.seed) for name, make in POLICIES.items()}
-    shown = args.policy
+    shown, game = args.policy, games.get()  # the game played: the checkpoint's, else 4x4
     if args.checkpoint is not None:
-        shown = _checkpoint_player(args, players)
+        shown, game = _checkpoint_player(args, players)
     policy = players[shown]
     if args.watch:
-        env = VecEnv(1, seed=args.seed)
+        env = VecEnv(1, seed=args.seed, game=game)
         obs, info = env.reset()
-        with Live(board_table(obs["board"][0]), console=console, auto_refresh=False) as live:
+        start = board_table(obs["board"][0], caption=game.title)
+        with Live(start, console=console, auto_refresh=False) as live:
             while True:
                 obs, _, terminated, _, info = env.step(policy(obs))
                 board = info["final_board"][0] if terminated[0] else obs["board"][0]
                 score = info["episode"]["score"][0] if terminated[0] else info["score"][0]
-                live.update(board_table(board, f"{shown}: score {score:,}"), refresh=True)
+                title = f"{shown}: score {score:,}"
+                live.update(board_table(board, title, game.title), refresh=True)
                 if terminated[0]:
                     break
                 time.sleep(args.delay)
     rows = {
-        name: evaluate(player, args.games, seed=args.seed).summary()
+        name: evaluate(player, args.games, seed=args.seed, game=game).summary()
         for name, player in players.items()
     }
     if args.json:
@@ -51,12 +54,12 @@ def cmd_play(args: argparse.Namespace) -> int:
     else:
         console.print(summary_table(rows))
         note = INTERVALS_NOTE.format(games=args.games, seed=args.seed)
-        console.print(f"Each policy: {note}", highlight=False)
+        console.print(f"Each policy, on {game.title}: {note}", highlight=False)
     return 0
 
 
-def _checkpoint_player(args: argparse.Namespace, players: dict) -> str:
-    """Add the checkpoint's player to ``players``; returns its name."""
+def _checkpoint_player(args: argparse.Namespace, players: dict) -> tuple[str, games.Game]:
+    """Add the checkpoint's player to ``players``; returns its name and its game."""
     from ..device import select_device
     from ..learners.loading import load_agent
 
@@ -64,7 +67,7 @@ def _checkpoint_player(args: argparse.Namespace, players: dict) -> str:
     agent = loaded.agent
     name = loaded.learner + (f" search {args.search}" if args.search else "")
     players[name] = agent.search_policy(args.search) if args.search else agent.policy()
-    return name
+    return name, loaded.game
 
 
 def add_parser(commands) -> None:

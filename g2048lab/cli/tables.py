@@ -12,15 +12,16 @@ from ..engine.rules import to_values
 from ..palette import tile_colors
 
 
-def board_table(board: np.ndarray, title: str = ""):
-    """A rich Table of one (R, C) exponent board, tiles coloured like the original game."""
+def board_table(board: np.ndarray, title: str = "", caption: str = ""):
+    """A rich Table of one (R, C) exponent board, tiles coloured like the original game;
+    ``title`` above it, ``caption`` (the game, say) under it."""
     from rich.table import Table
     from rich.text import Text
 
     values = to_values(board)
     # six digits (131072, 4x4's largest tile) unless a bigger board made a longer one
     width = max(6, len(str(values.max(initial=0))))
-    table = Table(show_header=False, show_lines=True, title=title, padding=(0, 1))
+    table = Table(show_header=False, show_lines=True, title=title, caption=caption, padding=(0, 1))
     for _ in range(values.shape[1]):
         table.add_column(justify="center", width=width)
     for row in values:
