@@ -64,6 +64,7 @@ class EvalResult:
             "mean_score": float(self.scores.mean()),
             "median_score": float(np.median(self.scores)),
             "max_score": int(self.scores.max()),
+            "max_tile": int(self.max_tiles.max()),
             "mean_length": float(self.lengths.mean()),
             "tile_share": {t: k / games for t, k in reached.items()},
             "mean_score_ci": mean_ci.bounds() if mean_ci else None,
