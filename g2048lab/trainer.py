@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import learners
+from . import games, learners
 from .device import check_threads, memory_stats, select_device, set_cpu_threads
 from .distributed import DistContext
 from .engine.rules import to_values
@@ -41,7 +41,6 @@ __all__ = ["Subscriber", "Trainer", "TrainerConfig", "TrainingContext", "UpdateQ
 MAX_FINISHED_GAMES = 256  # finished games listed in one message
 # iteration rows kept in memory (``Trainer.metrics``); the run store and log.jsonl keep them all
 MAX_METRIC_ROWS = 10_000
-REACH_TILES = (1024, 2048)  # metric rows report the share of recent games reaching these
 
 
 @dataclass(frozen=True)
@@ -51,14 +50,16 @@ class TrainerConfig:
     ``learner`` names the algorithm (``learners.names()``); ``learner_config`` holds its
     settings, an instance of its ``config_class`` (the PPO learner's
     ``learners.ppo.ppo_config.PPOLearnerConfig``, the n-tuple learner's ``NTupleConfig``);
-    None: its defaults. Budgets: ``total_env_steps`` and/or ``max_seconds`` (wall time
-    spent running, pauses excluded); with neither the run goes on until ``stop()``. A
-    learner ends its iteration where the budget ends if it can (n-tuple, within a move);
-    PPO finishes the rollout it is in, to learn from it whole.
+    None: its defaults. ``game`` names the game played (``games.names()``). Budgets:
+    ``total_env_steps`` and/or ``max_seconds`` (wall time spent running, pauses excluded);
+    with neither the run goes on until ``stop()``. A learner ends its iteration where the
+    budget ends if it can (n-tuple, within a move); PPO finishes the rollout it is in, to
+    learn from it whole.
     """
 
     learner: str = "ppo"
     learner_config: Any = None  # the learner's config_class instance; None: its defaults
+    game: str = games.DEFAULT  # a name games.get knows: 2048-4x4, 2048-5x5, ...
     device: str = "auto"  # auto | cpu | cuda[:N]
     threads: int | None = None  # torch CPU threads, 1 .. the usable cores; None: cores - 1
     seed: int = setting(0, ge=0, le=MAX_SEED)
@@ -73,6 +74,10 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         check_settings(self)
         check_threads(self.threads)
+        try:
+            games.get(self.game)
+        except games.UnknownGame as error:
+            raise ValueError(str(error)) from None
         # an unknown name fails here, listing the known ones
         wanted = learners.get(self.learner).config_class
         given = self.learner_config
@@ -99,12 +104,15 @@ class Trainer:
         self.config = config = config or TrainerConfig()
         self.dist = dist
         self.run_id = config.run_id or uuid.uuid4().hex[:8]
+        self.game = games.get(config.game)
         learner_class = learners.get(config.learner)
         if dist is not None and not learner_class.distributed:
             raise ValueError(f"the {config.learner} learner does not train under torchrun")
         self.device = dist.device if dist else select_device(config.device)
         self.threads = set_cpu_threads(config.threads) if self.device.type == "cpu" else None
-        setup = LearnerSetup(self.device, config.seed, dist, self.threads, env_steps=resumed_at)
+        setup = LearnerSetup(
+            self.device, config.seed, dist, self.threads, env_steps=resumed_at, game=self.game
+        )
         self.learner: Learner = learner_class(config, setup)
         slots = min(config.record_slots, self.learner.parallel_games)
         self.recorder = GameRecorder(slots, config.keep_best_games, config.keep_recent_games)
@@ -404,12 +412,13 @@ class Trainer:
         self._notify("on_iteration", row)
 
     def _reach_shares(self) -> dict[str, float | None]:
-        """Share of the recent games (the same as the mean score's) that reached each tile
-        milestone; None before the first game (or after a resume, until games finish)."""
+        """Share of the recent games (the same as the mean score's) that reached each of the
+        game's ``reach_tiles`` (1024 and 2048 on 4x4); None before the first game (or after
+        a resume, until games finish)."""
         tiles = np.asarray(self.recent_tiles)
         return {
             f"rollout/reach_{tile}": float(np.mean(tiles >= tile)) if tiles.size else None
-            for tile in REACH_TILES
+            for tile in self.game.reach_tiles
         }
 
     def _emit(self, force: bool = False) -> None:
@@ -499,6 +508,7 @@ class Trainer:
             "world_size": self.dist.world_size if self.dist else 1,
             "saved_at": time.time(),
             "learner": self.learner.name,
+            "game": self.game.name,
             "run_id": self.run_id,
             "seed": self.config.seed,
             "budget": {
@@ -538,6 +548,11 @@ class Trainer:
                 f"the checkpoint is of a {learner_name(payload)} run, this trainer's learner is "
                 f"{self.learner.name}; resume with Trainer.from_checkpoint"
             )
+        if saved_game(payload) != self.game.name:
+            raise CheckpointError(
+                f"the checkpoint is of a run of {saved_game(payload)}, this trainer plays "
+                f"{self.game.name}; resume with Trainer.from_checkpoint"
+            )
         self.learner.load_state_dict(payload)
         self.run_id = payload["run_id"]
         self.iteration = payload["iteration"]
@@ -559,9 +574,10 @@ class Trainer:
         cls, path, dist: DistContext | None = None, teacher_source: str | None = None, **overrides
     ) -> Trainer:
         """A trainer that continues the run saved at ``path`` (a file, or a run folder for its
-        latest file) toward the saved budget. ``overrides`` replace TrainerConfig fields: a new
-        budget (for the whole run: ``max_seconds`` counts the time already spent), device,
-        threads. ``teacher_source``: where a kickstarted run's teacher is now, if it moved
+        latest file) toward the saved budget, on the saved game. ``overrides`` replace
+        TrainerConfig fields: a new budget (for the whole run: ``max_seconds`` counts the time
+        already spent), device, threads; a ``game`` other than the run's is a ValueError.
+        ``teacher_source``: where a kickstarted run's teacher is now, if it moved
         (``Learner.config_with_teacher``); the run's later checkpoints keep the new place.
         """
         from .checkpoint import CheckpointError, learner_name
@@ -570,10 +586,17 @@ class Trainer:
         payload = load_checkpoint(path)
         name = learner_name(payload)
         learner_class = learners.get(name)
+        game = saved_game(payload)
+        if overrides.get("game", game) != game:
+            raise ValueError(
+                f"{path} is a run of {game}; a resumed run keeps its game: drop --game "
+                f"{overrides['game']}, or start a new run"
+            )
         try:
             config = TrainerConfig(
                 learner=name,
                 learner_config=learner_class.config_from_payload(payload),
+                game=game,
                 seed=payload["seed"],
                 run_id=payload["run_id"],
                 **payload.get("budget", {}),
@@ -589,3 +612,8 @@ class Trainer:
         trainer = cls(replace(config, **overrides), dist=dist, resumed_at=resumed_at)
         trainer.load_state_dict(payload)
         return trainer
+
+
+def saved_game(payload: dict[str, Any]) -> str:
+    """The game a checkpoint's run played (2048 on 4x4 for files from before games)."""
+    return payload.get("game") or games.DEFAULT

@@ -42,6 +42,16 @@ def run_name(text: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def game_name(text: str) -> str:
+    """A game ``games.get`` knows (``2048-5x5``); an unknown one lists those there are."""
+    from .. import games
+
+    try:
+        return games.get(text).name
+    except games.UnknownGame as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def port_number(text: str) -> int:
     value = _integer(text)
     if not 1 <= value <= 65535:

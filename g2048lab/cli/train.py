@@ -8,9 +8,9 @@ import sys
 import threading
 from pathlib import Path
 
-from .. import learners
+from .. import games, learners
 from ..status import LIVE, Status
-from .args import DEFAULT_RUNS_DIR, positive_float, positive_int, run_name, seed_number
+from .args import DEFAULT_RUNS_DIR, game_name, positive_float, positive_int, run_name, seed_number
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -74,9 +74,9 @@ def flag_groups() -> dict[str, tuple[type, list[str]]]:
 
 def build_trainer(args: argparse.Namespace, dist, run_id: str | None = None, checkpoint=None):
     """The ``Trainer`` the command line asks for, in a single process or on any torchrun
-    rank: a new run from ``--learner`` and the learner's settings (``--preset``,
-    ``--teacher``, its ``--PREFIX.*`` flags: ``Learner.config_from_flags``), or the run
-    saved at ``checkpoint``."""
+    rank: a new run of ``--game`` from ``--learner`` and the learner's settings
+    (``--preset``, ``--teacher``, its ``--PREFIX.*`` flags: ``Learner.config_from_flags``),
+    or the run saved at ``checkpoint`` (on its own game: another ``--game`` is refused)."""
     from ..trainer import Trainer, TrainerConfig
 
     budget = _budget(args)
@@ -87,12 +87,14 @@ def build_trainer(args: argparse.Namespace, dist, run_id: str | None = None, che
             flag = f"--{next(iter(given))}.*"
             raise ValueError(f"{flag} flags cannot change a resumed run: start a new run instead")
         device = args.device if dist is None else "auto"
+        game = {"game": args.game} if args.game is not None else {}
         return Trainer.from_checkpoint(
             checkpoint,
             dist=dist,
             teacher_source=teacher,  # --teacher on --resume: where the teacher is now
             device=device,
             threads=args.threads,
+            **game,
             **budget,
         )
     learner = learners.get(args.learner)
@@ -105,6 +107,7 @@ def build_trainer(args: argparse.Namespace, dist, run_id: str | None = None, che
     config = TrainerConfig(
         learner=args.learner,
         learner_config=settings,
+        game=args.game or games.DEFAULT,
         device=args.device,
         threads=args.threads,
         seed=args.seed,
@@ -280,6 +283,7 @@ def _resume_target(store, target: str) -> tuple[Path, str | None]:
 def _run_config(trainer) -> dict:
     return {
         "learner": trainer.learner.name,
+        "game": trainer.game.name,
         **trainer.learner.config_dict(),
         "seed": trainer.config.seed,
         "total_env_steps": trainer.config.total_env_steps,
@@ -389,6 +393,13 @@ def add_parser(commands) -> None:
         "trained by TD(0) on afterstates, 268 MB of weights (a fast, strong baseline)",
     )
     presets = {n: learners.get(n).presets for n in learners.names() if learners.get(n).presets}
+    train.add_argument(
+        "--game",
+        type=game_name,
+        default=None,
+        help=f"the game to play: {', '.join(games.names())}, or 2048-RxC for 3 to 8 rows and "
+        f"columns (default {games.DEFAULT}; a resumed run keeps its own)",
+    )
     train.add_argument(
         "--preset",
         default=None,

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
+from .. import games
+
 if TYPE_CHECKING:
     import torch
 
@@ -35,13 +37,14 @@ Policy = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 @dataclass(frozen=True)
 class LearnerSetup:
-    """What the run decided for its learner: where it computes and how it is seeded."""
+    """What the run decided for its learner: the game, where it computes, how it is seeded."""
 
     device: torch.device
     seed: int
     dist: DistContext | None = None
     threads: int | None = None  # torch CPU threads, None on CUDA
     env_steps: int = 0  # the run's env steps so far: a resumed run's, from its checkpoint
+    game: games.Game = field(default_factory=games.get)  # the run's game (TrainerConfig.game)
 
 
 class RunConfig(Protocol):
@@ -49,6 +52,7 @@ class RunConfig(Protocol):
 
     learner: str
     learner_config: Any  # the learner's ``config_class`` instance, None for its defaults
+    game: str
     seed: int
 
 
