@@ -136,7 +136,7 @@ def make_row(i: int) -> dict:
 class FakeSource:
     """The Source API over queued snapshots; controls change the status as a trainer would."""
 
-    name, device, params_m = "fake", "cpu", 0.25
+    name, device, params_m, game = "fake", "cpu", 0.25, "2048-4x4"
     budget = Budget(total_env_steps=512 * 100, max_seconds=None)
     allowed = {
         "start": ("idle",),

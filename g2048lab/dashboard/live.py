@@ -342,6 +342,7 @@ class Dashboard:
             source.name,
             history.status,
             error=history.error,
+            game=source.game,
             device=source.device,
             params_m=source.params_m if source.params_m is not None else u and u.model_params,
             env_steps=env_steps,

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from .. import games
 from ..messages import TrainingUpdate
 from ..recording import GameRecord
 from ..status import ENDED, LIVE, Status
@@ -94,6 +95,7 @@ class Source(Protocol):
     """What a dashboard reads and controls; see the module docstring."""
 
     name: str  # run name
+    game: str  # the name of the game it plays ("2048-5x5")
     device: str
     budget: Budget
     params_m: float | None  # parameters, millions; None until known
@@ -145,6 +147,7 @@ class TrainerSource:
 
         self.trainer = trainer
         self.name = trainer.run_id
+        self.game = trainer.game.name
         self.device = str(trainer.device)
         self.budget = Budget(trainer.config.total_env_steps, trainer.config.max_seconds)
         self.params_m = None  # from the messages (a learner's view is the training thread's)
@@ -249,6 +252,7 @@ class StoreSource:
         # which run this is, whatever its name: a rename keeps both; a new run under a
         # deleted one's name may get its id (SQLite reuses the highest), not its creation time
         self._identity = (run.id, run.created_at)
+        self.game = run.config.get("game", games.DEFAULT)  # a run from before games: 4x4
         self.device = run.device
         self.config = run.config
         self.budget = Budget(run.config.get("total_env_steps"), run.config.get("max_seconds"))
