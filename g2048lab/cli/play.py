@@ -11,7 +11,7 @@ from .. import games
 from ..engine.env import VecEnv
 from ..engine.search import MAX_DEPTH, check_play_depth
 from ..evaluation import corner_policy, evaluate, random_policy
-from .args import positive_int, seed_number
+from .args import game_name, positive_int, seed_number
 from .evaluate import INTERVALS_NOTE
 from .tables import board_table, summary_table
 
@@ -27,7 +27,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         check_play_depth(args.search)  # before loading: a too deep search is refused at once
     console = Console()
     players = {name: make(args.seed) for name, make in POLICIES.items()}
-    shown, game = args.policy, games.get()  # the game played: the checkpoint's, else 4x4
+    shown, game = args.policy, games.get(args.game)  # --game, else the checkpoint's, else 4x4
     if args.checkpoint is not None:
         shown, game = _checkpoint_player(args, players)
     policy = players[shown]
@@ -59,11 +59,17 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 
 def _checkpoint_player(args: argparse.Namespace, players: dict) -> tuple[str, games.Game]:
-    """Add the checkpoint's player to ``players``; returns its name and its game."""
+    """Add the checkpoint's player to ``players``; returns its name and its game (a
+    ``--game`` other than the checkpoint's is refused: a player plays the game it learned)."""
     from ..device import select_device
     from ..learners.loading import load_agent
 
     loaded = load_agent(args.checkpoint, select_device("auto"))
+    if args.game is not None and args.game != loaded.game.name:
+        raise ValueError(
+            f"{args.checkpoint} plays {loaded.game.name}, not {args.game}: drop --game "
+            "(a checkpoint's player plays the game it learned)"
+        )
     agent = loaded.agent
     name = loaded.learner + (f" search {args.search}" if args.search else "")
     players[name] = agent.search_policy(args.search) if args.search else agent.policy()
@@ -73,6 +79,13 @@ def _checkpoint_player(args: argparse.Namespace, players: dict) -> tuple[str, ga
 def add_parser(commands) -> None:
     play = commands.add_parser("play", help="watch a baseline policy play, then compare policies")
     play.add_argument("--policy", choices=sorted(POLICIES), default="corner")
+    play.add_argument(
+        "--game",
+        type=game_name,
+        default=None,
+        help=f"the game to play ({', '.join(games.names())}, or 2048-RxC); default "
+        f"{games.DEFAULT}, or the checkpoint's",
+    )
     play.add_argument(
         "--checkpoint", default=None, help="watch this checkpoint's learner (a file or run folder)"
     )
