@@ -51,8 +51,9 @@ class EvalResult:
         """``game`` (its name), ``mean_score``, ``median_score``, ``max_score``,
         ``max_tile`` (the best tile of any game), ``mean_length``, ``games``,
         ``tile_share`` {tile: share of games reaching it, for the game's ``eval_tiles``},
-        and their 95% intervals (``confidence``): ``mean_score_ci`` [low, high] by bootstrap over the games (None
-        for a single game), ``tile_share_ci`` {tile: [low, high]} by Wilson."""
+        and their 95% intervals (``confidence``): ``mean_score_ci`` [low, high] by
+        bootstrap over the games (None for a single game), ``tile_share_ci`` {tile: [low,
+        high]} by Wilson."""
         from . import stats
 
         games = len(self.scores)
