@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import games as game_registry
-from .engine.env import VecEnv, resolve_game
+from .engine.env import Policy, VecEnv, resolve_game
 from .engine.rules import Action, sample_legal
 from .games import Game
 
@@ -32,7 +32,6 @@ __all__ = [
 if TYPE_CHECKING:
     from .recording import GameRecord
 
-Policy = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 TILE_THRESHOLDS = game_registry.get().eval_tiles
 """Tiles whose share of games reached is reported on 4x4 (another game's: ``game.eval_tiles``)."""

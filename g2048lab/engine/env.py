@@ -23,6 +23,7 @@ is, no tile spawns, the move counts towards the game's length, the reward is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -52,7 +53,11 @@ from .rules import (
     to_values,
 )
 
-__all__ = ["Game2048Env", "RewardConfig", "VecEnv", "resolve_game"]
+__all__ = ["Game2048Env", "Policy", "RewardConfig", "VecEnv", "resolve_game"]
+
+Policy = Callable[[dict[str, np.ndarray]], np.ndarray]
+"""A player: a ``VecEnv`` observation (``board`` (N, R, C) uint8, ``action_mask`` (N, 4)
+bool) -> (N,) int64 moves in ``Action`` order."""
 
 MAX_GAME_EXPONENT = games.get().max_exponent
 """The default game's largest exponent: with 2 and 4 spawns on a 4x4 board no tile can

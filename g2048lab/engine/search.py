@@ -43,7 +43,7 @@ import numpy as np
 from numba import njit
 
 from .. import games
-from .env import RewardConfig
+from .env import Policy, RewardConfig
 from .rules import (
     FAST_LIMIT,
     MAX_SIDE,
@@ -55,7 +55,6 @@ from .rules import (
 )
 
 if TYPE_CHECKING:
-    from ..evaluation import Policy
     from ..model import GameTransformer
 
 __all__ = [

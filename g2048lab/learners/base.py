@@ -27,12 +27,11 @@ if TYPE_CHECKING:
     import torch
 
     from ..distributed import DistContext
+    from ..engine.env import Policy
     from ..engine.search import ValueModel
     from ..recording import GameRecord, GameRecorder
 
 __all__ = ["Agent", "Learner", "LearnerSetup", "LearnerView", "RunHooks", "softmax_probs"]
-
-Policy = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -123,7 +122,7 @@ class Agent(ABC):
 
     @abstractmethod
     def policy(self, greedy: bool = True, seed: int = 0) -> Policy:
-        """``obs -> actions`` (evaluation.Policy); ``greedy``: the best move, else sampled
+        """``obs -> actions`` (engine.env.Policy); ``greedy``: the best move, else sampled
         where the learner has a distribution over moves."""
 
     def move_probs(

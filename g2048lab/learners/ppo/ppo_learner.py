@@ -19,11 +19,11 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ... import games
 from ...device import check_fits, ppo_sizes_for, resolve_preset
-from ...engine.env import RewardConfig, VecEnv
+from ...engine.env import Policy, RewardConfig, VecEnv
 from ...model import PRESETS, GameTransformer, ModelConfig
 from ...model.memory import ppo_training_bytes
 from .. import register
-from ..base import Agent, Learner, LearnerSetup, LearnerView, Policy, RunHooks, softmax_probs
+from ..base import Agent, Learner, LearnerSetup, LearnerView, RunHooks, softmax_probs
 from .algorithm import (
     MIN_MINIBATCH,
     PPOConfig,
