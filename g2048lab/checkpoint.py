@@ -281,6 +281,7 @@ RUN_FIELDS: dict[str, Kind] = {
     "learner": optional(TEXT),  # files older than the learners have none: "ppo"
     "run_id": TEXT,
     "seed": COUNT,
+    "game": optional(TEXT),  # games.Game.name; absent in files from before games: 2048-4x4
     "budget": optional(DICT),
     "budget.total_env_steps": optional(LIMIT),
     "budget.max_seconds": optional(LIMIT),

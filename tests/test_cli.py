@@ -390,7 +390,7 @@ def test_runs_json_has_every_field_and_the_filters_pick_runs(three_runs, capsys)
     assert set(a) == {
         "name", "learner", "preset", "status", "tags", "note", "env_steps", "iteration",
         "episodes", "best_score", "max_tile", "device", "created_at", "updated_at", "error",
-        "writer", "config",
+        "writer", "config", "game",
     }  # fmt: skip
     n = listed["n"]
     assert (n["learner"], n["preset"], n["tags"]) == ("ntuple", None, [])
