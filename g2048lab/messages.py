@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 __all__ = ["SCHEMA_VERSION", "TrainingUpdate"]
 
@@ -59,6 +60,9 @@ class TrainingUpdate:
     # (4,) reward + value of each move's afterstate on the shown board, None where illegal;
     # None for learners without afterstate values
     move_values: list[float | None] | None = None
+    # a learner's own insights, keyed by the dashboard panel that draws each (JSON data);
+    # older readers drop the field, so the schema version stays
+    insights: dict[str, Any] = field(default_factory=dict)
     type: str = "training_update"
     schema_version: int = SCHEMA_VERSION
 

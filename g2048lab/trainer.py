@@ -472,6 +472,7 @@ class Trainer:
             attention_layers=view.attention_layers,
             learner=self.learner.name,
             move_values=view.move_values,
+            insights=view.insights,
         )
 
     def _notify(self, method: str, payload: Any) -> None:

@@ -1,13 +1,15 @@
-"""The learner seam: a learner written in this file alone, with a setting of its own, runs
-through the run, the run store, a checkpoint and its resume, ``g2048lab train`` (its
-``--corner.*`` flags generated from its config class), ``g2048lab eval`` and the
-dashboard, touching no package file (learners/base.py)."""
+"""The learner seam: a learner written in this file alone, with a setting of its own and an
+insight of its own (drawn by a dashboard panel written here too), runs through the run, the
+run store, a checkpoint and its resume, ``g2048lab train`` (its ``--corner.*`` flags
+generated from its config class), ``g2048lab eval`` and the dashboard, touching no package
+file (learners/base.py, dashboard/panels.py)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
 
+import ipywidgets as widgets
 import numpy as np
 import pytest
 import torch
@@ -23,7 +25,7 @@ from g2048lab.checkpoint import (
     save_checkpoint,
 )
 from g2048lab.cli import build_parser, main
-from g2048lab.dashboard import Dashboard, StoreSource
+from g2048lab.dashboard import Dashboard, StoreSource, panels
 from g2048lab.engine.env import VecEnv
 from g2048lab.evaluation import corner_policy
 from g2048lab.learners import Agent, Learner, LearnerView
@@ -49,6 +51,21 @@ class CornerConfig:
         check_settings(self)
 
 
+@panels.register
+class CornerPanel(panels.InsightPanel):
+    """The corner learner's own insight: how often its shown game's moves went LEFT."""
+
+    title = "corner"
+    key = "corner"
+
+    def __init__(self):
+        self.html = widgets.HTML()
+        super().__init__(self.html)
+
+    def show(self, data):
+        self.html.value = f"LEFT in {data['left_share']:.0%} of the shown game's moves"
+
+
 class CornerAgent(Agent):
     def policy(self, greedy=True, seed=0):
         return corner_policy
@@ -70,6 +87,7 @@ class CornerLearner(Learner):
         self.env = VecEnv(self.games, seed=setup.seed)
         self.obs, _ = self.env.reset()
         self.shown = np.zeros(4, np.float32)
+        self.lefts = [0, 0]  # moves of game 0 that went LEFT, and all its moves
 
     @property
     def parallel_games(self):
@@ -85,6 +103,7 @@ class CornerLearner(Learner):
                 return None
             actions = corner_policy(self.obs)
             self.shown = np.eye(4, dtype=np.float32)[actions[0]]
+            self.lefts = [self.lefts[0] + int(actions[0] == 3), self.lefts[1] + 1]
             columns["boards"].append(self.obs["board"][:slots])
             self.obs, rewards, done, _, info = self.env.step(actions)
             for name, value in zip(
@@ -107,7 +126,10 @@ class CornerLearner(Learner):
         return {"corner/left_share": left / (self.games * MOVES)}
 
     def view(self):
-        return LearnerView(board=self.obs["board"][0], actions=self.shown.tolist())
+        insight = {"left_share": self.lefts[0] / max(1, self.lefts[1])}
+        return LearnerView(
+            board=self.obs["board"][0], actions=self.shown.tolist(), insights={"corner": insight}
+        )
 
     def state_dict(self):
         state = self.env.state_dict()
@@ -203,6 +225,9 @@ def test_a_learner_from_a_test_file_runs_through_the_run_store_checkpoints_eval_
     dashboard = Dashboard(StoreSource(store, "c1"))
     assert not dashboard.model_panel.shown
     assert "finished" in dashboard.header.value
+    (corner,) = [p for p in dashboard.panels if isinstance(p, CornerPanel)]  # its own insight
+    share = update.insights["corner"]["left_share"]
+    assert corner.shown and 0.2 < share < 1 and f"LEFT in {share:.0%}" in corner.html.value
     for key in ("train/loss", "train/policy_loss", "ntuple/td_error"):
         assert metric_trace(dashboard, key) is None  # no chart for what it does not report
     assert metric_trace(dashboard, "time/steps_per_s").x

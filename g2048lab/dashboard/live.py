@@ -25,7 +25,7 @@ from .header import header_html
 from .history import AXES, RunHistory
 from .layout import ROOT_CLASS, button, panels, style_widget, toolbar
 from .metric_grid import ChartView, view_for_width
-from .panels import GamePanel, MetricsPanel, ModelPanel, ScoresPanel
+from .panels import GamePanel, MetricsPanel, ModelPanel, ScoresPanel, insight_panels
 from .refresher import Presence, Refresher
 from .sources import ACTIONS, LIVE, SILENT_AFTER_S, Source, StoreSource, TrainerSource
 
@@ -202,7 +202,13 @@ class Dashboard:
         self.scores_panel = ScoresPanel(window)
         self.metrics_panel = MetricsPanel(self._on_option)
         self.model_panel = ModelPanel(self._on_option)
-        self.panels = [self.game_panel, self.scores_panel, self.metrics_panel, self.model_panel]
+        self.panels = [
+            self.game_panel,
+            self.scores_panel,
+            self.metrics_panel,
+            self.model_panel,
+            *insight_panels(),  # learners' own insights (panels.register)
+        ]
         top = [widgets.HTML(back_link)] if back_link else []
         self.root = widgets.VBox(
             [

@@ -10,7 +10,10 @@ the refresher thread under the owner's lock:
     panel.draw(runs, view)           # any thread; sends only what changed
     panel.box                        # the titled widget to lay out
 
-Adding a panel is one class here and one line where a view lists its panels.
+Adding a panel is one class here and one line where a view lists its panels. A learner's
+own insight needs neither: the learner puts plain data under ``LearnerView.insights[KEY]``,
+and an ``InsightPanel`` subclass with that ``key``, registered with ``register`` (in any
+file), draws it in every run's dashboard; nothing else changes.
 """
 
 from __future__ import annotations
@@ -28,7 +31,16 @@ from .layout import panel, toolbar
 from .metric_grid import ALL, ChartView, MetricGrid, grid_keys
 from .series import downsample, ema, moving_average
 
-__all__ = ["GamePanel", "MetricsPanel", "ModelPanel", "Panel", "ScoresPanel"]
+__all__ = [
+    "GamePanel",
+    "InsightPanel",
+    "MetricsPanel",
+    "ModelPanel",
+    "Panel",
+    "ScoresPanel",
+    "insight_panels",
+    "register",
+]
 
 GAMES_PER_S = "ntuple/games_per_s"  # shown under the board when a learner reports it
 _LAYER_COLOURS = ("#f59563", "#8f7a66", "#edc22e", "#f65e3b", "#776e65", "#edcc61")
@@ -298,3 +310,37 @@ def _set_options(dropdown: widgets.Dropdown, options: list[tuple[str, int]], def
 
 def _selector_layout() -> widgets.Layout:
     return widgets.Layout(width="auto", min_width="0", flex="1 1 160px")
+
+
+class InsightPanel(Panel):
+    """A learner's own insight: the data its view puts under ``insights[key]`` in the
+    latest training update, drawn by ``show``. Shown for one run whose learner reports it."""
+
+    key = ""  # the LearnerView.insights key it draws
+
+    def active(self, runs: Sequence[RunHistory]) -> bool:
+        return len(runs) == 1 and runs[0].latest is not None and self.key in runs[0].latest.insights
+
+    def render(self, runs: Sequence[RunHistory], view: ChartView) -> None:
+        self.show(runs[0].latest.insights[self.key])
+
+    def show(self, data) -> None:
+        """Bring the widgets up to date with the insight's data (as the learner sent it)."""
+        raise NotImplementedError
+
+
+_INSIGHT_PANELS: dict[str, type[InsightPanel]] = {}
+
+
+def register(cls: type[InsightPanel]) -> type[InsightPanel]:
+    """Add an ``InsightPanel`` class for its ``key`` to every dashboard built from now on
+    (usable as a class decorator; a key registered again is replaced)."""
+    if not (isinstance(cls, type) and issubclass(cls, InsightPanel) and cls.key):
+        raise TypeError(f"register takes an InsightPanel subclass with a key, got {cls!r}")
+    _INSIGHT_PANELS[cls.key] = cls
+    return cls
+
+
+def insight_panels() -> list[InsightPanel]:
+    """One of each registered insight panel (build on the main thread: they make widgets)."""
+    return [cls() for cls in _INSIGHT_PANELS.values()]

@@ -101,6 +101,9 @@ class LearnerView:
     expert_usage: list[list[float]] = field(default_factory=list)  # (layers, experts)
     model_params: float | None = None  # millions of trained numbers
     minibatch_size: int | None = None
+    # its own insights, keyed by the dashboard panel that draws each (plain JSON data):
+    # a new insight is this entry and one ``dashboard.panels.InsightPanel``, nothing else
+    insights: dict[str, Any] = field(default_factory=dict)
 
 
 def softmax_probs(scores: np.ndarray, masks: np.ndarray, temperature: float) -> np.ndarray:
