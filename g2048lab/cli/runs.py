@@ -91,12 +91,12 @@ def compared_metrics(store, runs: list) -> dict[str, str]:
     """COMPARED with, after the best tile, the share of recent games reaching each reach
     tile (``rollout/reach_<tile>``) of the runs' games (1024 and 2048 on 4x4) or in their
     metric rows (a game this process does not know)."""
-    last = store.last_metrics()  # {run: its last metric row}
     tiles = set()
     for run in runs:
         with contextlib.suppress(games.UnknownGame):
             tiles.update(games.get(run_game(run)).reach_tiles)
-        row = last.get(run.name) or {}
+        rows = store.metrics(run.name, since_iteration=max(-1, run.iteration - 1))
+        row = rows[-1] if rows else {}  # its last row (only the compared runs' are read)
         tiles.update(
             int(key.removeprefix(REACH_PREFIX)) for key in row if key.startswith(REACH_PREFIX)
         )
