@@ -147,3 +147,27 @@ def test_a_5x5_run_learns_on_its_board_and_its_checkpoint_plays_5x5(tmp_path, ca
     save_checkpoint(payload, tmp_path / "cut.pt")
     with pytest.raises(CheckpointError, match=r"'ntuple.board' is .* not a \(5, 5\) board"):
         load_checkpoint(tmp_path / "cut.pt")
+
+
+def test_a_board_beyond_the_tables_shows_no_values_instead_of_failing_the_run():
+    """On big boards a training game soon holds two 32768s: the run goes on (the kernel ends
+    such games and counts them), and the view of that board has no move values to show."""
+    trainer = Trainer(
+        TrainerConfig(
+            learner="ntuple",
+            game="2048-5x5",
+            learner_config=NTupleConfig(tuples="5x4"),
+            device="cpu",
+            total_env_steps=1,
+        )
+    )
+    network = trainer.learner.network
+    state = network.state_dict()
+    board = np.zeros((5, 5), np.uint8)
+    board[0, :2] = 15  # LEFT would make 65536: beyond the 4-bit tables
+    network.load_state_dict({**state, "board": board})
+    with pytest.raises(ValueError, match="65536"):
+        network.move_values(board[None])
+    view = trainer.learner.view()
+    assert view.move_values == [None] * 4 and view.actions == [] and view.value is None
+    assert (view.board == board).all()

@@ -114,19 +114,26 @@ class NTupleLearner(Learner):
 
         env_steps, iteration = hooks.position()
         network = self.network
-        game = record_game(
-            lambda obs: network.greedy_actions(obs["board"]),
-            seed=self.setup.seed * 1_000_003 + iteration,
-            move_values=network.move_values,
-            game=network.game,
-        )
+        try:
+            game = record_game(
+                lambda obs: network.greedy_actions(obs["board"]),
+                seed=self.setup.seed * 1_000_003 + iteration,
+                move_values=network.move_values,
+                game=network.game,
+            )
+        except ValueError:  # it could make 65536, beyond the tables: it is not recorded
+            hooks.note("the replay game reached the n-tuple table's range and was not recorded")
+            return []
         game.env_steps, game.iteration = env_steps, iteration
         hooks.recorder.add_game(game)
         return [game]
 
     def view(self) -> LearnerView:
         board = self.network.board
-        q = self.network.move_values(board[None])[0]
+        try:
+            q = self.network.move_values(board[None])[0]
+        except ValueError:  # a move could make 65536, beyond the tables: no values to show
+            q = np.full(4, -np.inf, dtype=np.float32)
         legal = np.isfinite(q)
         move_values = [float(v) if ok else None for v, ok in zip(q, legal)]
         actions: list[float] = []
