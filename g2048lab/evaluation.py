@@ -45,6 +45,7 @@ class EvalResult:
     max_tiles: np.ndarray  # value of the largest tile reached
     lengths: np.ndarray  # moves played
     game: Game = field(default_factory=game_registry.get)
+    ended_early: int = 0  # games the player ended where it could not value the board (-1)
 
     def summary(self) -> dict:
         """``game`` (its name), ``mean_score``, ``median_score``, ``max_score``,
@@ -72,6 +73,7 @@ class EvalResult:
                 t: stats.wilson_interval(k, games).bounds() for t, k in reached.items()
             },
             "confidence": stats.CONFIDENCE,
+            "ended_early": self.ended_early,
         }
 
 
@@ -83,25 +85,40 @@ def evaluate(
     game: Game | str | None = None,
 ) -> EvalResult:
     """Play ``games`` games of ``game`` to the end with ``policy``; the same seed gives the
-    same games for a deterministic policy. Raises RuntimeError if games outlast ``max_moves``."""
+    same games for a deterministic policy. Raises RuntimeError if games outlast ``max_moves``.
+
+    A policy answers -1 for a board it cannot play (an n-tuple network's board a move of
+    which would make a tile beyond its tables): that game ends there, with its score so
+    far, and is counted in ``EvalResult.ended_early``."""
     game = resolve_game(game)
     env = VecEnv(games, seed=seed, game=game)
-    obs, _ = env.reset()
+    obs, info = env.reset()
     done = np.zeros(games, dtype=np.bool_)
+    early = np.zeros(games, dtype=np.bool_)
     scores = np.zeros(games, dtype=np.int64)
     max_tiles = np.zeros(games, dtype=np.int64)
     lengths = np.zeros(games, dtype=np.int64)
+
+    def finish(ended: np.ndarray, results: dict) -> None:
+        scores[ended] = results["score"][ended]
+        max_tiles[ended] = results["max_tile"][ended]
+        lengths[ended] = results["length"][ended]
+        done[ended] = True
+
     for _ in range(max_moves):
+        actions = np.array(policy(obs), dtype=np.int64).reshape(-1)
+        stuck = actions < 0
+        if stuck.any():  # the player ends these games here; their slots play on, uncounted
+            ended = stuck & ~done
+            early |= ended
+            finish(ended, info)
+            actions[stuck] = np.argmax(obs["action_mask"][stuck], axis=1)
         # slots whose first game is over keep playing (one batched call is cheaper than
         # slicing), but only their first game counts
-        obs, _, terminated, _, info = env.step(policy(obs))
-        first = terminated & ~done
-        scores[first] = info["episode"]["score"][first]
-        max_tiles[first] = info["episode"]["max_tile"][first]
-        lengths[first] = info["episode"]["length"][first]
-        done |= terminated
+        obs, _, terminated, _, info = env.step(actions)
+        finish(terminated & ~done, info["episode"])
         if done.all():
-            return EvalResult(scores, max_tiles, lengths, game)
+            return EvalResult(scores, max_tiles, lengths, game, int(early.sum()))
     raise RuntimeError(f"{(~done).sum()} games were still running after {max_moves} moves")
 
 

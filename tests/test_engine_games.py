@@ -203,3 +203,19 @@ def test_a_recorded_game_written_before_games_reads_as_4x4():
     del old["shape"]
     assert GameRecord.from_dict(old).shape == (4, 4)
     assert EvalResult(np.array([4]), np.array([4]), np.array([1])).summary()["game"] == "2048-4x4"
+
+
+def test_a_player_that_cannot_play_a_board_ends_that_game_and_it_is_counted():
+    """A policy answers -1 for a board it cannot value (the n-tuple network's boards beyond
+    its tables): that game ends there with its score so far, and the summary counts it."""
+
+    def until_64(obs):  # the corner heuristic, giving up once a board holds a 64
+        actions = corner_policy(obs)
+        actions[obs["board"].reshape(len(actions), -1).max(axis=1) >= 6] = -1
+        return actions
+
+    result = evaluate(until_64, 40, seed=3, game="2048-3x3")
+    assert 0 < result.ended_early < 40
+    assert (result.max_tiles <= 64).all()  # no game went on past its first 64
+    assert result.ended_early <= int((result.max_tiles == 64).sum())  # each ended at its 64
+    assert result.summary()["ended_early"] == result.ended_early

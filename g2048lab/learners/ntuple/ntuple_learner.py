@@ -242,9 +242,21 @@ class NTupleAgent(Agent):
         self.network = network
 
     def policy(self, greedy: bool = True, seed: int = 0):
+        """Greedy over afterstates; -1 for a board a move of which would make a tile beyond
+        the tables (65536): ``evaluate`` ends that game there and counts it."""
         if not greedy:
             raise ValueError("the n-tuple player has no move probabilities: drop --sampled")
-        return lambda obs: self.network.greedy_actions(obs["board"])
+        return lambda obs: self._greedy(obs["board"])
+
+    def _greedy(self, boards: np.ndarray) -> np.ndarray:
+        try:
+            return self.network.greedy_actions(boards)
+        except ValueError:  # some board is beyond the tables: find which, one by one
+            actions = np.full(len(boards), -1, dtype=np.int64)
+            for n, board in enumerate(boards):
+                with contextlib.suppress(ValueError):
+                    actions[n] = self.network.greedy_actions(board[None])[0]
+            return actions
 
     TEMPERATURE = 50.0
     """Score points: a move worth 50 points less than the best gets 1/e of its weight."""
