@@ -6,7 +6,7 @@ A config dataclass gives a numeric field its range where it defines it::
 
 and calls ``check_settings(self)`` first thing in ``__post_init__``. Every float field,
 ranged or not, must also be finite: a NaN or an infinity in a setting only ever shows up
-later as a loss that is not a number. The command line (cli/flags.py) checks a flag with
+later as a loss that is not a number. The command line (options/config_flags.py) checks a flag with
 ``problem`` against the same range, so its one-line message names the flag as typed:
 ``--ppo.clip-coef must be > 0, got -1``.
 """

@@ -13,7 +13,6 @@ import torch
 
 from g2048lab.checkpoint import save_checkpoint
 from g2048lab.cli import main
-from g2048lab.cli.args import positive_float, seed_number
 from g2048lab.device import usable_cores
 from g2048lab.engine.env import MAX_GAME_EXPONENT, RewardConfig
 from g2048lab.learners.ntuple.network import NTupleConfig
@@ -22,6 +21,7 @@ from g2048lab.learners.ppo.algorithm import PPOConfig, ppo_update
 from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
 from g2048lab.model import PRESETS, GameTransformer, ModelConfig
 from g2048lab.model.memory import count_parameters, ppo_training_bytes
+from g2048lab.options.arg_types import positive_float, seed_number
 from g2048lab.recording import GameRecorder
 from g2048lab.status import Status
 from g2048lab.store import RunStore

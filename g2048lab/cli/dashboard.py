@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..options.arg_types import DEFAULT_RUNS_DIR, port_number, positive_int
 from ..phone import TOKEN_ENV
 from ..phone.serve import cmd_dashboard
-from .args import DEFAULT_RUNS_DIR, port_number, positive_int
 
 EPILOG = f"""\
 The dashboard needs a token by default, as Jupyter does: a random one, printed in its URL

@@ -8,7 +8,7 @@ import time
 
 from ..engine.search import MAX_DEPTH, check_play_depth
 from ..evaluation import evaluate
-from .args import positive_int, seed_number
+from ..options.arg_types import positive_int, seed_number
 from .tables import summary_table
 
 INTERVALS_NOTE = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from .args import DEFAULT_RUNS_DIR, run_name
+from ..options.arg_types import DEFAULT_RUNS_DIR, run_name
 
 if TYPE_CHECKING:
     from ..store import RunInfo, RunStore

@@ -11,7 +11,7 @@ from .. import games
 from ..engine.env import VecEnv
 from ..engine.search import MAX_DEPTH, check_play_depth
 from ..evaluation import corner_policy, evaluate, random_policy
-from .args import game_name, positive_int, seed_number
+from ..options.arg_types import game_name, positive_int, seed_number
 from .evaluate import INTERVALS_NOTE
 from .tables import board_table, summary_table
 

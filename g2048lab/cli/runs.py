@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .. import games, learners
+from ..options.arg_types import DEFAULT_RUNS_DIR
 from ..status import Status
-from .args import DEFAULT_RUNS_DIR
 
 USAGE = """\
   g2048lab runs [--tag TAG]... [--learner NAME] [--status STATUS] [--json]

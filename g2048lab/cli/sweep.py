@@ -8,7 +8,7 @@ import json
 import sys
 import time
 
-from .args import DEFAULT_RUNS_DIR, positive_int, seed_number
+from ..options.arg_types import DEFAULT_RUNS_DIR, positive_int, seed_number
 
 USAGE = """\
   g2048lab sweep start NAME [--grid FLAG=V1,V2,...]... [--random FLAG=LOW:HIGH[:log]]...

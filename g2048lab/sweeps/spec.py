@@ -202,7 +202,7 @@ def flag_value(argv: list[str], flag: str) -> str | None:
 def check_train_flags(spec: SweepSpec, settings: list[dict]) -> None:
     """Parse every trial's flags as ``g2048lab train`` would and check their values (unknown
     flag, a value out of range, flags of another learner); ValueError in one line."""
-    from ..cli.train import add_parser, checked_settings
+    from ..options.train_flags import add_train_arguments, checked_settings
 
     for flag in spec.train:
         name = flag.removeprefix("--").split("=")[0]
@@ -211,7 +211,7 @@ def check_train_flags(spec: SweepSpec, settings: list[dict]) -> None:
     for setting in settings:
         for seed in spec.seed_list()[:1]:
             argv = train_argv(spec, setting, seed)
-            args = _parse_train(add_parser, argv)
+            args = _parse_train(add_train_arguments, argv)
             checked_settings(args)
 
 
@@ -224,11 +224,10 @@ class _RaisingParser(argparse.ArgumentParser):
         raise _Refused(message)
 
 
-def _parse_train(add_parser, argv: list[str]) -> argparse.Namespace:
-    parser = _RaisingParser(prog="g2048lab")
-    commands = parser.add_subparsers(dest="command", parser_class=_RaisingParser)
-    add_parser(commands)
+def _parse_train(add_train_arguments, argv: list[str]) -> argparse.Namespace:
+    parser = _RaisingParser(prog="g2048lab train")
+    add_train_arguments(parser)
     try:
-        return parser.parse_args(["train", *argv])
+        return parser.parse_args(argv)
     except _Refused as error:
         raise ValueError(f"train {' '.join(argv)}: {error}") from None
