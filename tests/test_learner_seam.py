@@ -78,7 +78,6 @@ class CornerLearner(Learner):
     name = "corner"
     config_class = CornerConfig
     flags = {"corner": CornerConfig}
-    panels = frozenset({"policy"})
     metrics = {"corner/left_share": "share of moves that went LEFT in the iteration"}
 
     def __init__(self, config, setup):

@@ -164,9 +164,9 @@ class Learner(ABC):
     ``config_class`` (the dataclass of their settings, which a run's
     ``TrainerConfig.learner_config`` holds), ``flags`` (their ``--PREFIX.*`` flag groups:
     prefix -> the dataclass whose fields are the flags; ``g2048lab train`` generates them),
-    ``metrics`` (the namespaced metric names of their rows, each with its meaning) and
-    ``panels`` (what their ``view`` fills: "policy", "value", "move_values", "losses",
-    "attention", "experts"), and register with ``learners.register``.
+    and ``metrics`` (the namespaced metric names of their rows, each with its meaning), and
+    register with ``learners.register``. What their ``view`` leaves None or empty, the
+    dashboard hides; their own insights go in ``LearnerView.insights``.
     """
 
     name: ClassVar[str]
@@ -174,7 +174,6 @@ class Learner(ABC):
     flags: ClassVar[dict[str, type]] = {}
     presets: ClassVar[tuple[str, ...]] = ()  # the --preset names it takes; (): no presets
     metrics: ClassVar[dict[str, str]] = {}
-    panels: ClassVar[frozenset[str]] = frozenset()
     distributed: ClassVar[bool] = False  # whether it trains under torchrun
     kickstarts: ClassVar[bool] = False  # whether it learns from a teacher (--teacher)
 

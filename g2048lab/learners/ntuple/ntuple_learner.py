@@ -44,7 +44,6 @@ class NTupleLearner(Learner):
     name = "ntuple"
     config_class = NTupleConfig
     flags = {"ntuple": NTupleConfig}
-    panels = frozenset({"value", "move_values", "losses"})
     metrics = {
         "ntuple/td_error": "mean |TD error| per update over the iteration, in game score",
         "ntuple/learning_rate": "the TD step as a share of the error (spread over the features)",

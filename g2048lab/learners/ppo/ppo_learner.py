@@ -97,7 +97,6 @@ class PPOLearner(Learner):
     presets = (*PRESETS, "auto")
     distributed = True
     kickstarts = True
-    panels = frozenset({"policy", "value", "losses", "attention", "experts"})
     metrics = {
         "train/loss": "PPO's total loss, mean over the update's minibatches",
         "train/policy_loss": "clipped surrogate policy loss",
