@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import games as game_registry
-from .engine.env import Policy, VecEnv, resolve_game
+from .engine.env import Policy, VecEnv
 from .engine.rules import Action, sample_legal
 from .games import Game
 
@@ -90,7 +90,7 @@ def evaluate(
     A policy answers -1 for a board it cannot play (an n-tuple network's board a move of
     which would make a tile beyond its tables): that game ends there, with its score so
     far, and is counted in ``EvalResult.ended_early``."""
-    game = resolve_game(game)
+    game = game_registry.get(game)
     env = VecEnv(games, seed=seed, game=game)
     obs, info = env.reset()
     done = np.zeros(games, dtype=np.bool_)

@@ -53,7 +53,7 @@ from .rules import (
     to_values,
 )
 
-__all__ = ["Game2048Env", "Policy", "RewardConfig", "VecEnv", "resolve_game"]
+__all__ = ["Game2048Env", "Policy", "RewardConfig", "VecEnv"]
 
 Policy = Callable[[dict[str, np.ndarray]], np.ndarray]
 """A player: a ``VecEnv`` observation (``board`` (N, R, C) uint8, ``action_mask`` (N, 4)
@@ -62,11 +62,6 @@ bool) -> (N,) int64 moves in ``Action`` order."""
 MAX_GAME_EXPONENT = games.get().max_exponent
 """The default game's largest exponent: with 2 and 4 spawns on a 4x4 board no tile can
 exceed 2**17. Another game's is ``game.max_exponent``."""
-
-
-def resolve_game(game: games.Game | str | None) -> games.Game:
-    """A ``Game`` from a Game, a game's name, or None (``games.get()``)."""
-    return game if isinstance(game, games.Game) else games.get(game)
 
 
 @dataclass(frozen=True)
@@ -253,7 +248,7 @@ class VecEnv(gymnasium.vector.VectorEnv):
             raise ValueError(
                 f"illegal_action must be 'raise' or 'penalize', got {illegal_action!r}"
             )
-        self.game = resolve_game(game)
+        self.game = games.get(game)
         self._lines = line_cells(*self.game.shape)
         self._shape = shape = self.game.shape  # read once: step is hot at small batches
         top = self.game.max_exponent
@@ -459,7 +454,7 @@ class Game2048Env(gymnasium.Env):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}")
         self.render_mode = render_mode
-        self.game = resolve_game(game)
+        self.game = games.get(game)
         self.observation_space = spaces.Box(0, self.game.max_exponent, self.game.shape, np.uint8)
         self.action_space = spaces.Discrete(4)
         self._vec = VecEnv(1, reward=reward, illegal_action="penalize", game=self.game)

@@ -117,8 +117,11 @@ def register(game: Game) -> Game:
     return game
 
 
-def get(name: str | None = None) -> Game:
-    """The game named ``name`` (``DEFAULT`` for None): a registered one, or ``2048-RxC``."""
+def get(name: str | Game | None = None) -> Game:
+    """The game named ``name`` (``DEFAULT`` for None): a registered one, or ``2048-RxC``; a
+    ``Game`` itself is returned as it is, so a caller may take either."""
+    if isinstance(name, Game):
+        return name
     name = DEFAULT if name is None else name
     if name in _REGISTRY:
         return _REGISTRY[name]
