@@ -15,7 +15,6 @@ recorded: training games are played inside the kernel and are not kept move by m
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -34,6 +33,24 @@ __all__ = ["NTupleAgent", "NTupleLearner"]
 ITERATION_MOVES = 500_000  # about a third of a second at 1.5 M moves/s
 CHUNK_MOVES = 20_000  # moves between ticks: a few milliseconds
 SHOWCASE_EVERY = 10  # iterations between recorded greedy games
+
+
+NO_VALUES = np.full(4, -np.inf, dtype=np.float32)  # a board's move values beyond the tables
+
+
+def in_range(ask: Callable[[np.ndarray], np.ndarray], boards: np.ndarray, beyond) -> np.ndarray:
+    """``ask(boards)`` of the network (N, ...) in one call; where some board is beyond its
+    tables (a move would make 65536: ValueError), board by board, ``beyond`` for those."""
+    try:
+        return ask(boards)
+    except ValueError:
+        rows = []
+        for board in boards:
+            try:
+                rows.append(ask(board[None])[0])
+            except ValueError:
+                rows.append(beyond)
+        return np.array(rows)
 
 
 @register
@@ -129,10 +146,7 @@ class NTupleLearner(Learner):
 
     def view(self) -> LearnerView:
         board = self.network.board
-        try:
-            q = self.network.move_values(board[None])[0]
-        except ValueError:  # a move could make 65536, beyond the tables: no values to show
-            q = np.full(4, -np.inf, dtype=np.float32)
+        q = in_range(self.network.move_values, board[None], NO_VALUES)[0]  # none: no values
         legal = np.isfinite(q)
         move_values = [float(v) if ok else None for v, ok in zip(q, legal)]
         actions: list[float] = []
@@ -248,14 +262,7 @@ class NTupleAgent(Agent):
         return lambda obs: self._greedy(obs["board"])
 
     def _greedy(self, boards: np.ndarray) -> np.ndarray:
-        try:
-            return self.network.greedy_actions(boards)
-        except ValueError:  # some board is beyond the tables: find which, one by one
-            actions = np.full(len(boards), -1, dtype=np.int64)
-            for n, board in enumerate(boards):
-                with contextlib.suppress(ValueError):
-                    actions[n] = self.network.greedy_actions(board[None])[0]
-            return actions
+        return in_range(self.network.greedy_actions, boards, -1).astype(np.int64)
 
     TEMPERATURE = 50.0
     """Score points: a move worth 50 points less than the best gets 1/e of its weight."""
@@ -263,13 +270,8 @@ class NTupleAgent(Agent):
     def move_probs(self, boards, masks, temperature=None):
         """A softmax over each move's reward + afterstate value (score points), at
         ``temperature`` points (``TEMPERATURE`` by default)."""
-        values = np.full(masks.shape, -np.inf, dtype=np.float32)  # (N, 4)
-        try:
-            values[:] = self.network.move_values(boards)
-        except ValueError:  # a board past the table's range: such boards are not taught
-            for n, board in enumerate(boards):
-                with contextlib.suppress(ValueError):
-                    values[n] = self.network.move_values(board[None])[0]
+        # (N, 4); a board past the table's range is not taught (-inf everywhere)
+        values = in_range(self.network.move_values, boards, NO_VALUES).astype(np.float32)
         return softmax_probs(values, masks, temperature or self.TEMPERATURE)
 
     def value_model(self):
