@@ -19,7 +19,7 @@ name    tuples            weights on 4x4                   boards
 ======  ================  ===============================  =============================
 
 - ``"4x6"``, the standard network (Szubert & Jaśkowski 2014; "4x6patt/khyeh" in TDL2048+,
-  after Yeh et al. 2016): a row of 4 with 2 cells below its start, and a 2x3 rectangle. On
+  which credits Yeh et al.): a row of 4 with 2 cells below its start, and a 2x3 rectangle. On
   4x4 the four tuples of the paper::
 
       (0, 1, 2, 3, 4, 5)  (4, 5, 6, 7, 8, 9)  (0, 1, 2, 4, 5, 6)  (4, 5, 6, 8, 9, 10)
@@ -32,11 +32,13 @@ name    tuples            weights on 4x4                   boards
   shaping", IEEE Trans. Games 10(1), 2018; "5x6patt/42-33" in moporgic/TDL2048+): the
   shapes of "4x6", the row of 4 with 2 cells below placed at every row, not only in the
   upper half. On 4x4 "4x6" plus ``(8, 9, 10, 11, 12, 13)``, in TDL2048+'s order.
-- ``"6x6"`` and ``"8x6"``, Matsuzaki's networks (K. Matsuzaki, "Developing a 2048 player
-  with backward temporal coherence learning and restart", ACG 2017; "6x6patt" and
-  "8x6patt", aliases of "6x6patt/k.matsuzaki" and "8x6patt/k.matsuzaki", in TDL2048+,
-  github.com/moporgic/TDL2048): irregular shapes chosen on the 4x4 board, so they are
-  defined there only. "6x6" is the first six tuples of "8x6"::
+- ``"6x6"`` and ``"8x6"``, Matsuzaki's networks ("6x6patt" and "8x6patt", aliases of
+  "6x6patt/k.matsuzaki" and "8x6patt/k.matsuzaki", in github.com/moporgic/TDL2048; after
+  K. Matsuzaki's selection of 6-tuples, "Systematic selection of N-tuple networks with
+  consideration of interinfluence for game 2048", TAAI 2016, and his player in "Developing
+  a 2048 player with backward temporal coherence learning and restart", ACG 2017):
+  irregular shapes chosen on the 4x4 board, so they are defined there only. "6x6" is the
+  first six tuples of "8x6"::
 
       (0, 1, 2, 4, 5, 6)  (4, 5, 6, 7, 8, 9)  (0, 1, 2, 3, 4, 5)  (2, 3, 4, 5, 6, 9)
       (0, 1, 2, 5, 9, 10)  (3, 4, 5, 6, 7, 8)  (1, 3, 4, 5, 6, 7)  (0, 1, 4, 8, 9, 10)
