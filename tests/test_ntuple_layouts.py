@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from g2048lab import games
-from g2048lab.learners.ntuple import network as network_module
 from g2048lab.learners.ntuple.layouts import (
     LAYOUT_NAMES,
     check_layout,
@@ -141,16 +140,9 @@ def test_a_cell_outside_the_board_is_named_with_the_board():
     assert tuple_layout("0,1,16", 5, 5) == ((0, 1, 16),)
 
 
-# --- networks of custom cells (need network.py to take them: NTupleConfig calls check_layout)
+# --- networks of custom cells --------------------------------------------------------------
 
 
-needs_custom_configs = pytest.mark.skipif(
-    not hasattr(network_module, "check_layout"),
-    reason="network.py still checks NTupleConfig.tuples against LAYOUT_NAMES (issue 25 patch)",
-)
-
-
-@needs_custom_configs
 def test_a_network_of_custom_cells_reads_those_cells():
     config = NTupleConfig(tuples="4,5,6,7;3,2,1,0")
     assert config.features == 8 * 2
@@ -159,7 +151,6 @@ def test_a_network_of_custom_cells_reads_those_cells():
         NTupleConfig(tuples="rows")
 
 
-@needs_custom_configs
 @pytest.mark.parametrize("packed", [True, False])
 def test_tuples_of_different_lengths_value_a_board_as_defined(packed):
     """V(x) = sum over symmetries s, tuples t of weights[t, sum_k x[s][cell_k] * 16**k]."""
