@@ -31,7 +31,8 @@ SMALL = "5x4"
 
 
 def small_network(seed=0, **config) -> NTupleNetwork:
-    return NTupleNetwork(NTupleConfig(tuples=SMALL, seed=seed, **config))
+    """One training thread unless told: its games and weights are then exactly reproducible."""
+    return NTupleNetwork(NTupleConfig(tuples=SMALL, seed=seed, **{"threads": 1, **config}))
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def random_weights() -> NTupleNetwork:
 @pytest.fixture(scope="module")
 def trained() -> NTupleNetwork:
     """The standard "4x6" network after 300k training moves (about 0.3 s)."""
-    network = NTupleNetwork(NTupleConfig(seed=1))
+    network = NTupleNetwork(NTupleConfig(seed=1, threads=1))
     network.train(300_000)
     return network
 

@@ -28,7 +28,7 @@ SMALL = "5x4"
 
 
 def network(game: str, seed: int = 0, packed: bool | None = None, **config) -> NTupleNetwork:
-    config = NTupleConfig(tuples=SMALL, seed=seed, **config)
+    config = NTupleConfig(tuples=SMALL, seed=seed, **{"threads": 1, **config})  # reproducible
     return NTupleNetwork(config, games.get(game), packed=packed)
 
 
@@ -179,7 +179,7 @@ def test_the_flat_kernels_play_and_learn_on_4x4_exactly_as_the_packed_ones():
 @pytest.mark.parametrize("packed", [True, False])
 def test_training_spawns_by_the_games_rule(packed):
     fours = games.Game("2048-4x4-fours", 4, 4, four_probability=1.0, start_tiles=3)
-    net = NTupleNetwork(NTupleConfig(tuples=SMALL), fours, packed=packed)
+    net = NTupleNetwork(NTupleConfig(tuples=SMALL, threads=1), fours, packed=packed)
     board = net.board
     assert (board == 2).sum() == 3 and (board != 2).sum() == (board == 0).sum()
     for _ in range(20):

@@ -19,7 +19,7 @@ from g2048lab.trainer import Trainer, TrainerConfig
 
 from .helpers import StopAfter, metric_trace
 
-SMALL = NTupleConfig(tuples="5x4")
+SMALL = NTupleConfig(tuples="5x4", threads=1)  # one thread: bit-exact resume
 
 
 def config(iterations: int, **changes) -> TrainerConfig:

@@ -26,7 +26,7 @@ from numba import njit
 
 from ...engine.packed import EXPONENTS, uniform
 from ...engine.rules import FAST_LIMIT, legal_one, max_exponent, move_one, spawn_one
-from .td import prefetch, td_update, weight_sum
+from .td import prefetch, stage_of, td_update, weight_sum
 
 __all__ = ["feature_reads", "move_values_kernel", "train_kernel", "values_kernel"]
 
@@ -51,10 +51,24 @@ def feature_reads(layout, perms: np.ndarray, table_size: int) -> np.ndarray:
 
 
 @njit(inline="always")
-def _features(board, reads, out):
-    """Write the flat weight indices of a board's features into ``out`` (F,) int64."""
+def _stage(board, stage_masks):
+    """The stage of a flat board (``td.stage_of``)."""
+    present = np.int64(0)
+    for i in range(board.shape[0]):
+        present |= np.int64(1) << np.int64(board[i])
+    return stage_of(present, stage_masks)
+
+
+@njit(inline="always")
+def _features(board, reads, out, stage_masks, stage_size):
+    """Write the flat weight indices of a board's features into ``out`` (F,) int64, in the
+    tables of the board's stage (``td.stage_of``: ``stage_masks`` (K,) int64, each stage's
+    tables ``stage_size`` weights long; no masks, one stage)."""
+    offset = np.int64(0)
+    if stage_masks.shape[0] > 0:
+        offset = _stage(board, stage_masks) * stage_size
     for f in range(reads.shape[0]):
-        index = reads[f, 0]
+        index = reads[f, 0] + offset
         for k in range(reads[f, 1]):
             index += np.int64(board[reads[f, 2 + k]]) << (4 * k)
         out[f] = index
@@ -69,7 +83,7 @@ def _spawn(board, rng, four_probability):
 
 
 @njit(inline="always")
-def _expand(board, weights, reads, lines, move_table, afters, rewards, legal, features):
+def _expand(board, weights, reads, lines, move_table, afters, rewards, legal, features, stages):
     """The four moves of a board: fill ``afters`` (4, R*C) uint8, ``rewards`` (4,) int64,
     ``legal`` (4,) bool and, for the legal moves, ``features`` (4, F) int64, prefetching
     their weights. Returns False (and stops) if a move would create 2**16."""
@@ -86,21 +100,23 @@ def _expand(board, weights, reads, lines, move_table, afters, rewards, legal, fe
                 break
         legal[action] = changed
         if changed:
-            _features(after, reads, features[action])
+            _features(after, reads, features[action], stages[0], stages[1])
             for k in range(features.shape[1]):
                 prefetch(weights, features[action, k])
     return True
 
 
 @njit(inline="always")
-def _greedy(weights, rewards, legal, features):
+def _greedy(weights, rewards, legal, features, stages):
     """``(action, reward + V(afterstate))`` of the best legal move after ``_expand``, the
     first on ties; ``(-1, -inf)`` if no move is legal."""
     best_action = -1
     best_value = np.float32(-np.inf)
     for action in range(4):
         if legal[action]:
-            v = np.float32(rewards[action]) + weight_sum(weights, features[action])
+            v = np.float32(rewards[action]) + weight_sum(
+                weights, features[action], stages[1], stages[2]
+            )
             if v > best_value:
                 best_action = action
                 best_value = v
@@ -122,15 +138,20 @@ def train_kernel(
     four_probability,
     start_tiles,
     finished,
+    stages,
+    coherence,
 ):
     """Play and learn for exactly ``moves`` moves; see ``NTupleNetwork.train``.
 
     ``boards`` (2, R*C) uint8 (the board, the previous afterstate), ``game`` (5,) uint64
     (``HAS_PREV``, ``SCORE``, ``LENGTH``) and ``rng`` (1,) uint64 are the resumable
-    state, updated in place; ``weights`` is the flat table. ``finished`` (G, 3) int64
-    receives score, max tile and length of each game that ends. Returns ``(games
-    finished, games ended at the table's range, sum of |TD error|, updates)``.
+    state, updated in place; ``weights`` is the flat table. ``stages`` is ``(stage_masks
+    (K,) int64, stage_size, init)`` and ``coherence`` the TC statistics or an empty array
+    (``td``). ``finished`` (G, 4) int64 receives score, max tile, length and final
+    stage of each game that ends. Returns ``(games finished, games ended at the
+    table's range, sum of |TD error|, updates)``.
     """
+    stage_masks, stage_size, init = stages
     n_features = reads.shape[0]
     cells = boards.shape[1]
     afters = np.empty((4, cells), dtype=np.uint8)
@@ -143,7 +164,7 @@ def train_kernel(
     prev = boards[1]
     has_prev = game[HAS_PREV] != 0
     if has_prev:
-        _features(prev, reads, prev_features)
+        _features(prev, reads, prev_features, stage_masks, stage_size)
     game_score = np.int64(game[SCORE])
     length = np.int64(game[LENGTH])
     n_finished = 0
@@ -153,15 +174,20 @@ def train_kernel(
     played = 0
     while played < moves:
         end = False
-        if not _expand(board, weights, reads, lines, move_table, afters, rewards, legal, features):
+        if not _expand(
+            board, weights, reads, lines, move_table, afters, rewards, legal, features, stages
+        ):
             # a move could create 2**16, which the tables cannot index: the game ends
             # here, and its last afterstate keeps its value (no target is known)
             range_games += 1
             end = True
         else:
-            action, value = _greedy(weights, rewards, legal, features)
+            action, value = _greedy(weights, rewards, legal, features, stages)
             if has_prev:
-                error_sum += abs(td_update(prev_features, value, step_size, weights))
+                delta = td_update(
+                    prev_features, value, step_size, weights, stage_size, init, coherence
+                )
+                error_sum += abs(delta)
                 updates += 1
             prev[:] = afters[action]
             prev_features[:] = features[action]
@@ -173,13 +199,17 @@ def train_kernel(
             _spawn(board, rng, four_probability)
             fast = max_exponent(board) < FAST_LIMIT
             if legal_one(board, mask, fast, legal_table, lines) == 0:
-                error_sum += abs(td_update(prev_features, 0.0, step_size, weights))
+                delta = td_update(
+                    prev_features, 0.0, step_size, weights, stage_size, init, coherence
+                )
+                error_sum += abs(delta)
                 updates += 1
                 end = True
         if end:
             finished[n_finished, 0] = game_score
             finished[n_finished, 1] = np.int64(1) << np.int64(max_exponent(board))
             finished[n_finished, 2] = length
+            finished[n_finished, 3] = _stage(board, stage_masks)
             n_finished += 1
             board[:] = 0
             for _ in range(start_tiles):
@@ -194,16 +224,17 @@ def train_kernel(
 
 
 @njit(nogil=True, cache=True)
-def values_kernel(boards, weights, reads, out):
+def values_kernel(boards, weights, reads, out, stages):
     """(N, R*C) boards -> fill (N,) float32 ``out`` with their values."""
+    stage_masks, stage_size, init = stages
     features = np.empty(reads.shape[0], dtype=np.int64)
     for n in range(boards.shape[0]):
-        _features(boards[n], reads, features)
-        out[n] = weight_sum(weights, features)
+        _features(boards[n], reads, features, stage_masks, stage_size)
+        out[n] = weight_sum(weights, features, stage_size, init)
 
 
 @njit(nogil=True, cache=True)
-def move_values_kernel(boards, weights, reads, lines, move_table, out):
+def move_values_kernel(boards, weights, reads, lines, move_table, out, stages):
     """(N, R*C) boards -> fill (N, 4) float32 ``out`` with reward + V(afterstate), -inf
     where illegal. Returns the first board with a move that would create 2**16, or -1."""
     afters = np.empty((4, boards.shape[1]), dtype=np.uint8)
@@ -212,12 +243,14 @@ def move_values_kernel(boards, weights, reads, lines, move_table, out):
     features = np.empty((4, reads.shape[0]), dtype=np.int64)
     for n in range(boards.shape[0]):
         if not _expand(
-            boards[n], weights, reads, lines, move_table, afters, rewards, legal, features
+            boards[n], weights, reads, lines, move_table, afters, rewards, legal, features, stages
         ):
             return n
         for action in range(4):
             if legal[action]:
-                out[n, action] = np.float32(rewards[action]) + weight_sum(weights, features[action])
+                out[n, action] = np.float32(rewards[action]) + weight_sum(
+                    weights, features[action], stages[1], stages[2]
+                )
             else:
                 out[n, action] = -np.inf
     return -1

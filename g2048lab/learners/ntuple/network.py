@@ -34,16 +34,19 @@ bit-exactly.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from numba import njit
 
 from ... import games
+from ...device import usable_cores
 from ...engine.packed import (
     EXPONENTS,
     MOVE_SCORE,
     MOVE_XOR,
+    NIBBLE,
     check_exponents,
     flip,
     has_move,
@@ -60,8 +63,8 @@ from ...engine.rules import LEGAL_TABLE, MOVE_TABLE, flat_boards, line_cells
 from ...meminfo import available_bytes
 from ...settings import check_settings, setting
 from . import flat_kernels
-from .layouts import LAYOUT_NAMES, symmetries, tuple_layout
-from .td import prefetch, td_update, weight_sum
+from .layouts import LAYOUT_NAMES, check_layout, symmetries, tuple_layout
+from .td import prefetch, stage_of, td_update, weight_sum
 
 __all__ = [
     "NETWORK_BYTES",
@@ -97,54 +100,103 @@ def _game_layout(tuples: str, game: games.Game) -> tuple[tuple[int, ...], ...]:
     return tuple_layout(tuples, game.rows, game.cols)
 
 
+MAX_STAGES = 16
+"""The most sets of weights a network may have (Jaśkowski 2018 uses 16)."""
+
+
+def parse_stages(text: str) -> tuple[int, ...]:
+    """``NTupleConfig.stages`` -> one bit mask per stage after the first (bit e: the tile
+    2**e), in order: ``"16384,16384+8192"`` -> ``(1 << 14, 1 << 14 | 1 << 13)``. ValueError
+    in words for anything else (tiles must be powers of two from 4 to 32768, each stage's
+    tiles a superset of the one before's, or the stages would not follow one another)."""
+    if not text.strip():
+        return ()
+    masks: list[int] = []
+    for item in text.split(","):
+        mask = 0
+        for tile in item.split("+"):
+            tile = tile.strip()
+            value = int(tile) if tile.isdigit() else 0
+            if value < 4 or value > 2 ** (TABLE_EXPONENTS - 1) or value & (value - 1):
+                raise ValueError(
+                    f"--ntuple.stages: {tile!r} is not a tile from 4 to 32768; write the tiles "
+                    "that start each stage, e.g. '16384' or '16384,16384+8192'"
+                )
+            mask |= 1 << (value.bit_length() - 1)
+        if masks and (mask & masks[-1] != masks[-1] or mask == masks[-1]):
+            raise ValueError(
+                f"--ntuple.stages: stage {item.strip()!r} must hold the tiles of the stage "
+                f"before it and more, e.g. '16384,16384+8192'"
+            )
+        masks.append(mask)
+    if len(masks) + 1 > MAX_STAGES:
+        raise ValueError(f"--ntuple.stages: {len(masks) + 1} stages, at most {MAX_STAGES}")
+    return tuple(masks)
+
+
 def weights_shape(config: NTupleConfig, game: games.Game | None = None) -> tuple[int, int]:
-    """(T, 16**L): the weights of ``config``'s layout on ``game``'s board (None: the default
-    game, 4x4), one table per tuple, L the longest tuple's cells (a shorter tuple uses the
-    first 16**length weights of its table)."""
+    """(S * T, 16**L): the weights of ``config``'s layout on ``game``'s board (None: the
+    default game, 4x4), one table per tuple and stage (stage s's tuple t is row s * T + t),
+    L the longest tuple's cells (a shorter tuple uses the first 16**length weights of its
+    table)."""
     layout = _game_layout(config.tuples, games.get() if game is None else game)
-    return len(layout), TABLE_EXPONENTS ** max(len(cells) for cells in layout)
+    stages = 1 + len(parse_stages(config.stages))
+    return stages * len(layout), TABLE_EXPONENTS ** max(len(cells) for cells in layout)
 
 
 def network_bytes(config: NTupleConfig, game: games.Game | None = None) -> int:
-    """Size in bytes of the weights (float32) of ``config``'s layout on ``game``'s board."""
-    tuples, table = weights_shape(config, game)
-    return 4 * tuples * table
+    """Size in bytes of the weights (float32) of ``config``'s layout on ``game``'s board,
+    with the coherence statistics (two more floats per weight) where it learns with them."""
+    rows, table = weights_shape(config, game)
+    return 4 * rows * table * (3 if config.coherence else 1)
 
 
 @dataclass(frozen=True)
 class NTupleConfig:
-    """Hyper-parameters of an n-tuple network and its TD(0) learning.
+    """Hyper-parameters of an n-tuple network and its TD learning.
 
     learning_rate: the step on the value of an afterstate per update, as a fraction
         of the TD error; it is spread over the features (each of the 32 weights of
         "4x6" moves by ``learning_rate * delta / 32``), so it does not depend on the
-        layout. Measured with bench/ntuple_throughput.py (30 s of training, 200 greedy
-        games): 0.025, 0.05, 0.1, 0.2, 0.4, 0.8 reached mean scores 28k, 33k, 44k,
-        44k, 54k, 45k and 2048 in 58, 65, 78, 81, 89, 83% of games; 0.4 is the default.
-        A smaller rate may end higher after hours of training.
+        layout. With ``coherence`` it is the meta rate that each weight's own rate
+        multiplies. Plain TD, 30 s of training, 200 greedy games: 0.025, 0.05, 0.1, 0.2,
+        0.4, 0.8 reached mean scores 28k, 33k, 44k, 44k, 54k, 45k; 0.4 is the default.
     optimistic_init: the initial value of every afterstate, in game score (each
         weight starts at ``optimistic_init / features``); 0 turns it off. An
         optimistic value makes unseen afterstates look good, so the greedy player
-        explores them. In the first minute it does not pay: at learning rate 0.1,
-        320_000 gave a mean score of 14k after 30 s and 100_000 39k, against 44k
-        without, so the default is 0.
+        explores them; it pays over long training (Guei et al. 2022's OTD), not in the
+        first minutes.
+    coherence: temporal coherence (TC): each weight moves at its own rate, ``|E| / A`` of
+        the errors it was updated with (``td``), and the weights' statistics take two more
+        floats per weight (3x the memory).
+    coherence_after: moves of plain TD before coherence takes over; with
+        ``optimistic_init``, the OTD+TC schedule of Guei et al.
+    stages: tiles that start a new set of weights (multistage): "16384" gives two sets,
+        the second for boards holding a 16384; "16384,16384+8192" three. A new stage's
+        weights start as its predecessor's (``td``). "" is one set.
+    threads: training threads sharing the weights without locks (Hogwild); 0: every
+        core this process may use. One thread resumes bit-exactly; more continue
+        correctly but not bit-exactly (the threads' updates interleave by timing).
     tuples: a layout, placed for the game's board (``layouts.tuple_layout``): "4x6" (the
         standard: 268 MB on 4x4, 403 MB on 5x5, 805 MB on 6x6; lines and squares on a
-        board with a side under 4) or "5x4" (1.3 MB on 4x4).
+        board with a side under 4), "5x4" (1.3 MB on 4x4), the bigger published "5x6",
+        "6x6", "8x6" (336, 403, 537 MB on 4x4), or cells "0,1,2,3;4,5,6,7".
     seed: seeds the generator of the spawned tiles (any int in 0 .. 2**64 - 1).
     """
 
-    learning_rate: float = setting(0.4, gt=0, le=1, hint="0.4 is a good start")
-    optimistic_init: float = setting(0.0, ge=0, hint="0 turns it off")
-    tuples: str = "4x6"
+    learning_rate: float = setting(0.4, gt=0, le=1, hint="0.4 is a good start")  # TD step
+    optimistic_init: float = setting(0.0, ge=0, hint="0 turns it off")  # initial V, in score
+    coherence: bool = False  # temporal coherence: per-weight rates |E|/A
+    coherence_after: int = setting(0, ge=0)  # moves of plain TD before coherence starts
+    stages: str = ""  # tiles starting each further set of weights, e.g. 16384,16384+8192
+    threads: int = setting(0, ge=0, hint="0 uses every core")  # training threads, 0: all
+    tuples: str = "4x6"  # layout: 4x6, 5x4, 5x6, 6x6, 8x6 or cells like 0,1,2,3;4,5,6,7
     seed: int = 0
 
     def __post_init__(self) -> None:
         check_settings(self)
-        if self.tuples not in LAYOUT_NAMES:
-            raise ValueError(
-                f"unknown tuples layout {self.tuples!r}; use one of {sorted(LAYOUT_NAMES)}"
-            )
+        check_layout(self.tuples)
+        parse_stages(self.stages)
         if not (isinstance(self.seed, (int, np.integer)) and 0 <= self.seed < 2**64):
             raise ValueError(f"seed must be an int in 0 .. 2**64 - 1, got {self.seed!r}")
 
@@ -152,11 +204,16 @@ class NTupleConfig:
     def features(self) -> int:
         """Lookups per value on the 4x4 board: tuples times the 8 symmetries (32 for "4x6");
         ``NTupleNetwork.features`` counts them on the network's board."""
-        return SYMMETRIES * len(TUPLE_LAYOUTS[self.tuples])
+        return SYMMETRIES * len(tuple_layout(self.tuples, 4, 4))
 
 
 NETWORK_BYTES = network_bytes(NTupleConfig())
 """Size of the default ("4x6") network's weights: 268,435,456 bytes."""
+
+
+def training_threads(threads: int) -> int:
+    """``NTupleConfig.threads`` -> how many threads train: 0 is every usable core."""
+    return threads or usable_cores()
 
 
 def check_memory(nbytes: int) -> None:
@@ -168,8 +225,8 @@ def check_memory(nbytes: int) -> None:
     if available is not None and nbytes * 1.1 > available:
         raise MemoryError(
             f"the n-tuple network needs {nbytes / 1e6:,.0f} MB but only "
-            f"{available / 1e6:,.0f} MB is free; close other programs or use a smaller "
-            f"layout (NTupleConfig(tuples='5x4'))"
+            f"{available / 1e6:,.0f} MB is free; close other programs, or use a smaller "
+            f"layout (--ntuple.tuples 5x4), fewer --ntuple.stages or no --ntuple.coherence"
         )
 
 
@@ -197,7 +254,7 @@ def _layout_runs(layout: tuple[tuple[int, ...], ...]) -> tuple[tuple[np.uint64, 
             runs[4 * (cell - k)] = runs.get(4 * (cell - k), 0) | (15 << (4 * k))
         per_tuple.append(sorted(runs.items()))
     width = max(len(runs) for runs in per_tuple)
-    table = TABLE_EXPONENTS ** len(layout[0])
+    table = TABLE_EXPONENTS ** max(len(cells) for cells in layout)
     return tuple(
         tuple(
             np.uint64(x)
@@ -212,13 +269,26 @@ def _layout_runs(layout: tuple[tuple[int, ...], ...]) -> tuple[tuple[np.uint64, 
 
 
 @njit(inline="always")
-def _features(board, runs, out):
+def _stage(board, stage_masks):
+    """The stage of a packed board (``td.stage_of``)."""
+    present = np.int64(0)
+    for i in range(16):
+        present |= np.int64(1) << np.int64((board >> np.uint64(4 * i)) & NIBBLE)
+    return stage_of(present, stage_masks)
+
+
+@njit(inline="always")
+def _features(board, runs, out, stage_masks, stage_size):
     """Write the flat weight indices of a packed board's features into ``out`` (F,) int64,
-    image by image (the 8 symmetries), tuple by tuple.
+    image by image (the 8 symmetries), tuple by tuple, in the tables of the board's stage
+    (``td.stage_of``; no ``stage_masks``: one stage).
 
     ``runs[t]`` is ``(offset of tuple t's table in the flat weights, shift, mask, shift,
     mask, ...)``: the index is ``offset + OR_j (image >> shift_j) & mask_j``.
     """
+    offset = np.uint64(0)
+    if stage_masks.shape[0] > 0:
+        offset = np.uint64(_stage(board, stage_masks) * stage_size)
     mirrored = mirror(board)
     transposed = transpose(board)
     transposed_mirrored = mirror(transposed)
@@ -238,19 +308,20 @@ def _features(board, runs, out):
             index = np.uint64(0)
             for j in range(1, len(tuple_runs), 2):
                 index |= (image >> tuple_runs[j]) & tuple_runs[j + 1]
-            out[k] = np.int64(tuple_runs[0] + index)
+            out[k] = np.int64(tuple_runs[0] + offset + index)
             k += 1
 
 
 @njit(inline="always")
-def _value(board, weights, runs, features):
+def _value(board, weights, runs, features, stages):
     """V of a packed board (float32); ``features`` (F,) int64 is scratch."""
-    _features(board, runs, features)
-    return weight_sum(weights, features)
+    stage_masks, stage_size, init = stages
+    _features(board, runs, features, stage_masks, stage_size)
+    return weight_sum(weights, features, stage_size, init)
 
 
 @njit(inline="always")
-def _expand(board, weights, runs, xor, score, afters, rewards, features):
+def _expand(board, weights, runs, xor, score, afters, rewards, features, stages):
     """The four moves of a packed board: fill ``afters`` (4,) uint64, ``rewards`` (4,)
     int64 and, for the legal ones, ``features`` (4, F) int64, prefetching their weights.
 
@@ -264,21 +335,23 @@ def _expand(board, weights, runs, xor, score, afters, rewards, features):
         afters[action] = after
         rewards[action] = reward
         if after != board:
-            _features(after, runs, features[action])
+            _features(after, runs, features[action], stages[0], stages[1])
             for k in range(features.shape[1]):
                 prefetch(weights, features[action, k])
     return True
 
 
 @njit(inline="always")
-def _greedy(board, weights, afters, rewards, features):
+def _greedy(board, weights, afters, rewards, features, stages):
     """``(action, reward + V(afterstate))`` of the best legal move after ``_expand``, the
     first on ties; ``(-1, -inf)`` if no move is legal."""
     best_action = -1
     best_value = np.float32(-np.inf)
     for action in range(4):
         if afters[action] != board:
-            v = np.float32(rewards[action]) + weight_sum(weights, features[action])
+            v = np.float32(rewards[action]) + weight_sum(
+                weights, features[action], stages[1], stages[2]
+            )
             if v > best_value:
                 best_action = action
                 best_value = v
@@ -303,18 +376,22 @@ def _train_kernel(
     four_probability,
     start_tiles,
     finished,
+    stages,
+    coherence,
 ):
     """Play and learn for exactly ``moves`` moves; see ``NTupleNetwork.train``.
 
     ``game`` (5,) uint64 and ``rng`` (1,) uint64 are the resumable state, updated in
     place; ``weights`` is the flat table; ``four_probability`` and ``start_tiles`` the
-    game's spawn rule. ``finished`` (G, 3) int64 receives score, max tile and length of
-    each game that ends. Returns ``(games finished, games ended at the table's range, sum
-    of |TD error|, updates)``.
+    game's spawn rule; ``stages`` is ``(stage_masks (K,) int64, stage_size, init)`` and
+    ``coherence`` the TC statistics or an empty array (``td``). ``finished`` (G, 4) int64
+    receives score, max tile, length and final stage of each game that ends. Returns
+    ``(games finished, games ended at the table's range, sum of |TD error|, updates)``.
 
     The board at the top of the loop always has a legal move: a game ends (and the
     next one starts) as soon as its board has none.
     """
+    stage_masks, stage_size, init = stages
     n_features = 8 * len(runs)
     afters = np.empty(4, dtype=np.uint64)
     rewards = np.empty(4, dtype=np.int64)
@@ -325,7 +402,7 @@ def _train_kernel(
     prev = game[_PREV]
     has_prev = game[_HAS_PREV] != 0
     if has_prev:
-        _features(prev, runs, prev_features)
+        _features(prev, runs, prev_features, stage_masks, stage_size)
     game_score = np.int64(game[_SCORE])
     length = np.int64(game[_LENGTH])
     n_finished = 0
@@ -335,15 +412,18 @@ def _train_kernel(
     played = 0
     while played < moves:
         end = False
-        if not _expand(board, weights, runs, xor, score, afters, rewards, features):
+        if not _expand(board, weights, runs, xor, score, afters, rewards, features, stages):
             # a move could create 2**16, which the tables cannot index: the game ends
             # here, and its last afterstate keeps its value (no target is known)
             range_games += 1
             end = True
         else:
-            action, value = _greedy(board, weights, afters, rewards, features)
+            action, value = _greedy(board, weights, afters, rewards, features, stages)
             if has_prev:
-                error_sum += abs(td_update(prev_features, value, step_size, weights))
+                delta = td_update(
+                    prev_features, value, step_size, weights, stage_size, init, coherence
+                )
+                error_sum += abs(delta)
                 updates += 1
             prev = afters[action]
             prev_features[:] = features[action]
@@ -353,13 +433,17 @@ def _train_kernel(
             played += 1
             board = spawn(prev, rng, cells, four_probability)
             if not has_move(board, legal_table):
-                error_sum += abs(td_update(prev_features, 0.0, step_size, weights))
+                delta = td_update(
+                    prev_features, 0.0, step_size, weights, stage_size, init, coherence
+                )
+                error_sum += abs(delta)
                 updates += 1
                 end = True
         if end:
             finished[n_finished, 0] = game_score
             finished[n_finished, 1] = np.int64(1) << max_exponent(board)
             finished[n_finished, 2] = length
+            finished[n_finished, 3] = _stage(board, stage_masks)
             n_finished += 1
             board = new_game(rng, cells, start_tiles, four_probability)
             has_prev = False
@@ -374,15 +458,15 @@ def _train_kernel(
 
 
 @njit(nogil=True, cache=True)
-def _values_kernel(boards, weights, runs, out):
+def _values_kernel(boards, weights, runs, out, stages):
     """(N,) packed boards -> fill (N,) float32 ``out`` with their values."""
     features = np.empty(8 * len(runs), dtype=np.int64)
     for n in range(boards.shape[0]):
-        out[n] = _value(boards[n], weights, runs, features)
+        out[n] = _value(boards[n], weights, runs, features, stages)
 
 
 @njit(nogil=True, cache=True)
-def _move_values_kernel(boards, weights, runs, xor, score, out):
+def _move_values_kernel(boards, weights, runs, xor, score, out, stages):
     """(N,) packed boards -> fill (N, 4) float32 ``out`` with reward + V(afterstate), -inf
     where illegal. Returns the first board with a move that would create 2**16, or -1."""
     afters = np.empty(4, dtype=np.uint64)
@@ -390,13 +474,15 @@ def _move_values_kernel(boards, weights, runs, xor, score, out):
     features = np.empty((4, 8 * len(runs)), dtype=np.int64)
     for n in range(boards.shape[0]):
         board = boards[n]
-        if not _expand(board, weights, runs, xor, score, afters, rewards, features):
+        if not _expand(board, weights, runs, xor, score, afters, rewards, features, stages):
             return n
         for action in range(4):
             if afters[action] == board:
                 out[n, action] = -np.inf
             else:
-                out[n, action] = np.float32(rewards[action]) + weight_sum(weights, features[action])
+                out[n, action] = np.float32(rewards[action]) + weight_sum(
+                    weights, features[action], stages[1], stages[2]
+                )
     return -1
 
 
@@ -417,6 +503,7 @@ class TrainStats:
     scores: np.ndarray  # (G,) int64 game score of each finished game
     max_tiles: np.ndarray  # (G,) int64 value of its largest tile
     lengths: np.ndarray  # (G,) int64 its moves
+    stages: np.ndarray  # (G,) int64 the stage of its last board (0 with one set of weights)
     td_error_sum: float  # sum of |TD error| over the updates, in game score
     updates: int  # TD updates made
     range_games: int  # games ended because a move could create 2**16 (beyond the tables)
@@ -433,8 +520,8 @@ class TrainStats:
 
 
 class NTupleNetwork:
-    """An n-tuple value function over afterstates of one game, its TD(0) training game,
-    and players.
+    """An n-tuple value function over afterstates of one game, its TD training games, and
+    players.
 
     ``game`` (a ``games.Game``; None: the default, 2048 on 4x4) decides the board, the
     tuples placed on it (``layouts.tuple_layout``), the symmetries they are read on and the
@@ -442,9 +529,11 @@ class NTupleNetwork:
     or the flat ones (any board); None takes the packed ones where the board is 4x4. Both
     play and learn exactly alike on 4x4 (the packed ones are faster).
 
-    The training state (current board, score and length, previous afterstate, the
-    generator) lives here with the weights, so ``train`` can be called in chunks and
-    a saved ``state_dict`` resumes bit-exactly.
+    Training plays ``threads`` games at once (``NTupleConfig.threads``), one per thread,
+    all updating the one set of weights without locks (Hogwild: a rare lost update costs
+    nothing measurable). Each thread's game (current board, score and length, previous
+    afterstate, its generator) lives here with the weights, so ``train`` can be called in
+    chunks and a saved ``state_dict`` resumes; with one thread, bit-exactly.
     """
 
     def __init__(
@@ -470,50 +559,107 @@ class NTupleNetwork:
         perms = symmetries(game.rows, game.cols)
         self.features = len(perms) * len(self.layout)  # lookups per value
         shape = weights_shape(config, game)
-        if config.optimistic_init:
-            self.weights = np.full(shape, config.optimistic_init / self.features, np.float32)
-        else:
-            self.weights = np.zeros(shape, dtype=np.float32)  # (T, 16**L), pages come lazily
-        self._rng = np.array([config.seed], dtype=np.uint64)
-        self._game = np.zeros(5, dtype=np.uint64)
-        # the flat kernels' board and previous afterstate (the packed ones keep theirs in _game)
-        self._cells = np.zeros((2, game.cells), dtype=np.uint8)
+        self.stage_masks = np.array(parse_stages(config.stages), dtype=np.int64)
+        self.stage_size = len(self.layout) * shape[1] if len(self.stage_masks) else 0
+        self.init = np.float32(config.optimistic_init / self.features)
+        # (S * T, 16**L) float32; zeros come as lazy pages, a constant is written out
+        self.weights = (
+            np.full(shape, self.init, np.float32) if self.init else np.zeros(shape, np.float32)
+        )
+        # (S * T, 16**L, 2) float32 E and A of each weight, interleaved; None without TC
+        self.coherence = np.zeros((*shape, 2), np.float32) if config.coherence else None
         if packed:
             self._runs = _layout_runs(self.layout)
-            self._game[_BOARD] = _start_board(self._rng, game.start_tiles, game.four_probability)
         else:
             self._reads = flat_kernels.feature_reads(self.layout, perms, shape[1])
             self._lines = line_cells(game.rows, game.cols)
-            flat_kernels.start_board(
-                self._cells[0], self._rng, game.start_tiles, game.four_probability
-            )
+        self.threads = training_threads(config.threads)
+        self._pool: ThreadPoolExecutor | None = None
+        # each thread's game: its (board, previous afterstate) flat, the packed kernels'
+        # state slots (_BOARD.._LENGTH) and its generator
+        self._cells = np.zeros((self.threads, 2, game.cells), dtype=np.uint8)
+        self._games = np.zeros((self.threads, 5), dtype=np.uint64)
+        self._rngs = np.zeros((self.threads, 1), dtype=np.uint64)
+        for worker in range(self.threads):
+            self._start_game(worker, _worker_seed(config.seed, worker))
         self.moves = 0  # moves trained, over all calls
         self.games = 0  # games finished in training
 
+    def _start_game(self, worker: int, seed: int) -> None:
+        """A fresh game for ``worker``, its generator seeded with ``seed``."""
+        game = self.game
+        self._rngs[worker, 0] = seed
+        self._games[worker] = 0
+        if self.packed:
+            self._games[worker, _BOARD] = _start_board(
+                self._rngs[worker], game.start_tiles, game.four_probability
+            )
+        else:
+            self._cells[worker] = 0
+            flat_kernels.start_board(
+                self._cells[worker, 0], self._rngs[worker], game.start_tiles, game.four_probability
+            )
+
     # -- training --
+
+    @property
+    def _stages(self) -> tuple:
+        """What the kernels take of the stages: ``(masks (K,) int64, stage_size, init)``."""
+        return self.stage_masks, np.int64(self.stage_size), self.init
+
+    def _coherence_now(self) -> np.ndarray:
+        """The TC statistics as the kernels take them, empty while plain TD trains."""
+        config = self.config
+        if self.coherence is None or self.moves < config.coherence_after:
+            return _NO_COHERENCE
+        return self.coherence.reshape(-1)
 
     def train(self, moves: int) -> TrainStats:
         """Play greedily and learn for exactly ``moves`` moves, continuing the current
-        game; a game that ends is followed by a new one.
+        games; a game that ends is followed by a new one. The threads share the moves
+        (thread 0 takes the remainder); finished games come thread by thread.
 
-        ``train(a); train(b)`` plays and learns exactly as ``train(a + b)``; the games
-        that end are reported by the call in which they end. One compiled call, which
-        releases the GIL.
+        With one thread ``train(a); train(b)`` plays and learns exactly as
+        ``train(a + b)``; the games that end are reported by the call in which they end.
+        Compiled calls, which release the GIL. The switch from TD to TC
+        (``coherence_after``) falls on its exact move.
         """
         if moves < 0:
             raise ValueError(f"moves must be >= 0, got {moves}")
+        switch = self.config.coherence_after - self.moves
+        if self.coherence is not None and 0 < switch < moves:
+            return _merge(self.train(switch), self.train(moves - switch))
+        shares = [moves // self.threads] * self.threads
+        shares[0] += moves - sum(shares)
+        if self.threads == 1:
+            results = [self._train_worker(0, moves)]
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads - 1, "ntuple-train")
+            futures = [
+                self._pool.submit(self._train_worker, worker, shares[worker])
+                for worker in range(1, self.threads)
+            ]
+            results = [self._train_worker(0, shares[0])] + [f.result() for f in futures]
+        self.moves += moves
+        stats = _merge(*results)
+        self.games += len(stats.scores)
+        return stats
+
+    def _train_worker(self, worker: int, moves: int) -> TrainStats:
+        """One thread's share of ``train``: its game, on the shared weights."""
         game = self.game
         # a game fills the board (cells - start tiles moves) before it can end: a bound on
         # the games ending, with room to spare
         finished = np.empty(
-            (moves // max(1, (game.cells - game.start_tiles) // 2) + 2, 3), np.int64
+            (moves // max(1, (game.cells - game.start_tiles) // 2) + 2, 4), np.int64
         )
         step_size = self.config.learning_rate / self.features
         if self.packed:
             n, range_games, error_sum, updates = _train_kernel(
                 moves,
-                self._game,
-                self._rng,
+                self._games[worker],
+                self._rngs[worker],
                 self._flat,
                 self._runs,
                 step_size,
@@ -523,13 +669,15 @@ class NTupleNetwork:
                 game.four_probability,
                 game.start_tiles,
                 finished,
+                self._stages,
+                self._coherence_now(),
             )
         else:
             n, range_games, error_sum, updates = flat_kernels.train_kernel(
                 moves,
-                self._cells,
-                self._game,
-                self._rng,
+                self._cells[worker],
+                self._games[worker],
+                self._rngs[worker],
                 self._flat,
                 self._reads,
                 step_size,
@@ -539,14 +687,15 @@ class NTupleNetwork:
                 game.four_probability,
                 game.start_tiles,
                 finished,
+                self._stages,
+                self._coherence_now(),
             )
-        self.moves += moves
-        self.games += n
         return TrainStats(
             moves=moves,
             scores=finished[:n, 0].copy(),
             max_tiles=finished[:n, 1].copy(),
             lengths=finished[:n, 2].copy(),
+            stages=finished[:n, 3].copy(),
             td_error_sum=float(error_sum),
             updates=int(updates),
             range_games=int(range_games),
@@ -554,19 +703,26 @@ class NTupleNetwork:
 
     @property
     def _flat(self) -> np.ndarray:
-        """The weights as one (T * 16**L,) float32 view, as the kernels index them."""
+        """The weights as one (S * T * 16**L,) float32 view, as the kernels index them."""
         return self.weights.reshape(-1)
 
     @property
     def board(self) -> np.ndarray:
-        """(rows, cols) uint8 board of the current training game."""
-        return self._boards()[0]
+        """(rows, cols) uint8 board of the current training game (thread 0's)."""
+        return self._boards(0)[0]
 
-    def _boards(self) -> np.ndarray:
-        """(2, rows, cols) uint8: the training game's board and previous afterstate."""
+    def stage(self, board: np.ndarray) -> int:
+        """The stage (0 .. S - 1) whose weights value a (rows, cols) board (``td.stage_of``)."""
+        present = sum(1 << int(e) for e in np.unique(board))
+        return 1 + max(
+            (k for k, mask in enumerate(self.stage_masks) if present & mask == mask), default=-1
+        )
+
+    def _boards(self, worker: int) -> np.ndarray:
+        """(2, rows, cols) uint8: a thread's training board and previous afterstate."""
         if self.packed:
-            return unpack_boards(self._game[[_BOARD, _PREV]])
-        return self._cells.reshape(2, *self.game.shape).copy()
+            return unpack_boards(self._games[worker, [_BOARD, _PREV]])
+        return self._cells[worker].reshape(2, *self.game.shape).copy()
 
     def _flat_boards(self, boards) -> np.ndarray:
         """(N, rows, cols) uint8 boards of this game in the tables' range -> (N, cells)."""
@@ -579,11 +735,11 @@ class NTupleNetwork:
         if not self.packed:
             flat = self._flat_boards(boards)
             out = np.empty(flat.shape[0], dtype=np.float32)
-            flat_kernels.values_kernel(flat, self._flat, self._reads, out)
+            flat_kernels.values_kernel(flat, self._flat, self._reads, out, self._stages)
             return out
         packed = pack_boards(boards)
         out = np.empty(packed.shape[0], dtype=np.float32)
-        _values_kernel(packed, self._flat, self._runs, out)
+        _values_kernel(packed, self._flat, self._runs, out, self._stages)
         return out
 
     def move_values(self, boards) -> np.ndarray:
@@ -592,12 +748,14 @@ class NTupleNetwork:
         if self.packed:
             packed = pack_boards(boards)
             out = np.empty((packed.shape[0], 4), dtype=np.float32)
-            bad = _move_values_kernel(packed, self._flat, self._runs, MOVE_XOR, MOVE_SCORE, out)
+            bad = _move_values_kernel(
+                packed, self._flat, self._runs, MOVE_XOR, MOVE_SCORE, out, self._stages
+            )
         else:
             flat = self._flat_boards(boards)
             out = np.empty((flat.shape[0], 4), dtype=np.float32)
             bad = flat_kernels.move_values_kernel(
-                flat, self._flat, self._reads, self._lines, MOVE_TABLE, out
+                flat, self._flat, self._reads, self._lines, MOVE_TABLE, out, self._stages
             )
         if bad >= 0:
             raise ValueError(_beyond_range_message(f"board {bad}"))
@@ -611,81 +769,156 @@ class NTupleNetwork:
     # -- saving --
 
     def state_dict(self, copy: bool = True) -> dict:
-        """Everything needed to resume training bit-exactly: the config's fields, the game's
-        name, the weights (a copy, unless ``copy=False``: then the live table, for a caller
-        that writes it out before training goes on), the current game (board, previous
-        afterstate, score, length) and the generator's state, as NumPy arrays and plain
-        Python values."""
-        game = self._game
-        board, prev = self._boards()
-        return {
+        """Everything needed to resume training: the config's fields, the game's name, the
+        weights and coherence statistics (``coherence_stats``; copies, unless ``copy=False``:
+        then the live tables, for a caller that writes them out before training goes on),
+        thread 0's game (board, previous afterstate, score, length, generator) and, with more
+        threads, the others' (``thread_boards`` (W-1, 2, rows, cols) uint8, ``thread_games``
+        (W-1, 4) int64: has_prev, score, length and the generator's bits), as NumPy arrays
+        and plain Python values."""
+        game = self._games[0]
+        board, prev = self._boards(0)
+        keep = (lambda a: a.copy()) if copy else (lambda a: a)
+        state = {
             **asdict(self.config),
             "game": self.game.name,
-            "weights": self.weights.copy() if copy else self.weights,
+            "weights": keep(self.weights),
             "board": board,
             "prev_afterstate": prev,
             "has_prev": bool(game[_HAS_PREV]),
             "score": int(game[_SCORE]),
             "length": int(game[_LENGTH]),
-            "rng_state": int(self._rng[0]),
+            "rng_state": int(self._rngs[0, 0]),
             "moves": self.moves,
             "games": self.games,
         }
+        if self.coherence is not None:
+            state["coherence_stats"] = keep(self.coherence)
+        if self.threads > 1:
+            others = range(1, self.threads)
+            state["thread_boards"] = np.stack([self._boards(w) for w in others])
+            slots = self._games[1:][:, [_HAS_PREV, _SCORE, _LENGTH]].astype(np.int64)
+            state["thread_games"] = np.concatenate([slots, self._rngs[1:].view(np.int64)], 1)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
-        """Continue from ``state`` (from ``state_dict``); its config replaces this one's.
-        A state without a game (written before games) is of the default game, 4x4.
+        """Continue from ``state`` (from ``state_dict``); its config replaces this one's but
+        for ``threads``, which stays this network's: saved games of threads it lacks are
+        dropped, threads it has more of start fresh games. A state without a game (written
+        before games) is of the default game, 4x4; one without the later settings
+        (coherence, stages, threads) trained with their defaults, on one thread.
 
         Raises ValueError naming what does not fit (a missing key, another layout or game).
         """
-        missing = sorted({*asdict(self.config), "weights", "board", "rng_state"} - set(state))
+        missing = sorted(
+            {"learning_rate", "tuples", "seed", "weights", "board", "rng_state"} - set(state)
+        )
         if missing:
             raise ValueError(f"not an n-tuple state dict: {', '.join(missing)} missing")
-        config = NTupleConfig(**{k: state[k] for k in asdict(self.config)})
+        config = config_of_state(state, threads=self.config.threads)
         game_name = state.get("game", games.DEFAULT)
         if game_name != self.game.name:
             raise ValueError(
                 f"the state is of a network for {game_name}, this one plays {self.game.name}; "
                 f"create NTupleNetwork(config, games.get({game_name!r}))"
             )
-        if config.tuples != self.config.tuples:
-            raise ValueError(
-                f"the state is of a {config.tuples!r} network, this one is "
-                f"{self.config.tuples!r}; create NTupleNetwork(NTupleConfig(tuples="
-                f"{config.tuples!r}))"
-            )
+        for name in ("tuples", "stages", "coherence"):
+            if getattr(config, name) != getattr(self.config, name):
+                raise ValueError(
+                    f"the state is of a network with {name} {getattr(config, name)!r}, this "
+                    f"one has {getattr(self.config, name)!r}; create NTupleNetwork(NTupleConfig("
+                    f"{name}={getattr(config, name)!r}))"
+                )
         weights = np.asarray(state["weights"])
         if weights.shape != self.weights.shape or weights.dtype != np.float32:
             raise ValueError(
                 f"weights must be float32 {self.weights.shape}, got {weights.dtype} "
                 f"{weights.shape}; the state dict is damaged"
             )
+        coherence = state.get("coherence_stats")
+        if config.coherence and (
+            coherence is None or np.asarray(coherence).shape != self.coherence.shape
+        ):
+            raise ValueError(
+                f"coherence must be float32 {self.coherence.shape}; the state dict is damaged"
+            )
         boards = np.stack([np.asarray(state["board"]), np.asarray(state["prev_afterstate"])])
-        game = np.zeros(5, dtype=np.uint64)
-        cells = self._flat_boards(boards)  # its shape and range, checked
-        if self.packed:
-            game[[_BOARD, _PREV]] = pack_boards(boards)
-        game[_HAS_PREV] = 1 if state["has_prev"] else 0
-        game[_SCORE] = state["score"]
-        game[_LENGTH] = state["length"]
-        check_memory(weights.nbytes)
-        self.weights = None  # let the old table go before the copy is made
+        saved = [boards] + list(
+            np.asarray(state.get("thread_boards", np.zeros((0, 2, *self.game.shape), np.uint8)))
+        )
+        rows = [[int(state["has_prev"]), int(state["score"]), int(state["length"])]]
+        rows += [
+            list(map(int, row[:3]))
+            for row in np.asarray(state.get("thread_games", np.zeros((0, 4), np.int64)))
+        ]
+        rngs = [np.uint64(state["rng_state"])]
+        rngs += list(
+            np.asarray(state.get("thread_games", np.zeros((0, 4), np.int64)))[:, 3].view(np.uint64)
+        )
+        cells = [self._flat_boards(b) for b in saved]  # their shape and range, checked
+        check_memory(weights.nbytes * (3 if config.coherence else 1))
+        self.weights = None  # let the old tables go before the copies are made
         self.weights = np.array(weights, dtype=np.float32, copy=True)
+        if config.coherence:
+            self.coherence = None
+            self.coherence = np.array(coherence, dtype=np.float32, copy=True)
         self.config = config
-        self._game = game
-        self._cells = cells.copy()
-        self._rng = np.array([state["rng_state"]], dtype=np.uint64)
         self.moves = int(state["moves"])
         self.games = int(state["games"])
+        for worker in range(self.threads):
+            if worker >= len(saved):  # a thread the saved run did not have: a fresh game
+                self._start_game(worker, _worker_seed(config.seed, worker) ^ self.moves)
+                continue
+            self._cells[worker] = cells[worker]
+            self._games[worker] = 0
+            if self.packed:
+                self._games[worker, [_BOARD, _PREV]] = pack_boards(saved[worker])
+            self._games[worker, [_HAS_PREV, _SCORE, _LENGTH]] = rows[worker]
+            self._rngs[worker, 0] = rngs[worker]
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> NTupleNetwork:
-        """A network built with the config and game saved in ``state`` and loaded from it."""
-        config = NTupleConfig(**{k: state[k] for k in asdict(NTupleConfig())})
+    def from_state_dict(cls, state: dict, threads: int = 1) -> NTupleNetwork:
+        """A network built with the config and game saved in ``state`` and loaded from it,
+        training on ``threads`` threads (a player needs one)."""
+        config = config_of_state(state, threads=threads)
         game = games.get(state.get("game", games.DEFAULT))
-        network = cls(NTupleConfig(tuples=config.tuples, seed=config.seed), game)
+        network = cls(config, game)
         network.load_state_dict(state)
         return network
+
+
+_NO_COHERENCE = np.zeros(0, dtype=np.float32)
+
+
+def config_of_state(state: dict, threads: int | None = None) -> NTupleConfig:
+    """The ``NTupleConfig`` saved in a state dict (or checkpoint field); a setting added
+    after it was written takes the value that trained it then (one thread, no coherence,
+    one stage). ``threads`` replaces the saved one where given."""
+    defaults = {"threads": 1}
+    fields = {k: state.get(k, defaults.get(k, v)) for k, v in asdict(NTupleConfig()).items()}
+    if threads is not None:
+        fields["threads"] = threads
+    return NTupleConfig(**fields)
+
+
+def _worker_seed(seed: int, worker: int) -> int:
+    """Thread ``worker``'s generator seed: the config's for thread 0 (as with one thread),
+    spread by the golden-ratio step of splitmix64 for the others."""
+    return (seed + worker * 0x9E3779B97F4A7C15 * 0x5851F42D) % 2**64
+
+
+def _merge(*parts: TrainStats) -> TrainStats:
+    """One ``TrainStats`` of several calls' or threads', their games in order."""
+    return TrainStats(
+        moves=sum(p.moves for p in parts),
+        scores=np.concatenate([p.scores for p in parts]),
+        max_tiles=np.concatenate([p.max_tiles for p in parts]),
+        lengths=np.concatenate([p.lengths for p in parts]),
+        stages=np.concatenate([p.stages for p in parts]),
+        td_error_sum=sum(p.td_error_sum for p in parts),
+        updates=sum(p.updates for p in parts),
+        range_games=sum(p.range_games for p in parts),
+    )
 
 
 def _argmax_or_minus_one(q: np.ndarray) -> np.ndarray:

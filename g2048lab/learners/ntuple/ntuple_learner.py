@@ -26,7 +26,8 @@ import torch
 from ... import games
 from .. import register
 from ..base import Agent, Learner, LearnerSetup, LearnerView, RunHooks, softmax_probs
-from .network import NTupleConfig, NTupleNetwork, weights_shape
+from .layouts import LAYOUT_NAMES
+from .network import NTupleConfig, NTupleNetwork, config_of_state, weights_shape
 
 __all__ = ["NTupleAgent", "NTupleLearner"]
 
@@ -66,6 +67,8 @@ class NTupleLearner(Learner):
         "ntuple/learning_rate": "the TD step as a share of the error (spread over the features)",
         "ntuple/games_per_s": "training games finished per second over the iteration",
         "ntuple/range_games": "games ended at the table's range (a 65536 tile within reach)",
+        "ntuple/final_stage": "mean stage of the iteration's games' last boards (multistage)",
+        "ntuple/coherent": "1 while temporal coherence sets each weight's rate, else 0",
     }
 
     def __init__(self, config, setup: LearnerSetup):
@@ -81,11 +84,24 @@ class NTupleLearner(Learner):
         return 1
 
     def describe(self) -> str:
-        network = self.network
+        network, options = self.network, self.options
+        stages = len(network.stage_masks) + 1
+        rule = "TD(0)"
+        if options.coherence:
+            rule = (
+                "TC"
+                if not options.coherence_after
+                else f"TD(0), TC from move {options.coherence_after:,}"
+            )
+        stats = 0 if network.coherence is None else network.coherence.nbytes
         return (
-            f"ntuple: {self.options.tuples}-tuple network, {len(network.layout)} tuples on "
-            f"{network.game.rows}x{network.game.cols} ({network.weights.nbytes / 1e6:,.0f} MB "
-            f"of weights), TD(0), learning rate {self.options.learning_rate}"
+            f"ntuple: {_layout_name(options.tuples)} network, {len(network.layout)} tuples on "
+            f"{network.game.rows}x{network.game.cols}"
+            + (f" in {stages} stages ({options.stages})" if stages > 1 else "")
+            + f" ({(network.weights.nbytes + stats) / 1e6:,.0f} MB), {rule}, learning rate "
+            f"{options.learning_rate}"
+            + (f", optimistic init {options.optimistic_init:,g}" if options.optimistic_init else "")
+            + f", {network.threads} thread{'s' if network.threads > 1 else ''}"
         )
 
     def config_dict(self) -> dict[str, Any]:
@@ -96,7 +112,7 @@ class NTupleLearner(Learner):
 
     def iterate(self, hooks: RunHooks) -> dict[str, float | None] | None:
         start = time.perf_counter()
-        error_sum, updates, games, range_games = 0.0, 0, 0, 0
+        error_sum, updates, games, range_games, stage_sum = 0.0, 0, 0, 0, 0
         for _ in range(ITERATION_MOVES // CHUNK_MOVES):
             if not hooks.tick():
                 return None
@@ -110,6 +126,7 @@ class NTupleLearner(Learner):
             updates += stats.updates
             games += len(stats.scores)
             range_games += stats.range_games
+            stage_sum += int(stats.stages.sum())
         if range_games:
             hooks.note(f"{range_games} games reached the n-tuple table's range and were ended")
         self._iterations += 1
@@ -121,6 +138,8 @@ class NTupleLearner(Learner):
             "ntuple/learning_rate": self.options.learning_rate,
             "ntuple/games_per_s": games / seconds if seconds > 0 else None,
             "ntuple/range_games": range_games,
+            "ntuple/final_stage": stage_sum / games if games else None,
+            "ntuple/coherent": float(self.network._coherence_now().size > 0),
         }
         return dict(self._last)
 
@@ -170,11 +189,8 @@ class NTupleLearner(Learner):
 
     def state_dict(self) -> dict[str, Any]:
         state = self.network.state_dict(copy=False)  # saved in this thread before training goes on
-        tensors = {
-            "weights": torch.from_numpy(state.pop("weights")),
-            "board": torch.from_numpy(np.ascontiguousarray(state.pop("board"))),
-            "prev_afterstate": torch.from_numpy(np.ascontiguousarray(state.pop("prev_afterstate"))),
-        }
+        arrays = [k for k in _ARRAYS if k in state]
+        tensors = {k: torch.from_numpy(np.ascontiguousarray(state.pop(k))) for k in arrays}
         state["rng_state"] = str(state["rng_state"])  # a uint64: kept exact as text
         return {"ntuple": {**state, **tensors}, "ntuple_iterations": self._iterations}
 
@@ -203,10 +219,29 @@ class NTupleLearner(Learner):
         settings = {k: state[k] for k in asdict(NTupleConfig()) if k in state}
         config = ck.build(NTupleConfig, settings, "ntuple", bad)
         game = _network_game(payload, bad)
-        weights = state["weights"]
         want = weights_shape(config, game)
-        if weights.dtype != torch.float32 or tuple(weights.shape) != want:
-            raise bad("ntuple.weights", f"is {ck.show(weights)}, not float32 {want}")
+        shapes = {"weights": want, "coherence_stats": (*want, 2)}
+        for name, shape in shapes.items():
+            tensor = state.get(name)
+            if name == "coherence_stats" and not config.coherence and tensor is None:
+                continue
+            if (
+                not isinstance(tensor, torch.Tensor)
+                or tensor.dtype != torch.float32
+                or tuple(tensor.shape) != shape
+            ):
+                raise bad(f"ntuple.{name}", f"is {ck.show(tensor)}, not float32 {shape}")
+        more = state.get("thread_boards"), state.get("thread_games")
+        if more != (None, None):
+            ok = all(isinstance(t, torch.Tensor) for t in more) and (
+                more[0].dtype == torch.uint8
+                and more[0].dim() == 4
+                and tuple(more[0].shape[1:]) == (2, *game.shape)
+                and more[1].dtype == torch.int64
+                and tuple(more[1].shape) == (more[0].shape[0], 4)
+            )
+            if not ok:
+                raise bad("ntuple.thread_boards", "does not hold the other threads' games")
         for name in ("board", "prev_afterstate"):
             if tuple(state[name].shape) != game.shape:
                 shape = f"({game.rows}, {game.cols})"
@@ -216,12 +251,27 @@ class NTupleLearner(Learner):
 
     @classmethod
     def config_from_payload(cls, payload: dict[str, Any]) -> NTupleConfig:
-        state = payload["ntuple"]
-        return NTupleConfig(**{k: state[k] for k in asdict(NTupleConfig())})
+        return config_of_state(payload["ntuple"])
 
     @classmethod
     def load_agent(cls, payload: dict[str, Any], device: torch.device) -> NTupleAgent:
         return NTupleAgent(NTupleNetwork.from_state_dict(_network_state(payload)))
+
+
+def _layout_name(tuples: str) -> str:
+    """ "4x6-tuple" for a named layout, "custom-tuple (0,1,2,3;...)" for cells."""
+    return f"{tuples}-tuple" if tuples in LAYOUT_NAMES else f"custom-tuple ({tuples})"
+
+
+_ARRAYS = (
+    "weights",
+    "coherence_stats",
+    "board",
+    "prev_afterstate",
+    "thread_boards",
+    "thread_games",
+)
+"""The state dict's arrays, saved as tensors in a checkpoint."""
 
 
 def _network_game(payload: dict[str, Any], bad: Callable[[str, str], Exception]) -> games.Game:
@@ -241,28 +291,51 @@ def _network_state(payload: dict[str, Any]) -> dict[str, Any]:
     the game it plays: the run's where the field has none)."""
     state = dict(payload["ntuple"])
     state["game"] = state.get("game") or payload.get("game") or games.DEFAULT
-    for name in ("weights", "board", "prev_afterstate"):
-        state[name] = state[name].numpy()
+    for name in _ARRAYS:
+        if name in state:
+            state[name] = state[name].numpy()
     state["rng_state"] = int(state["rng_state"])
     return state
 
 
 class NTupleAgent(Agent):
     """An n-tuple network as a player: greedy over afterstates, or expectimax over its
-    afterstate values (``search_policy``, the engine's search)."""
+    afterstate values (``search_policy``, the engine's search). Boards beyond the tables
+    (a 65536 tile, or a move that makes one) are valued by tile-downgrading
+    (downgrade.py), so games go on past 32768."""
 
     def __init__(self, network: NTupleNetwork):
         self.network = network
 
     def policy(self, greedy: bool = True, seed: int = 0):
-        """Greedy over afterstates; -1 for a board a move of which would make a tile beyond
-        the tables (65536): ``evaluate`` ends that game there and counts it."""
+        """Greedy over afterstates, -1 where no move is legal."""
         if not greedy:
             raise ValueError("the n-tuple player has no move probabilities: drop --sampled")
         return lambda obs: self._greedy(obs["board"])
 
     def _greedy(self, boards: np.ndarray) -> np.ndarray:
-        return in_range(self.network.greedy_actions, boards, -1).astype(np.int64)
+        q = self._move_values(boards)  # (N, 4)
+        actions = q.argmax(axis=1).astype(np.int64)
+        actions[np.isneginf(q).all(axis=1)] = -1
+        return actions
+
+    def _values(self, boards: np.ndarray) -> np.ndarray:
+        """(N, R, C) afterstates -> (N,) float32 V, those beyond the tables downgraded."""
+        from .downgrade import downgraded_values
+        from .network import TABLE_EXPONENTS
+
+        return downgraded_values(self.network.values, boards, TABLE_EXPONENTS - 1)
+
+    def _move_values(self, boards: np.ndarray) -> np.ndarray:
+        """(N, R, C) boards -> (N, 4) float32 score + V(afterstate) per move, -inf where
+        illegal; afterstates beyond the tables downgraded."""
+        from .downgrade import downgraded_move_values
+        from .network import TABLE_EXPONENTS
+
+        network = self.network
+        return downgraded_move_values(
+            network.move_values, network.values, boards, TABLE_EXPONENTS - 1
+        )
 
     TEMPERATURE = 50.0
     """Score points: a move worth 50 points less than the best gets 1/e of its weight."""
@@ -270,21 +343,19 @@ class NTupleAgent(Agent):
     def move_probs(self, boards, masks, temperature=None):
         """A softmax over each move's reward + afterstate value (score points), at
         ``temperature`` points (``TEMPERATURE`` by default)."""
-        # (N, 4); a board past the table's range is not taught (-inf everywhere)
-        values = in_range(self.network.move_values, boards, NO_VALUES).astype(np.float32)
+        values = self._move_values(boards)  # (N, 4)
         return softmax_probs(values, masks, temperature or self.TEMPERATURE)
 
     def value_model(self):
         """Afterstate values, and the last ply of search fused in the network's compiled
-        ``move_values`` kernel."""
+        ``move_values`` kernel; boards beyond the tables downgraded."""
         from ...engine.search import ValueModel
 
-        network = self.network
         return ValueModel(
-            values=network.values,
+            values=self._values,
             of="afterstate",
-            move_values=network.move_values,
-            game=network.game,
+            move_values=self._move_values,
+            game=self.network.game,
         )
 
     def describe(self) -> str:
