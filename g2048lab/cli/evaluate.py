@@ -6,9 +6,9 @@ import argparse
 import json
 import time
 
-from ..engine.search import MAX_DEPTH, check_play_depth
+from ..engine.search import MAX_BUDGET_DEPTH, MAX_DEPTH, SearchBudget
 from ..evaluation import evaluate
-from ..options.arg_types import positive_int, seed_number
+from ..options.arg_types import positive_float, positive_int, seed_number
 from .tables import summary_table
 
 INTERVALS_NOTE = (
@@ -21,15 +21,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ..device import select_device
     from ..learners.loading import load_agent
 
-    if args.search is not None:
-        check_play_depth(args.search)  # before loading: a too deep search is refused at once
+    budget = search_budget(args)  # before loading: a bad search is refused at once
+    if budget is not None and args.sampled:
+        raise ValueError("--search plays the best move it finds: drop --sampled")
     loaded = load_agent(args.checkpoint, select_device(args.device))
     agent, name, payload = loaded.agent, loaded.learner, loaded.payload
-    if args.search is not None:
-        if args.sampled:
-            raise ValueError("--search plays the best move it finds: drop --sampled")
-        policy = agent.search_policy(args.search)
-        how = f"search depth {args.search}"
+    if budget is not None:
+        policy = agent.search_policy(budget.depth, budget.seconds, budget.nodes)
+        how = budget.describe()
     else:
         policy = agent.policy(greedy=not args.sampled, seed=args.seed)
         how = "sampled" if args.sampled else "greedy"
@@ -45,6 +44,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         env_steps=payload["counters"]["env_steps"],
         ms_per_move=1000 * seconds / max(1, int(result.lengths.sum())),
     )
+    if budget is not None:
+        summary["search_mean_depth"] = policy.mean_depth
     if args.json:
         print(json.dumps(summary))
     else:
@@ -62,7 +63,47 @@ def cmd_eval(args: argparse.Namespace) -> int:
             INTERVALS_NOTE.format(games=summary["games"], seed=args.seed), highlight=False
         )
         print(f"{summary['ms_per_move']:.3f} ms per move (all games in one batch)")
+        if budget is not None and budget.budgeted:
+            print(f"search reached depth {policy.mean_depth:.2f} per move on average")
     return 0
+
+
+def search_budget(args: argparse.Namespace) -> SearchBudget | None:
+    """The search ``--search``, ``--search-seconds`` and ``--search-nodes`` ask for (None:
+    none); ValueError in words for a depth out of range."""
+    if args.search is None and args.search_seconds is None and args.search_nodes is None:
+        return None
+    return SearchBudget(args.search, args.search_seconds, args.search_nodes)
+
+
+def add_search_flags(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """``--search DEPTH``, ``--search-seconds S`` and ``--search-nodes N`` (read by
+    ``search_budget``); ``prefix`` starts each help text."""
+    parser.add_argument(
+        "--search",
+        type=positive_int,
+        default=None,
+        metavar="DEPTH",
+        help=f"{prefix}expectimax over the learner's value, DEPTH moves deep, 1 to {MAX_DEPTH} "
+        f"(1 = greedy over afterstates); with a budget, the deepest it may go, 1 to "
+        f"{MAX_BUDGET_DEPTH} (default {MAX_BUDGET_DEPTH})",
+    )
+    parser.add_argument(
+        "--search-seconds",
+        type=positive_float,
+        default=None,
+        metavar="S",
+        help=f"{prefix}search each move as deep as S seconds allow (iterative deepening; "
+        "depth 1 always completes)",
+    )
+    parser.add_argument(
+        "--search-nodes",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"{prefix}search each move as deep as N spawned boards allow (iterative "
+        "deepening; depth 1 always completes)",
+    )
 
 
 def add_parser(commands) -> None:
@@ -80,13 +121,6 @@ def add_parser(commands) -> None:
     )
     evaluate_.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     evaluate_.add_argument("--sampled", action="store_true", help="sample moves, not argmax")
-    evaluate_.add_argument(
-        "--search",
-        type=positive_int,
-        default=None,
-        metavar="DEPTH",
-        help=f"expectimax over the learner's value, DEPTH moves deep, 1 to {MAX_DEPTH} (1 = "
-        "greedy over afterstates)",
-    )
+    add_search_flags(evaluate_)
     evaluate_.add_argument("--json", action="store_true")
     evaluate_.set_defaults(run=cmd_eval)

@@ -9,10 +9,10 @@ import time
 
 from .. import games
 from ..engine.env import VecEnv
-from ..engine.search import MAX_DEPTH, check_play_depth
+from ..engine.search import SearchBudget
 from ..evaluation import corner_policy, evaluate, random_policy
 from ..options.arg_types import game_name, positive_int, seed_number
-from .evaluate import INTERVALS_NOTE
+from .evaluate import INTERVALS_NOTE, add_search_flags, search_budget
 from .tables import board_table, summary_table
 
 POLICIES = {"random": random_policy, "corner": lambda seed: corner_policy}  # seed -> policy
@@ -23,13 +23,14 @@ def cmd_play(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.live import Live
 
-    if args.search is not None:
-        check_play_depth(args.search)  # before loading: a too deep search is refused at once
+    budget = search_budget(args)  # before loading: a bad search is refused at once
+    if budget is not None and args.checkpoint is None:
+        raise ValueError("--search needs --checkpoint: a baseline has no value to search with")
     console = Console()
     players = {name: make(args.seed) for name, make in POLICIES.items()}
     shown, game = args.policy, games.get(args.game)  # --game, else the checkpoint's, else 4x4
     if args.checkpoint is not None:
-        shown, game = _checkpoint_player(args, players)
+        shown, game = _checkpoint_player(args, players, budget)
     policy = players[shown]
     if args.watch:
         env = VecEnv(1, seed=args.seed, game=game)
@@ -58,7 +59,9 @@ def cmd_play(args: argparse.Namespace) -> int:
     return 0
 
 
-def _checkpoint_player(args: argparse.Namespace, players: dict) -> tuple[str, games.Game]:
+def _checkpoint_player(
+    args: argparse.Namespace, players: dict, budget: SearchBudget | None
+) -> tuple[str, games.Game]:
     """Add the checkpoint's player to ``players``; returns its name and its game (a
     ``--game`` other than the checkpoint's is refused: a player plays the game it learned)."""
     from ..device import select_device
@@ -71,8 +74,12 @@ def _checkpoint_player(args: argparse.Namespace, players: dict) -> tuple[str, ga
             "(a checkpoint's player plays the game it learned)"
         )
     agent = loaded.agent
-    name = loaded.learner + (f" search {args.search}" if args.search else "")
-    players[name] = agent.search_policy(args.search) if args.search else agent.policy()
+    if budget is None:
+        players[loaded.learner] = agent.policy()
+        return loaded.learner, loaded.game
+    how = budget.describe() if budget.budgeted else f"search {budget.cap}"
+    name = f"{loaded.learner} {how}"
+    players[name] = agent.search_policy(budget.depth, budget.seconds, budget.nodes)
     return name, loaded.game
 
 
@@ -89,13 +96,7 @@ def add_parser(commands) -> None:
     play.add_argument(
         "--checkpoint", default=None, help="watch this checkpoint's learner (a file or run folder)"
     )
-    play.add_argument(
-        "--search",
-        type=positive_int,
-        default=None,
-        metavar="DEPTH",
-        help=f"with --checkpoint: expectimax DEPTH moves deep, 1 to {MAX_DEPTH}",
-    )
+    add_search_flags(play, "with --checkpoint: ")
     play.add_argument("--games", type=positive_int, default=1000, help="games per policy")
     play.add_argument("--seed", type=seed_number, default=0)
     play.add_argument("--delay", type=float, default=0.02, help="seconds between shown moves")

@@ -31,10 +31,18 @@ last level of afterstates. Levels wider than ``max_boards`` spawned boards are p
 in slices, which bounds memory at about ``(5 * cells + 150) bytes * max_boards`` per ply
 below the root (some 15 MB per ply on 4x4 at the default), plus what ``values`` needs
 for one call, which gets at most ``4 * max_boards`` boards.
+
+At play time a move may be given a budget instead of a depth (``SearchBudget``,
+``search_policy(model, seconds=..., nodes=...)``): iterative deepening searches depth 1,
+2, 3, ... up to a cap and keeps the answer of the deepest depth that completed. Depth 1
+always completes; a deeper one is started only if its cost, predicted from the last
+ones (each ply costs some 30 times the one before on 4x4), fits what is left, and is
+abandoned mid-way if the clock or the node count runs out all the same.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -43,7 +51,7 @@ import numpy as np
 from numba import njit
 
 from .. import games
-from .env import Policy, RewardConfig
+from .env import RewardConfig
 from .rules import (
     FAST_LIMIT,
     MAX_SIDE,
@@ -59,9 +67,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_BOARDS",
+    "MAX_BUDGET_DEPTH",
     "MAX_DEPTH",
+    "Deepening",
+    "SearchBudget",
+    "SearchPolicy",
     "ValueModel",
     "check_play_depth",
+    "deepening_values",
     "expectimax_actions",
     "expectimax_values",
     "search_policy",
@@ -73,11 +86,20 @@ MAX_BOARDS = 1 << 16
 """Default number of spawned boards one slice of a search level may hold."""
 
 MAX_DEPTH = 3
-"""The deepest search whole games are played with (``search_policy``, ``g2048lab eval
---search``). Each move deeper costs some 30 times more on 4x4 (more on larger boards): on
-one CPU thread a move at depth 3 takes about 0.1-0.5 s per board for the tiny transformer,
-under a millisecond for a small n-tuple network; at depth 4 seconds, so hours for one
-game. ``expectimax_values`` itself takes any depth, for looking at a few boards."""
+"""The deepest fixed-depth search whole games are played with (``search_policy``,
+``g2048lab eval --search``; one with a budget may go to ``MAX_BUDGET_DEPTH``). Each move
+deeper costs some 30 times more on 4x4 (more on larger boards): on one CPU thread a move
+at depth 3 takes about 0.1-0.5 s per board for the tiny transformer, under a millisecond
+for a small n-tuple network; at depth 4 seconds, so hours for one game.
+``expectimax_values`` itself takes any depth, for looking at a few boards."""
+
+MAX_BUDGET_DEPTH = 8
+"""The deepest a search with a time or node budget may go (its default cap): the budget,
+not the depth, bounds the cost of a move."""
+
+GROWTH = 30.0
+"""The assumed ratio of one depth's spawned boards to the one before's, until two depths
+have been measured (about 30 on 4x4 mid-game boards)."""
 
 RewardFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
@@ -132,6 +154,11 @@ def expectimax_values(
     """
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
         raise ValueError(f"depth must be an int >= 1 (plies; 1 is greedy), got {depth!r}")
+    return _q_values(_checked_flat(boards, model, max_boards), model, int(depth), max_boards)
+
+
+def _checked_flat(boards: np.ndarray, model: ValueModel, max_boards: int) -> np.ndarray:
+    """(N, R, C) uint8 boards of ``model.game`` -> (N, cells), or ValueError saying why not."""
     game = model.game
     if max_boards < 2 * (game.cells - 1):
         raise ValueError(
@@ -145,8 +172,7 @@ def expectimax_values(
             f"boards must be (N, {rows}, {cols}) uint8 exponents for {game.name}, got "
             f"{boards.dtype} {boards.shape}; use board[None] for one board"
         )
-    flat = np.ascontiguousarray(boards).reshape(-1, game.cells)
-    return _q_values(flat, model, int(depth), max_boards)
+    return np.ascontiguousarray(boards).reshape(-1, game.cells)
 
 
 def expectimax_actions(
@@ -154,76 +180,290 @@ def expectimax_actions(
 ) -> np.ndarray:
     """(N, R, C) uint8 boards -> (N,) int64 move of highest ``Q_depth``, the first in
     ``Action`` order on a tie; -1 for a board with no legal move."""
-    q = expectimax_values(boards, model, depth, max_boards)
+    return _best_moves(expectimax_values(boards, model, depth, max_boards))
+
+
+def _best_moves(q: np.ndarray) -> np.ndarray:
+    """(N, 4) Q -> (N,) int64 first best move, -1 where all four are -inf."""
     actions = q.argmax(axis=1)
     actions[np.isneginf(q).all(axis=1)] = -1
     return actions
 
 
-def search_policy(model: ValueModel, depth: int, max_boards: int = MAX_BOARDS) -> Policy:
-    """A policy for ``evaluation.evaluate`` that plays ``expectimax_actions``; ``depth``
-    at most ``MAX_DEPTH``."""
-    check_play_depth(depth)
-    return lambda obs: expectimax_actions(obs["board"], model, depth, max_boards)
-
-
-def check_play_depth(depth: int) -> None:
-    """ValueError saying why not, unless whole games can be played ``depth`` moves deep
-    (1 to ``MAX_DEPTH``)."""
+def check_play_depth(depth: int, budgeted: bool = False) -> None:
+    """ValueError saying why not, unless whole games can be played ``depth`` moves deep:
+    1 to ``MAX_DEPTH``, or with a time or node budget (``budgeted``) a cap of 1 to
+    ``MAX_BUDGET_DEPTH``."""
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
         raise ValueError(f"search depth must be a whole number of moves, at least 1, got {depth!r}")
-    if depth > MAX_DEPTH:
+    if budgeted and depth > MAX_BUDGET_DEPTH:
+        raise ValueError(
+            f"search depth cap {depth} is too deep: use 1 to {MAX_BUDGET_DEPTH} (the time or "
+            "node budget bounds each move)"
+        )
+    if not budgeted and depth > MAX_DEPTH:
         raise ValueError(
             f"search depth {depth} is too deep: use 1 to {MAX_DEPTH} (each move deeper costs "
-            "some 30 times more; at depth 4 a move takes seconds, a game hours)"
+            "some 30 times more; at depth 4 a move takes seconds, a game hours), or give a "
+            "time or node budget per move"
         )
+
+
+# --- play time: a depth, or a budget per move through iterative deepening -------------------
+
+
+@dataclass(frozen=True)
+class SearchBudget:
+    """How far search looks for each move.
+
+    depth: the depth (moves, 1 = greedy) without a budget; with one, the deepest that
+        iterative deepening may reach. None: ``MAX_DEPTH`` without a budget,
+        ``MAX_BUDGET_DEPTH`` with one.
+    seconds: wall-clock seconds per board and move (a call on N boards gets N times
+        this), or None.
+    nodes: spawned boards (the distinct boards of the chance levels, summed over every
+        depth searched) per board and move, or None.
+
+    Depth 1 is always searched, whatever the budget.
+    """
+
+    depth: int | None = None
+    seconds: float | None = None
+    nodes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.seconds is not None and not (
+            isinstance(self.seconds, (int, float)) and 0 < self.seconds < float("inf")
+        ):
+            raise ValueError(f"search seconds per move must be above 0, got {self.seconds!r}")
+        if self.nodes is not None and (
+            isinstance(self.nodes, bool)
+            or not isinstance(self.nodes, (int, np.integer))
+            or self.nodes < 1
+        ):
+            raise ValueError(
+                f"search nodes per move must be a whole number >= 1, got {self.nodes!r}"
+            )
+        if self.depth is not None:
+            check_play_depth(self.depth, self.budgeted)
+
+    @property
+    def budgeted(self) -> bool:
+        """Whether a time or node budget decides the depth (iterative deepening)."""
+        return self.seconds is not None or self.nodes is not None
+
+    @property
+    def cap(self) -> int:
+        """The fixed depth, or the deepest iterative deepening may go."""
+        if self.depth is not None:
+            return self.depth
+        return MAX_BUDGET_DEPTH if self.budgeted else MAX_DEPTH
+
+    def describe(self) -> str:
+        """A few words: "depth 2", "0.1 s per move, depth at most 8"."""
+        if not self.budgeted:
+            return f"search depth {self.cap}"
+        parts = []
+        if self.seconds is not None:
+            parts.append(f"{self.seconds:g} s")
+        if self.nodes is not None:
+            parts.append(f"{self.nodes:,} nodes")
+        return f"search {' and '.join(parts)} per move, depth at most {self.cap}"
+
+
+@dataclass(frozen=True)
+class Deepening:
+    """What iterative deepening found for a batch of boards.
+
+    q: (N, 4) float64 ``Q_depth`` of the deepest completed depth, -inf where illegal.
+    depth: that depth (every board of the batch is searched to the same depth).
+    nodes: spawned boards of the completed depths, summed.
+    seconds: wall-clock time of the call.
+    """
+
+    q: np.ndarray
+    depth: int
+    nodes: int
+    seconds: float
+
+
+def deepening_values(
+    boards: np.ndarray, model: ValueModel, budget: SearchBudget, max_boards: int = MAX_BOARDS
+) -> Deepening:
+    """Iterative deepening over (N, R, C) uint8 boards within ``budget`` (N times its
+    per-board seconds and nodes): depth 1, 2, ... up to ``budget.cap``, keeping the
+    deepest depth that completed.
+
+    A depth is started only if its predicted cost fits what is left: its spawned boards
+    are the last depth's times the last ratio of two depths (``GROWTH`` before two are
+    known; from depth 1 of an afterstate model, which spawns nothing, the count of its
+    first level's spawns), and its time the last depth's scaled by its work, the roots
+    plus the spawned boards. One that overruns all the same is abandoned between
+    levels, so the nodes reported never exceed the budget and the time exceeds it by at
+    most one level of one slice.
+    """
+    start = time.perf_counter()
+    flat = _checked_flat(boards, model, max_boards)
+    n = flat.shape[0]
+    max_nodes = None if budget.nodes is None else n * budget.nodes
+    deadline = None if budget.seconds is None else start + n * budget.seconds
+    tally = _Tally()
+    q = _q_values(flat, model, 1, max_boards, tally)  # depth 1 always completes
+    depth, spent = 1, tally.nodes
+    counts, took = [tally.nodes], [time.perf_counter() - start]  # per completed depth
+    while depth < budget.cap and budget.budgeted and n:
+        if counts[-1] == 0:  # depth 1 of an afterstate model: the first level's spawns
+            guess = _first_spawns(flat, model)
+        elif len(counts) >= 2 and counts[-2] > 0:
+            guess = counts[-1] * counts[-1] / counts[-2]
+        else:
+            guess = counts[-1] * GROWTH
+        guess_seconds = took[-1] * (n + guess) / (n + counts[-1])
+        if max_nodes is not None and spent + guess > max_nodes:
+            break
+        if deadline is not None and time.perf_counter() + guess_seconds > deadline:
+            break
+        left = None if max_nodes is None else max_nodes - spent
+        tally = _Tally(left, deadline)
+        began = time.perf_counter()
+        try:
+            deeper = _q_values(flat, model, depth + 1, max_boards, tally)
+        except _OutOfBudget:
+            break
+        q, depth, spent = deeper, depth + 1, spent + tally.nodes
+        counts.append(tally.nodes)
+        took.append(time.perf_counter() - began)
+    return Deepening(q, depth, spent, time.perf_counter() - start)
+
+
+class SearchPolicy:
+    """A policy for ``evaluation.evaluate``: the best move of an expectimax search of each
+    board, to a fixed depth or within a budget (``SearchBudget``), -1 where no move is
+    legal. It counts what it did: ``boards`` searched, ``mean_depth`` reached, ``nodes``
+    (spawned boards, with a budget)."""
+
+    def __init__(self, model: ValueModel, budget: SearchBudget, max_boards: int = MAX_BOARDS):
+        self.model, self.budget, self.max_boards = model, budget, max_boards
+        self.boards = 0
+        self.depths = 0  # sum over searched boards of the depth reached
+        self.nodes = 0
+
+    def __call__(self, obs: dict) -> np.ndarray:
+        boards = obs["board"]
+        if self.budget.budgeted:
+            found = deepening_values(boards, self.model, self.budget, self.max_boards)
+            q, depth = found.q, found.depth
+            self.nodes += found.nodes
+        else:
+            depth = self.budget.cap
+            q = expectimax_values(boards, self.model, depth, self.max_boards)
+        self.boards += len(boards)
+        self.depths += depth * len(boards)
+        return _best_moves(q)
+
+    @property
+    def mean_depth(self) -> float | None:
+        """Mean depth reached per board and move, None before the first move."""
+        return self.depths / self.boards if self.boards else None
+
+
+def search_policy(
+    model: ValueModel,
+    depth: int | None = None,
+    seconds: float | None = None,
+    nodes: int | None = None,
+    max_boards: int = MAX_BOARDS,
+) -> SearchPolicy:
+    """A policy for ``evaluation.evaluate`` that plays the best move of an expectimax
+    search: ``depth`` moves deep (at most ``MAX_DEPTH``; None: ``MAX_DEPTH``), or, given
+    ``seconds`` or ``nodes`` per board and move, as deep as that budget allows (iterative
+    deepening, ``depth`` then the cap, at most ``MAX_BUDGET_DEPTH``). See ``SearchBudget``."""
+    return SearchPolicy(model, SearchBudget(depth, seconds, nodes), max_boards)
+
+
+class _OutOfBudget(Exception):
+    """A depth of iterative deepening ran out of time or nodes before it completed."""
+
+
+class _Tally:
+    """Counts the spawned boards of one search and stops it (``_OutOfBudget``) past
+    ``max_nodes`` or ``deadline`` (a ``time.perf_counter()`` value)."""
+
+    def __init__(self, max_nodes: int | None = None, deadline: float | None = None):
+        self.nodes, self.max_nodes, self.deadline = 0, max_nodes, deadline
+
+    def spend(self, nodes: int) -> None:
+        if self.max_nodes is not None and self.nodes + nodes > self.max_nodes:
+            raise _OutOfBudget
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise _OutOfBudget
+        self.nodes += nodes
+
+
+def _first_spawns(flat: np.ndarray, model: ValueModel) -> int:
+    """Spawned boards of the first chance level below (n, cells) roots, before the
+    transposition table merges the same ones: one per empty cell and tile of each distinct
+    afterstate."""
+    after = _moves(flat, line_cells(*model.game.shape), MOVE_TABLE)[0]
+    p = model.game.four_probability
+    kinds = (1 if p < 1 else 0) + (1 if p > 0 else 0)
+    return kinds * int((after == 0).sum())
 
 
 # --- the tree, one level at a time ----------------------------------------------------------
 
 
-def _q_values(boards: np.ndarray, model: ValueModel, depth: int, max_boards: int) -> np.ndarray:
+def _q_values(
+    boards: np.ndarray, model: ValueModel, depth: int, max_boards: int, tally: _Tally | None = None
+) -> np.ndarray:
     """(n, cells) flat boards -> (n, 4) Q_depth, -inf for illegal moves (all four on a board
-    with no legal move)."""
+    with no legal move). ``tally`` counts the spawned boards and may stop the search."""
     if depth == 1 and model.move_values is not None:
         return _call_move_values(model, boards)
     after, pairs, inverse, scores = _moves(boards, line_cells(*model.game.shape), MOVE_TABLE)
     q = np.full(4 * boards.shape[0], -np.inf)
     if pairs.size:
         rewards = _rewards(model, boards[pairs // 4], after[inverse], scores)
-        chance = _chance_values(after, model, depth, max_boards)
+        chance = _chance_values(after, model, depth, max_boards, tally)
         q[pairs] = rewards + model.discount * chance[inverse]
     return q.reshape(-1, 4)
 
 
-def _chance_values(after: np.ndarray, model: ValueModel, depth: int, max_boards: int) -> np.ndarray:
+def _chance_values(
+    after: np.ndarray, model: ValueModel, depth: int, max_boards: int, tally: _Tally | None
+) -> np.ndarray:
     """(m, cells) distinct afterstates -> (m,) C_depth, in slices of at most ``max_boards``
     spawns."""
     if depth == 1 and model.of == "afterstate":
         return _call_values(model, after)
     if 2 * after.size <= max_boards:  # two spawns per cell at most: one slice
-        return _chance_slice(after, model, depth, max_boards)
+        return _chance_slice(after, model, depth, max_boards, tally)
     spawns = np.cumsum(2 * (after == 0).sum(axis=1))  # (m,) spawned boards up to each afterstate
     out = np.empty(after.shape[0])
     start = 0
     while start < after.shape[0]:
         before = spawns[start - 1] if start else 0
         stop = max(int(np.searchsorted(spawns, before + max_boards, side="right")), start + 1)
-        out[start:stop] = _chance_slice(after[start:stop], model, depth, max_boards)
+        out[start:stop] = _chance_slice(after[start:stop], model, depth, max_boards, tally)
         start = stop
     return out
 
 
-def _chance_slice(after: np.ndarray, model: ValueModel, depth: int, max_boards: int) -> np.ndarray:
+def _chance_slice(
+    after: np.ndarray, model: ValueModel, depth: int, max_boards: int, tally: _Tally | None
+) -> np.ndarray:
     """(m, cells) afterstates -> (m,) expectation over their spawns of W (see the module
     docstring)."""
     children, inverse, probs, parents = _spawns(after, model.game.four_probability)
+    if tally is not None:
+        tally.spend(children.shape[0])
     if depth == 1:  # a state model's leaves: V where a move is left
         alive = legal_mask(children.reshape(-1, *model.game.shape)).any(axis=1)
         w = np.full(children.shape[0], model.terminal_value)
         w[alive] = _call_values(model, children[alive])
     else:  # a board with no legal move has Q = -inf for all four moves
-        w = _best_or(_q_values(children, model, depth - 1, max_boards), model.terminal_value)
+        q = _q_values(children, model, depth - 1, max_boards, tally)
+        w = _best_or(q, model.terminal_value)
     return _expectation(w, inverse, probs, parents, after.shape[0])
 
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from ..distributed import DistContext
     from ..engine.env import Policy
-    from ..engine.search import ValueModel
+    from ..engine.search import SearchPolicy, ValueModel
     from ..recording import GameRecord, GameRecorder
 
 __all__ = ["Agent", "Learner", "LearnerSetup", "LearnerView", "RunHooks", "softmax_probs"]
@@ -141,16 +141,20 @@ class Agent(ABC):
         """The value function expectimax search uses (search.ValueModel), None if none."""
         return None
 
-    def search_policy(self, depth: int) -> Policy:
-        """Expectimax ``depth`` plies deep over ``value_model()``, on its game (engine.search,
-        the one search of every learner; a learner with compiled values speeds it up through
-        ``ValueModel.move_values``, not with a search of its own)."""
+    def search_policy(
+        self, depth: int | None = None, seconds: float | None = None, nodes: int | None = None
+    ) -> SearchPolicy:
+        """Expectimax over ``value_model()``, on its game (engine.search, the one search of
+        every learner; a learner with compiled values speeds it up through
+        ``ValueModel.move_values``, not with a search of its own): ``depth`` plies deep,
+        or as deep as ``seconds`` or ``nodes`` per board and move allow, ``depth`` then
+        the cap (``search.SearchBudget``)."""
         from ..engine.search import search_policy
 
         model = self.value_model()
         if model is None:
             raise ValueError(f"{self.describe()} has no value function to search with")
-        return search_policy(model, depth)
+        return search_policy(model, depth, seconds, nodes)
 
     def describe(self) -> str:
         """A few words for listings: "GameTransformer 0.04 M parameters"."""
