@@ -83,6 +83,17 @@ def test_a_depth_that_overruns_its_prediction_is_abandoned(network, boards, monk
         search._Tally(deadline=0.0).spend(1)  # a clock past its deadline stops a depth too
 
 
+def test_a_rate_from_an_earlier_move_predicts_time_and_a_stale_one_fades(network, boards):
+    model = NTupleAgent(network).value_model()
+    budget = SearchBudget(depth=3, seconds=5.0)
+    found = deepening_values(boards, model, budget)
+    assert found.depth == 3 and 0 < found.rate < 1e-3  # seconds per spawned board
+    slow = deepening_values(boards, model, budget, rate=1e3)  # "a spawn takes 1000 s"
+    assert slow.depth == 1 and slow.rate == 1e3 * search.STALE_RATE  # tried again later
+    again = deepening_values(boards, model, budget, rate=found.rate)
+    assert again.depth == 3
+
+
 def test_the_policy_counts_its_depth_and_a_depth_alone_still_works(network):
     model = NTupleAgent(network).value_model()
     fixed = search_policy(model, 2)

@@ -101,6 +101,19 @@ GROWTH = 30.0
 """The assumed ratio of one depth's spawned boards to the one before's, until two depths
 have been measured (about 30 on 4x4 mid-game boards)."""
 
+MIN_RATE = 1e-9
+"""The least seconds per spawned board a measured rate is taken as (timer noise can
+make two depths' difference 0 or less)."""
+
+DEADLINE_MAX_BOARDS = 1 << 13
+"""Spawned boards per slice of a search with a time budget (``max_boards``): the deadline
+is looked at between slices, and a slice of the 4x6 network's leaves takes some 10 ms."""
+
+STALE_RATE = 0.5
+"""What a rate from an earlier call is multiplied by when it kept a depth from starting:
+one slow measurement (a compile, a busy moment) does not keep search shallow for good,
+it is tried again a few moves later and measured afresh."""
+
 RewardFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -279,37 +292,50 @@ class Deepening:
     depth: that depth (every board of the batch is searched to the same depth).
     nodes: spawned boards of the completed depths, summed.
     seconds: wall-clock time of the call.
+    rate: seconds per spawned board the last depths took (the marginal cost), None if
+        unknown; the next call's ``rate``.
     """
 
     q: np.ndarray
     depth: int
     nodes: int
     seconds: float
+    rate: float | None = None
 
 
 def deepening_values(
-    boards: np.ndarray, model: ValueModel, budget: SearchBudget, max_boards: int = MAX_BOARDS
+    boards: np.ndarray,
+    model: ValueModel,
+    budget: SearchBudget,
+    max_boards: int = MAX_BOARDS,
+    rate: float | None = None,
 ) -> Deepening:
     """Iterative deepening over (N, R, C) uint8 boards within ``budget`` (N times its
     per-board seconds and nodes): depth 1, 2, ... up to ``budget.cap``, keeping the
     deepest depth that completed.
 
-    A depth is started only if its predicted cost fits what is left: its spawned boards
-    are the last depth's times the last ratio of two depths (``GROWTH`` before two are
-    known; from depth 1 of an afterstate model, which spawns nothing, the count of its
-    first level's spawns), and its time the last depth's scaled by its work, the roots
-    plus the spawned boards. One that overruns all the same is abandoned between
-    levels, so the nodes reported never exceed the budget and the time exceeds it by at
-    most one level of one slice.
+    A depth is started only if its predicted cost fits what is left. Its spawned boards:
+    the last depth's times the last ratio of two depths (``GROWTH`` before two are
+    known; after depth 1 of an afterstate model, which spawns nothing, the count of the
+    first level's spawns). Its time: the last depth's plus ``rate`` seconds per spawned
+    board more, ``rate`` measured between the last two depths of this call, else the
+    one given (``Deepening.rate`` of an earlier call: ``SearchPolicy`` passes it on from
+    move to move; halved, ``STALE_RATE``, each time it keeps a depth from starting),
+    else unknown, and the depth is tried. A depth that overruns all the
+    same is abandoned between slices (and its rate so far kept), so the nodes reported
+    never exceed the budget and the time exceeds it by at most one slice's work (a time
+    budget slices levels at ``DEADLINE_MAX_BOARDS`` spawned boards at most).
     """
     start = time.perf_counter()
     flat = _checked_flat(boards, model, max_boards)
+    if budget.seconds is not None:  # the deadline is looked at between slices
+        max_boards = max(min(max_boards, DEADLINE_MAX_BOARDS), 2 * (model.game.cells - 1))
     n = flat.shape[0]
     max_nodes = None if budget.nodes is None else n * budget.nodes
     deadline = None if budget.seconds is None else start + n * budget.seconds
     tally = _Tally()
     q = _q_values(flat, model, 1, max_boards, tally)  # depth 1 always completes
-    depth, spent = 1, tally.nodes
+    depth, spent, measured = 1, tally.nodes, False
     counts, took = [tally.nodes], [time.perf_counter() - start]  # per completed depth
     while depth < budget.cap and budget.budgeted and n:
         if counts[-1] == 0:  # depth 1 of an afterstate model: the first level's spawns
@@ -318,10 +344,15 @@ def deepening_values(
             guess = counts[-1] * counts[-1] / counts[-2]
         else:
             guess = counts[-1] * GROWTH
-        guess_seconds = took[-1] * (n + guess) / (n + counts[-1])
         if max_nodes is not None and spent + guess > max_nodes:
             break
+        # an unknown rate: the depth is tried, and the deadline stops it if it must
+        guess_seconds = 0.0 if rate is None else took[-1] + rate * (guess - counts[-1])
         if deadline is not None and time.perf_counter() + guess_seconds > deadline:
+            if (
+                rate is not None and not measured
+            ):  # an old rate (a compile, a busy moment?) is trusted less
+                rate = rate * STALE_RATE
             break
         left = None if max_nodes is None else max_nodes - spent
         tally = _Tally(left, deadline)
@@ -329,11 +360,16 @@ def deepening_values(
         try:
             deeper = _q_values(flat, model, depth + 1, max_boards, tally)
         except _OutOfBudget:
+            if tally.nodes:  # what it cost so far: a rate, if an upper one
+                rate, measured = (time.perf_counter() - began) / tally.nodes, True
             break
         q, depth, spent = deeper, depth + 1, spent + tally.nodes
         counts.append(tally.nodes)
         took.append(time.perf_counter() - began)
-    return Deepening(q, depth, spent, time.perf_counter() - start)
+        if counts[-1] > counts[-2]:  # the marginal cost: fixed costs per call cancel
+            rate = max((took[-1] - took[-2]) / (counts[-1] - counts[-2]), MIN_RATE)
+            measured = True
+    return Deepening(q, depth, spent, time.perf_counter() - start, rate)
 
 
 class SearchPolicy:
@@ -347,12 +383,13 @@ class SearchPolicy:
         self.boards = 0
         self.depths = 0  # sum over searched boards of the depth reached
         self.nodes = 0
+        self.rate: float | None = None  # seconds per spawned board, from move to move
 
     def __call__(self, obs: dict) -> np.ndarray:
         boards = obs["board"]
         if self.budget.budgeted:
-            found = deepening_values(boards, self.model, self.budget, self.max_boards)
-            q, depth = found.q, found.depth
+            found = deepening_values(boards, self.model, self.budget, self.max_boards, self.rate)
+            q, depth, self.rate = found.q, found.depth, found.rate
             self.nodes += found.nodes
         else:
             depth = self.budget.cap
