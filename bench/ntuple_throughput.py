@@ -1,9 +1,10 @@
-"""Training moves per second of the n-tuple network on one thread, and a short learning check,
-on any game of the 2048 family (``--game``, 2048 on 4x4 by default).
+"""Training moves per second of the n-tuple network on 1 and more threads, and a short
+learning check, on any game of the 2048 family (``--game``, 2048 on 4x4 by default).
 
-Throughput: ``--repeats`` timed ``train(--moves)`` calls on one network after a
-warm-up call (numba compilation excluded), median and each run. The network keeps
-learning across the repeats, so later runs see longer games and more of the table.
+Throughput: for each thread count of ``--threads`` (default "1,2": the scaling), ``--repeats``
+timed ``train(--moves)`` calls on one network after a warm-up call (numba compilation
+excluded), median and each run. The network keeps learning across the repeats, so later
+runs see longer games and more of the table.
 
 Learning: a fresh network trains for ``--minutes`` in chunks of ``--chunk`` moves
 (~0.1 s each, as a run loop would call it), printing every ~10 s the moves, the games
@@ -12,9 +13,11 @@ finished since the last line, their share reaching the game's top reach tile (20
 plays ``--eval-games`` fresh games greedily through ``evaluation.evaluate``, and with
 ``--search D`` another ``--search-games`` games with ``D``-ply expectimax.
 
-    python bench/ntuple_throughput.py [--moves 1000000] [--repeats 5] [--minutes 1]
-        [--eval-games 200] [--search 2] [--search-games 50] [--learning-rate 0.1]
-        [--optimistic-init 0] [--tuples 4x6] [--game 2048-4x4] [--seed 0] [--json]
+    python bench/ntuple_throughput.py [--moves 1000000] [--repeats 5] [--threads 1,2]
+        [--minutes 1] [--learn-threads 0] [--eval-games 200] [--search 2]
+        [--search-games 50] [--learning-rate 0.4] [--optimistic-init 0] [--coherence]
+        [--coherence-after 0] [--stages ""] [--tuples 4x6] [--game 2048-4x4] [--seed 0]
+        [--json]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import argparse
 import json
 import statistics
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -104,6 +108,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moves", type=int, default=1_000_000, help="per timed run")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs; 0 skips")
+    parser.add_argument("--threads", default="1,2", help="thread counts timed, e.g. 1,2")
+    parser.add_argument("--learn-threads", type=int, default=0, help="0: every core")
     parser.add_argument("--minutes", type=float, default=1.0, help="learning check; 0 skips")
     parser.add_argument("--chunk", type=int, default=200_000, help="moves per train() call")
     parser.add_argument("--eval-games", type=int, default=200)
@@ -111,6 +117,9 @@ def main() -> None:
     parser.add_argument("--search-games", type=int, default=50)
     parser.add_argument("--learning-rate", type=float, default=NTupleConfig.learning_rate)
     parser.add_argument("--optimistic-init", type=float, default=NTupleConfig.optimistic_init)
+    parser.add_argument("--coherence", action="store_true", help="temporal coherence")
+    parser.add_argument("--coherence-after", type=int, default=0)
+    parser.add_argument("--stages", default="")
     parser.add_argument("--tuples", default=NTupleConfig.tuples)
     parser.add_argument("--game", default=games.DEFAULT, help="2048-3x3, 2048-5x5, ...")
     parser.add_argument("--seed", type=int, default=0)
@@ -119,6 +128,10 @@ def main() -> None:
     config = NTupleConfig(
         learning_rate=args.learning_rate,
         optimistic_init=args.optimistic_init,
+        coherence=args.coherence,
+        coherence_after=args.coherence_after,
+        stages=args.stages,
+        threads=args.learn_threads,
         tuples=args.tuples,
         seed=args.seed,
     )
@@ -127,11 +140,17 @@ def main() -> None:
     result: dict = {"config": vars(args)}
 
     if args.repeats:
-        runs = moves_per_second(config, game, args.moves, args.repeats)
-        result["moves_per_s"] = statistics.median(runs)
-        result["moves_per_s_runs"] = runs
-        say(f"training moves/s, one thread: median {result['moves_per_s']:,.0f}   runs:")
-        say("  " + " ".join(f"{r:,.0f}" for r in runs))
+        result["moves_per_s"] = {}
+        for threads in map(int, args.threads.split(",")):
+            runs = moves_per_second(
+                replace(config, threads=threads), game, args.moves, args.repeats
+            )
+            result["moves_per_s"][threads] = {"median": statistics.median(runs), "runs": runs}
+            say(f"training moves/s, {threads} thread(s): median {statistics.median(runs):,.0f}")
+            say("  runs: " + " ".join(f"{r:,.0f}" for r in runs))
+        medians = [v["median"] for v in result["moves_per_s"].values()]
+        if len(medians) > 1:
+            say(f"  scaling, last over first: {medians[-1] / medians[0]:.2f}x")
 
     if args.minutes:
         share = f"{game.reach_tiles[-1]} share"

@@ -28,6 +28,7 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import tempfile
 import time
 import types
@@ -64,12 +65,16 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message says why and what to do, in one line."""
 
 
-def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
+def save_checkpoint(
+    payload: dict[str, Any], path: str | Path, make_room: Callable[[int], None] | None = None
+) -> Path:
     """Write ``payload`` to ``path`` atomically (temporary file, fsync, rename).
 
     The file is serialised in memory first, so that a full disk is an ``OSError`` of the
     write (torch's own writer reports it as an opaque position mismatch); either way the
     error is a ``CheckpointError`` saying what to do, and no temporary file is left.
+    ``make_room(nbytes)``, if given, is called with the file's size before it is written
+    (``CheckpointManager`` frees space there).
     """
     path = Path(path)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
@@ -79,6 +84,8 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if make_room is not None:
+            make_room(len(data.getbuffer()))
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as file:
             file.write(data.getbuffer())
@@ -433,7 +440,13 @@ def check_optimizer(state: dict[str, Any], shapes: list[tuple[int, ...]], bad: C
 
 
 class CheckpointManager:
-    """The checkpoint files of one run folder: the last ``keep_last`` and the best."""
+    """The checkpoint files of one run folder: the last ``keep_last`` and the best, fewer
+    where the disk cannot hold them: before a file is written, the oldest numbered ones
+    (never the latest) are deleted while the free space would fall below the new file's
+    size plus ``RESERVE`` (an n-tuple network with coherence and stages writes gigabytes)."""
+
+    RESERVE = 256 * 2**20
+    """Bytes left free on the disk after a checkpoint is written, where old ones can go."""
 
     PATTERN = re.compile(r"ckpt-(\d+)\.pt$")
 
@@ -466,13 +479,24 @@ class CheckpointManager:
         """
         for stale in self.folder.glob(".*.tmp") if self.folder.is_dir() else []:
             stale.unlink(missing_ok=True)  # left by a writer that was killed mid-write
-        path = save_checkpoint(payload, self.folder / f"ckpt-{payload['iteration']:07d}.pt")
+        path = save_checkpoint(
+            payload, self.folder / f"ckpt-{payload['iteration']:07d}.pt", self._make_room
+        )
         if score is not None and score > self._best_score():
-            save_checkpoint({**payload, "best_score_of_file": score}, self.best_path)
+            best = {**payload, "best_score_of_file": score}
+            save_checkpoint(best, self.best_path, self._make_room)
             self._best = score
         for old in self.saved()[: -self.keep_last]:
             old.unlink(missing_ok=True)
         return path
+
+    def _make_room(self, nbytes: int) -> None:
+        """Delete the oldest numbered checkpoints, never the latest, while the disk's free
+        space is under ``nbytes + RESERVE``; what cannot be freed is left to the write
+        (which then fails as a full disk does, in one line)."""
+        old = self.saved()[:-1]
+        while old and shutil.disk_usage(self.folder).free < nbytes + self.RESERVE:
+            old.pop(0).unlink(missing_ok=True)
 
     def _best_score(self) -> float:
         if self._best is None:

@@ -191,6 +191,9 @@ def train_kernel(
                 updates += 1
             prev[:] = afters[action]
             prev_features[:] = features[action]
+            if coherence.shape[0] > 0:  # updated after the next move: start loading them
+                for k in range(n_features):
+                    prefetch(coherence, 2 * prev_features[k])
             has_prev = True
             game_score += rewards[action]
             length += 1
