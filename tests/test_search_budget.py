@@ -215,3 +215,21 @@ def test_a_32768_pair_about_to_merge_is_played_greedily_and_with_search():
     assert int(agent.policy()(obs)[0]) in merges
     assert int(agent.search_policy(2)(obs)[0]) in merges
     assert int(agent.search_policy(nodes=500)(obs)[0]) in merges
+
+
+def test_a_game_beyond_65536_plays_on_to_its_end(network):
+    """From a board with a 65536 and two 32768s, the greedy and the budgeted search
+    players move (never -1) until no move is left or 40 moves have been played."""
+    start = np.array([[16, 15, 15, 3], [2, 1, 0, 0], [0] * 4, [0] * 4], dtype=np.uint8)[None]
+    agent = NTupleAgent(network)
+    rng = np.random.default_rng(0)
+    for policy in (agent.policy(), agent.search_policy(nodes=300)):
+        board = start
+        for _ in range(40):
+            legal = rules.legal_mask(board)
+            if not legal.any():
+                break
+            action = int(policy({"board": board, "action_mask": legal})[0])
+            assert legal[0, action]
+            board = rules.spawn(rules.slide(board, action)[0], rng)
+        assert board.max() >= 16  # the 65536 (or what it became) is still there

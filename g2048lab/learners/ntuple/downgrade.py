@@ -75,6 +75,10 @@ def downgraded_values(
 ) -> np.ndarray:
     """``values`` ((N, R, C) afterstates -> (N,), defined for exponents up to ``top``) of
     any (N, R, C) uint8 afterstates: those beyond ``top`` are downgraded first."""
+    boards = np.asarray(boards)
+    n = boards.shape[0]
+    if not n or boards.reshape(n, -1).max() <= top:  # the common case, no copy
+        return values(boards)
     return values(downgrade(boards, top))
 
 
@@ -93,14 +97,15 @@ def downgraded_move_values(
     """
     boards = np.asarray(boards)
     n = boards.shape[0]
-    q = np.empty((n, 4), dtype=np.float32)
     near = boards.reshape(n, -1).max(axis=1, initial=0) >= top  # (N,) a merge may pass top
+    if not near.any():  # the common case, no copy
+        return move_values(boards)
+    q = np.empty((n, 4), dtype=np.float32)
     if not near.all():
         q[~near] = move_values(boards[~near])
-    if near.any():
-        edge = boards[near]  # (k, R, C)
-        k = edge.shape[0]
-        after, scores, moved = slide(np.repeat(edge, 4, axis=0), np.tile(np.arange(4), k))
-        v = downgraded_values(values, after, top)  # (4k,)
-        q[near] = np.where(moved, scores + v, -np.inf).reshape(k, 4)
+    edge = boards[near]  # (k, R, C)
+    k = edge.shape[0]
+    after, scores, moved = slide(np.repeat(edge, 4, axis=0), np.tile(np.arange(4), k))
+    v = downgraded_values(values, after, top)  # (4k,)
+    q[near] = np.where(moved, scores + v, -np.inf).reshape(k, 4)
     return q
