@@ -92,7 +92,7 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument(
         "--preset",
         default=None,
-        help="the learner's size, "
+        help="the learner's size or recipe, "
         + "; ".join(f"{name}: {', '.join(names)}" for name, names in presets.items())
         + " (default: the learner's own)",
     )

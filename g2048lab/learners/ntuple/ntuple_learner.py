@@ -28,6 +28,7 @@ from .. import register
 from ..base import Agent, Learner, LearnerSetup, LearnerView, RunHooks, softmax_probs
 from .layouts import LAYOUT_NAMES
 from .network import NTupleConfig, NTupleNetwork, config_of_state, weights_shape
+from .recipes import RECIPES
 
 __all__ = ["NTupleAgent", "NTupleLearner"]
 
@@ -62,6 +63,7 @@ class NTupleLearner(Learner):
     name = "ntuple"
     config_class = NTupleConfig
     flags = {"ntuple": NTupleConfig}
+    presets = tuple(RECIPES)  # recipes.py: the published techniques, one at a time
     metrics = {
         "ntuple/td_error": "mean |TD error| per update over the iteration, in game score",
         "ntuple/learning_rate": "the TD step as a share of the error (spread over the features)",
@@ -82,6 +84,11 @@ class NTupleLearner(Learner):
     @property
     def parallel_games(self) -> int:
         return 1
+
+    @classmethod
+    def config_from_flags(cls, groups, preset=None, teacher=None, device="auto") -> NTupleConfig:
+        """The preset's recipe (``recipes.RECIPES``; none: the defaults), then the flags."""
+        return NTupleConfig(**{**RECIPES.get(preset or "", {}), **groups.get("ntuple", {})})
 
     def describe(self) -> str:
         network, options = self.network, self.options
@@ -255,7 +262,10 @@ class NTupleLearner(Learner):
 
     @classmethod
     def load_agent(cls, payload: dict[str, Any], device: torch.device) -> NTupleAgent:
-        return NTupleAgent(NTupleNetwork.from_state_dict(_network_state(payload)))
+        # a player needs neither the coherence statistics (2x the weights) nor more threads
+        state = {**_network_state(payload), "coherence": False}
+        state.pop("coherence_stats", None)
+        return NTupleAgent(NTupleNetwork.from_state_dict(state, threads=1))
 
 
 def _layout_name(tuples: str) -> str:
