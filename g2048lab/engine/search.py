@@ -273,7 +273,7 @@ class SearchBudget:
         return MAX_BUDGET_DEPTH if self.budgeted else MAX_DEPTH
 
     def describe(self) -> str:
-        """A few words: "depth 2", "0.1 s per move, depth at most 8"."""
+        """A few words: "search depth 2", "search 0.1 s per move, depth at most 8"."""
         if not self.budgeted:
             return f"search depth {self.cap}"
         parts = []
@@ -321,8 +321,8 @@ def deepening_values(
     board more, ``rate`` measured between the last two depths of this call, else the
     one given (``Deepening.rate`` of an earlier call: ``SearchPolicy`` passes it on from
     move to move; halved, ``STALE_RATE``, each time it keeps a depth from starting),
-    else unknown, and the depth is tried. A depth that overruns all the
-    same is abandoned between slices (and its rate so far kept), so the nodes reported
+    else unknown, and the depth is tried. A depth that overruns all the same is
+    abandoned between slices (and its rate so far kept), so the nodes reported
     never exceed the budget and the time exceeds it by at most one slice's work (a time
     budget slices levels at ``DEADLINE_MAX_BOARDS`` spawned boards at most).
     """
@@ -349,9 +349,8 @@ def deepening_values(
         # an unknown rate: the depth is tried, and the deadline stops it if it must
         guess_seconds = 0.0 if rate is None else took[-1] + rate * (guess - counts[-1])
         if deadline is not None and time.perf_counter() + guess_seconds > deadline:
-            if (
-                rate is not None and not measured
-            ):  # an old rate (a compile, a busy moment?) is trusted less
+            # a rate from an earlier call (a compile, a busy moment?) is trusted less
+            if rate is not None and not measured:
                 rate = rate * STALE_RATE
             break
         left = None if max_nodes is None else max_nodes - spent
