@@ -6,7 +6,7 @@ a symmetry a few shifts and masks. Exponents stop at 15 (the tile 32768); a move
 would make 2**16 is reported (reward -1) rather than played.
 
 The rules are ``engine.rules``': the move tables are read off its ``MOVE_TABLE`` and
-``LEGAL_TABLE``, and a tile is spawned by its ``spawn_one`` with the game's spawn rule.
+``LEGAL_TABLE``, and a tile is spawned by its ``spawn_one``'s rule (in bit arithmetic).
 The random numbers come from a splitmix64 generator whose whole state is one uint64
 (``uniform``), so a caller can save it and resume bit-exactly.
 
@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
 
-from .rules import MOVE_TABLE, flat_boards, spawn_one
+from .rules import MOVE_TABLE, flat_boards
 
 __all__ = [
     "CELLS",
@@ -259,20 +260,41 @@ def uniform(rng):
     return np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
+_ONES = np.uint64(0x1111111111111111)  # bit 4i of each cell i
+
+
+@njit(inline="always")
+def _empty_cells(board):
+    """A uint64 with bit 4i set for each empty cell i of a packed board."""
+    x = board | (board >> np.uint64(1))
+    x |= x >> np.uint64(2)
+    return ~x & _ONES
+
+
+@njit(inline="always")
+def _count_cells(marks):
+    """How many of the 16 cell bits (bit 4i) of ``marks`` are set."""
+    if marks == _ONES:  # all 16: one more than the top nibble below can hold
+        return np.int64(16)
+    return np.int64((marks * _ONES) >> np.uint64(60))  # sums the 16 bits into the top nibble
+
+
 @njit(inline="always")
 def spawn(board, rng, cells, four_probability):
-    """Packed board with one tile spawned by ``rules.spawn_one`` from two ``uniform`` draws
-    (cell, then value): a 4 with ``four_probability``, else a 2. ``cells`` (16,) uint8 is
-    scratch."""
-    for i in range(16):
-        cells[i] = (board >> np.uint64(4 * i)) & NIBBLE
+    """Packed board with one tile spawned by ``rules.spawn_one``'s rule from two ``uniform``
+    draws (cell, then value): on the ``floor(u_cell * empty)``-th empty cell in reading
+    order, a 4 with ``four_probability``, else a 2; unchanged if no cell is empty. Bit
+    arithmetic on the packed board (``cells`` is unused, kept for the callers)."""
     u_cell = uniform(rng)
     u_value = uniform(rng)
-    spawn_one(cells, u_cell, u_value, four_probability)
-    out = np.uint64(0)
-    for i in range(16):
-        out |= np.uint64(cells[i]) << np.uint64(4 * i)
-    return out
+    marks = _empty_cells(board)
+    empty = _count_cells(marks)
+    if empty == 0:
+        return board
+    for _ in range(np.int64(u_cell * empty)):  # drop the first k empty cells
+        marks &= marks - np.uint64(1)
+    value = np.uint64(2) if u_value < four_probability else np.uint64(1)
+    return board | (value << np.uint64(trailing_zeros(marks)))
 
 
 @njit(inline="always")
