@@ -3,7 +3,7 @@
     python bench/learn.py --minutes 30 [--learner ppo] [--preset cpu] [--seed 0] [--threads 1]
         [--lr 1e-3] [--envs 256] [--steps 64] [--minibatch 1024] [--epochs 2] [--gamma 0.99]
         [--eval-games 200] [--search DEPTH] [--search-games 100]
-    python bench/learn.py --learner ntuple --minutes 5 --eval-games 1000 --search 2
+    python bench/learn.py --learner ntuple --minutes 5 --eval-games 1000 --search 2 [--recipe td]
     python bench/learn.py --minutes 30 --kickstart 5 [--teacher-weight 0.2] [--anneal-steps N]
 
 ``--kickstart MINUTES`` first trains an n-tuple teacher for MINUTES, then the transformer
@@ -16,7 +16,7 @@ result: env_steps, steps_per_s, mean_score, median_score, tile_share (greedy), t
 for sampled play (``sampled``, learners with move probabilities) and for expectimax
 (``search``, with ms per move), the learning curve (minutes, env steps, recent mean score)
 and ``by_minute``: for each minute of training, the games that ended in it, their mean
-score and their share reaching 2048.
+score and their shares reaching 2048, 8192 and 16384.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from pathlib import Path
 from g2048lab.checkpoint import CheckpointManager
 from g2048lab.device import ppo_sizes_for, select_device
 from g2048lab.evaluation import evaluate
+from g2048lab.learners.ntuple.network import NTupleConfig
+from g2048lab.learners.ntuple.recipes import RECIPES
 from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.learners.ppo.kickstart import TeacherConfig
 from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
@@ -63,6 +65,8 @@ class Curve(Subscriber):
                         "games": len(games),
                         "mean_score": sum(scores) / len(games),
                         "share_2048": sum(tile >= 2048 for _, tile in games) / len(games),
+                        "share_8192": sum(tile >= 8192 for _, tile in games) / len(games),
+                        "share_16384": sum(tile >= 16384 for _, tile in games) / len(games),
                     }
                 )
         return rows
@@ -127,6 +131,7 @@ def main() -> None:
     parser.add_argument("--search", type=int, default=None, metavar="DEPTH")
     parser.add_argument("--search-games", type=int, default=100)
     parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), help="an n-tuple --preset")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
@@ -179,7 +184,9 @@ def main() -> None:
         if args.learner != "ppo":
             parser.error("--kickstart trains a ppo student")
         teacher, teacher_result = train_teacher(args, Path(folder.name))
-    settings = None  # the n-tuple learner's defaults
+    settings = None  # the n-tuple learner's defaults, or its --recipe
+    if args.learner == "ntuple" and args.recipe:
+        settings = NTupleConfig(**RECIPES[args.recipe])
     if args.learner == "ppo":
         settings = PPOLearnerConfig(preset=args.preset, model=model, ppo=ppo, teacher=teacher)
     config = TrainerConfig(
