@@ -44,30 +44,25 @@ def weight_read(weights, f, stage_size, init):
 @njit(inline="always")
 def weight_sum(weights, features, stage_size, init):
     """V from feature indices: the sum of ``weights`` (flat, float32) at ``features`` (F,),
-    reading through ``weight_read`` where there are stages.
+    each read through ``weight_read`` (a plain load without stages).
 
     Four partial sums, so the ~32 scattered loads and adds of a value overlap instead of
     waiting for one another (a single running sum is one long chain of dependent adds).
     """
     n = features.shape[0]
-    if stage_size > 0:
-        v = np.float32(0)
-        for k in range(n):
-            v += weight_read(weights, features[k], stage_size, init)
-        return v
     a0 = np.float32(0)
     a1 = np.float32(0)
     a2 = np.float32(0)
     a3 = np.float32(0)
     k = 0
     while k + 3 < n:
-        a0 += weights[features[k]]
-        a1 += weights[features[k + 1]]
-        a2 += weights[features[k + 2]]
-        a3 += weights[features[k + 3]]
+        a0 += weight_read(weights, features[k], stage_size, init)
+        a1 += weight_read(weights, features[k + 1], stage_size, init)
+        a2 += weight_read(weights, features[k + 2], stage_size, init)
+        a3 += weight_read(weights, features[k + 3], stage_size, init)
         k += 4
     while k < n:
-        a0 += weights[features[k]]
+        a0 += weight_read(weights, features[k], stage_size, init)
         k += 1
     return (a0 + a1) + (a2 + a3)
 
