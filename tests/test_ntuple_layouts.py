@@ -66,7 +66,7 @@ def test_4x6_is_unchanged_and_the_bigger_sets_extend_it():
 
 @pytest.mark.parametrize("name", LAYOUT_NAMES)
 def test_each_layouts_weights_on_4x4_are_as_documented(name):
-    assert network_bytes(NTupleConfig(tuples=name)) / 1e6 == pytest.approx(
+    assert network_bytes(NTupleConfig(tuples=name, coherence=False)) / 1e6 == pytest.approx(
         MEGABYTES_ON_4X4[name], rel=0.05
     )
 

@@ -64,7 +64,7 @@ def test_coherence_starts_on_its_exact_move_after_plain_td():
 
 def test_coherence_learns_and_triples_the_memory():
     assert network_bytes(NTupleConfig(tuples=SMALL, coherence=True)) == 3 * network_bytes(
-        NTupleConfig(tuples=SMALL)
+        NTupleConfig(tuples=SMALL, coherence=False)
     )
     net = network(coherence=True, learning_rate=1.0)
     net.train(150_000)

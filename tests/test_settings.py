@@ -79,18 +79,22 @@ def no_run_in(runs: Path) -> bool:
         (["--reward.game-over-penalty=-inf"], "--reward.game-over-penalty must be a finite"),
         (["--threads", "1000"], f"threads must be 1 to {CORES} (the CPU cores this process"),
         (
-            ["--learner", "ntuple", "--ntuple.learning-rate", "2"],
-            "--ntuple.learning-rate must be in (0, 1], got 2; 0.4 is a good start",
+            ["--learner", "ntuple", "--preset", "tc", "--ntuple.learning-rate", "2"],
+            "--ntuple.learning-rate must be in (0, 1], got 2; 1.0 with coherence (the default), "
+            "0.4 without",
         ),
         (
-            ["--learner", "ntuple", "--ntuple.stages", "3000"],
+            ["--learner", "ntuple", "--preset", "tc", "--ntuple.stages", "3000"],
             "--ntuple.stages: '3000' is not a tile from 4 to 32768",
         ),
         (
-            ["--learner", "ntuple", "--ntuple.stages", "16384,8192"],
+            ["--learner", "ntuple", "--preset", "tc", "--ntuple.stages", "16384,8192"],
             "--ntuple.stages: stage '8192' must hold the tiles of the stage before it and more",
         ),
-        (["--learner", "ntuple", "--ntuple.threads", "-1"], "--ntuple.threads must be >= 0"),
+        (
+            ["--learner", "ntuple", "--preset", "tc", "--ntuple.threads", "-1"],
+            "--ntuple.threads must be >= 0",
+        ),
     ],
 )
 def test_a_bad_setting_is_one_line_and_exit_2_before_a_run_exists(tmp_path, capsys, flags, message):
