@@ -1,6 +1,6 @@
 """The phone app (`g2048lab dashboard`): Voila + the PWA template, tested in Debian's Chromium.
 
-One tiny training run (a CLI process, at a low CPU priority) and one dashboard server (with a
+One tiny training run (a CLI process, at a lower CPU priority) and one dashboard server (with a
 token) serve the browser tests in this module, but for those that stop their own server or
 need a shorter culling time; screenshots go to ``artifacts/``. Without /usr/bin/chromium (or
 Python Playwright) the browser tests fail with a message: CI installs them
@@ -135,29 +135,34 @@ def cli(
 ) -> subprocess.Popen:
     """``g2048lab ARGS`` with its output in ``log``; ``stdin`` is typed in, with no
     controlling terminal, so that getpass reads it from stdin. ``token`` goes in the
-    environment, where ``g2048lab dashboard`` reads it (None: none there). ``background``:
-    at the lowest CPU priority, so that it yields the CPU to the server, its kernels and the
-    browser (it still runs whenever they wait)."""
+    environment, where ``g2048lab dashboard`` reads it (None: none there). ``background``: in
+    a session of its own, so that ``lower_priority`` can lower its scheduling group alone."""
     env = {key: value for key, value in os.environ.items() if key != TOKEN_ENV}
     if token is not None:
         env[TOKEN_ENV] = token
     process = subprocess.Popen(
-        [*(["nice", "-n", "19"] if background else []), sys.executable, "-m", "g2048lab", *args],
+        [sys.executable, "-m", "g2048lab", *args],
         stdin=None if stdin is None else subprocess.PIPE,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         env={**env, "PYTHONUNBUFFERED": "1"},
         start_new_session=stdin is not None or background,
     )
-    if background:
-        # with autogroup scheduling (one group per session) the group's weight counts, not
-        # the process's niceness: lower the group's too where the kernel has them
-        with contextlib.suppress(OSError):
-            Path(f"/proc/{process.pid}/autogroup").write_text("19")
     if stdin is not None:
         process.stdin.write(stdin)
         process.stdin.close()
     return process
+
+
+def lower_priority(pid: int, niceness: int = 10) -> None:
+    """Set process ``pid``'s niceness to ``niceness``: each of its threads' (Linux keeps one
+    per thread) and, with autogroup scheduling (a group per session, weighed as a whole),
+    its session's group's. Nothing where /proc does not have them."""
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, int(task.name), niceness)
+        Path(f"/proc/{pid}/autogroup").write_text(str(niceness))
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -226,6 +231,10 @@ def server(tmp_path_factory):
                 return 0
 
         wait_for(steps, 90, "the first training update")
+        # from now on the run yields the CPU to the server, its kernels and the browser, and
+        # still trains whenever they wait (at full priority until now: a busy machine must
+        # not starve its start)
+        lower_priority(train.pid)
         port = free_port()
         dashboard = start_dashboard(
             runs, port, logs / "dashboard.log", "--cull-idle-s", "15", token=TOKEN
