@@ -13,7 +13,7 @@ finished since the last line, their share reaching the game's top reach tile (20
 plays ``--eval-games`` fresh games greedily through ``evaluation.evaluate``, and with
 ``--search D`` another ``--search-games`` games with ``D``-ply expectimax.
 
-    python bench/ntuple_throughput.py [--moves 1000000] [--repeats 5] [--threads 1,2]
+    python bench/ntuple_throughput.py [--moves 1000000] [--repeats 5] [--threads 1,2] [--warmup N]
         [--minutes 1] [--learn-threads 0] [--eval-games 200] [--search 2]
         [--search-games 50] [--learning-rate 0.4] [--optimistic-init 0] [--coherence]
         [--coherence-after 0] [--stages ""] [--tuples 4x6] [--game 2048-4x4] [--seed 0]
@@ -36,11 +36,13 @@ from g2048lab.learners.ntuple.network import NTupleConfig, NTupleNetwork
 
 
 def moves_per_second(
-    config: NTupleConfig, game: games.Game, moves: int, repeats: int
+    config: NTupleConfig, game: games.Game, moves: int, repeats: int, warmup: int = 10_000
 ) -> list[float]:
-    """Train one network ``repeats`` times for ``moves`` moves; moves/s of each call."""
+    """Train one network ``repeats`` times for ``moves`` moves after ``warmup`` moves (the
+    compilation, the first pages, and with millions of moves, games as long as a trained
+    network's); moves/s of each call."""
     network = NTupleNetwork(config, game)
-    network.train(10_000)  # compile (or load the cache) and touch the first pages
+    network.train(warmup)
     runs = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -109,6 +111,7 @@ def main() -> None:
     parser.add_argument("--moves", type=int, default=1_000_000, help="per timed run")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs; 0 skips")
     parser.add_argument("--threads", default="1,2", help="thread counts timed, e.g. 1,2")
+    parser.add_argument("--warmup", type=int, default=10_000, help="moves before timing")
     parser.add_argument("--learn-threads", type=int, default=0, help="0: every core")
     parser.add_argument("--minutes", type=float, default=1.0, help="learning check; 0 skips")
     parser.add_argument("--chunk", type=int, default=200_000, help="moves per train() call")
@@ -143,7 +146,7 @@ def main() -> None:
         result["moves_per_s"] = {}
         for threads in map(int, args.threads.split(",")):
             runs = moves_per_second(
-                replace(config, threads=threads), game, args.moves, args.repeats
+                replace(config, threads=threads), game, args.moves, args.repeats, args.warmup
             )
             result["moves_per_s"][threads] = {"median": statistics.median(runs), "runs": runs}
             say(f"training moves/s, {threads} thread(s): median {statistics.median(runs):,.0f}")
