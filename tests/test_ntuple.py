@@ -10,6 +10,7 @@ import itertools
 import numpy as np
 import pytest
 
+from g2048lab import games
 from g2048lab.engine.rules import legal_mask, slide
 from g2048lab.engine.search import expectimax_actions, expectimax_values
 from g2048lab.evaluation import corner_policy, evaluate, random_policy
@@ -110,10 +111,14 @@ def test_pack_round_trip_and_layout():
 
 
 def test_network_size():
-    assert network_bytes(NTupleConfig(coherence=False)) == 4 * 16**6 * 4 == 268_435_456
-    assert NETWORK_BYTES == network_bytes(NTupleConfig()) == 3 * 268_435_456  # with TC's E and A
+    plain = NTupleConfig(tuples="4x6", coherence=False)
+    assert network_bytes(plain) == 4 * 16**6 * 4 == 268_435_456 and plain.features == 32
+    # the default: "auto" is 5x6 on 4x4, with TC's E and A beside each weight
+    assert NETWORK_BYTES == network_bytes(NTupleConfig()) == 3 * 5 * 16**6 * 4 == 1_006_632_960
+    assert NTupleConfig().features == 40
+    five = games.get("2048-5x5")  # and 4x6 elsewhere: 6 tuples on 5x5
+    assert network_bytes(NTupleConfig(), five) == network_bytes(NTupleConfig(tuples="4x6"), five)
     assert network_bytes(NTupleConfig(tuples=SMALL, coherence=False)) == 5 * 16**4 * 4
-    assert NTupleConfig().features == 32
 
 
 def test_symmetric_boards_have_the_same_value(random_weights):

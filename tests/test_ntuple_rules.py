@@ -207,3 +207,12 @@ def test_old_checkpoints_go_first_when_the_disk_is_short(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError, match="No space left on device; free some space"):
         manager.save({**blob, "iteration": 4})
     assert [p.name for p in manager.saved()] == ["ckpt-0000003.pt"]
+
+
+def test_the_default_layout_is_the_best_measured_for_the_board():
+    from g2048lab.learners.ntuple.layouts import tuple_layout
+
+    assert tuple_layout("auto", 4, 4) == tuple_layout("5x6", 4, 4)  # it beat 4x6 at 5 minutes
+    for rows, cols in [(3, 3), (3, 5), (5, 5), (6, 6)]:  # where 5x6 is bigger or does not fit
+        assert tuple_layout("auto", rows, cols) == tuple_layout("4x6", rows, cols)
+    assert NTupleConfig().tuples == "auto"

@@ -180,7 +180,8 @@ class NTupleConfig:
     threads: training threads sharing the weights without locks (Hogwild); 0: every
         core this process may use. One thread resumes bit-exactly; more continue
         correctly but not bit-exactly (the threads' updates interleave by timing).
-    tuples: a layout, placed for the game's board (``layouts.tuple_layout``): "4x6" (the
+    tuples: a layout, placed for the game's board (``layouts.tuple_layout``): "auto" (the
+        default: "5x6" on 4x4, which beat "4x6" at equal minutes, and "4x6" elsewhere), "4x6" (the
         standard: 268 MB on 4x4, 403 MB on 5x5, 805 MB on 6x6; lines and squares on a
         board with a side under 4), "5x4" (1.3 MB on 4x4), the bigger published "5x6",
         "6x6", "8x6" (336, 403, 537 MB on 4x4), or cells "0,1,2,3;4,5,6,7".
@@ -195,7 +196,7 @@ class NTupleConfig:
     coherence_after: int = setting(0, ge=0)  # moves of plain TD before coherence starts
     stages: str = ""  # tiles starting each further set of weights, e.g. 16384,16384+8192
     threads: int = setting(0, ge=0, hint="0 uses every core")  # training threads, 0: all
-    tuples: str = "4x6"  # layout: 4x6, 5x4, 5x6, 6x6, 8x6 or cells like 0,1,2,3;4,5,6,7
+    tuples: str = "auto"  # auto (5x6 on 4x4, else 4x6), 4x6, 5x4, 5x6, 6x6, 8x6, or cells
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -213,8 +214,8 @@ class NTupleConfig:
 
 
 NETWORK_BYTES = network_bytes(NTupleConfig())
-"""What the default network takes: the "4x6" weights (268,435,456 bytes) and their coherence
-statistics (twice that), 805,306,368 bytes."""
+"""What the default network takes on 4x4: the "5x6" weights (335,544,320 bytes) and their
+coherence statistics (twice that), 1,006,632,960 bytes."""
 
 
 def training_threads(threads: int) -> int:

@@ -26,7 +26,7 @@ import torch
 from ... import games
 from .. import register
 from ..base import Agent, Learner, LearnerSetup, LearnerView, RunHooks, softmax_probs
-from .layouts import LAYOUT_NAMES
+from .layouts import AUTO, LAYOUT_NAMES, resolve_layout
 from .network import NTupleConfig, NTupleNetwork, config_of_state, weights_shape
 from .recipes import RECIPES
 
@@ -102,7 +102,8 @@ class NTupleLearner(Learner):
             )
         stats = 0 if network.coherence is None else network.coherence.nbytes
         return (
-            f"ntuple: {_layout_name(options.tuples)} network, {len(network.layout)} tuples on "
+            f"ntuple: {_layout_name(options.tuples, network.game)} network, "
+            f"{len(network.layout)} tuples on "
             f"{network.game.rows}x{network.game.cols}"
             + (f" in {stages} stages ({options.stages})" if stages > 1 else "")
             + f" ({(network.weights.nbytes + stats) / 1e6:,.0f} MB), {rule}, learning rate "
@@ -268,8 +269,11 @@ class NTupleLearner(Learner):
         return NTupleAgent(NTupleNetwork.from_state_dict(state, threads=1))
 
 
-def _layout_name(tuples: str) -> str:
-    """ "4x6-tuple" for a named layout, "custom-tuple (0,1,2,3;...)" for cells."""
+def _layout_name(tuples: str, game: games.Game) -> str:
+    """ "4x6-tuple" for a named layout, "5x6-tuple (auto)" for the default, "custom-tuple
+    (0,1,2,3;...)" for cells."""
+    if tuples == AUTO:
+        return f"{resolve_layout(tuples, game.rows, game.cols)}-tuple (auto)"
     return f"{tuples}-tuple" if tuples in LAYOUT_NAMES else f"custom-tuple ({tuples})"
 
 
