@@ -56,8 +56,9 @@ def test_coherence_starts_on_its_exact_move_after_plain_td():
     net = network(coherence=True, coherence_after=1_000)
     assert net.coherence is not None and net.coherence.shape == (*net.weights.shape, 2)
     net.train(999)
-    assert not net.coherence.any()  # plain TD so far: no statistics
+    assert not net.coherence.any() and not net.coherent  # plain TD so far: no statistics
     net.train(2)  # moves 1000 and 1001: the second updates with coherence
+    assert net.coherent
     assert net.coherence[..., 1].sum() > 0
     assert np.all(net.coherence[..., 1] >= np.abs(net.coherence[..., 0]) - 1e-3)  # A >= |E|
 

@@ -617,6 +617,11 @@ class NTupleNetwork:
         """What the kernels take of the stages: ``(masks (K,) int64, stage_size, init)``."""
         return self.stage_masks, np.int64(self.stage_size), self.init
 
+    @property
+    def coherent(self) -> bool:
+        """Whether training updates with temporal coherence now (after ``coherence_after``)."""
+        return self._coherence_now().size > 0
+
     def _coherence_now(self) -> np.ndarray:
         """The TC statistics as the kernels take them, empty while plain TD trains."""
         config = self.config

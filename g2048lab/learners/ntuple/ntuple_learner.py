@@ -147,7 +147,7 @@ class NTupleLearner(Learner):
             "ntuple/games_per_s": games / seconds if seconds > 0 else None,
             "ntuple/range_games": range_games,
             "ntuple/final_stage": stage_sum / games if games else None,
-            "ntuple/coherent": float(self.network._coherence_now().size > 0),
+            "ntuple/coherent": float(self.network.coherent),
         }
         return dict(self._last)
 
