@@ -217,3 +217,26 @@ def test_the_default_layout_is_the_best_measured_for_the_board():
     for rows, cols in [(3, 3), (3, 5), (5, 5), (6, 6)]:  # where 5x6 is bigger or does not fit
         assert tuple_layout("auto", rows, cols) == tuple_layout("4x6", rows, cols)
     assert NTupleConfig().tuples == "auto"
+
+
+def test_a_checkpoint_from_before_these_settings_loads_as_td_on_one_thread():
+    from g2048lab.learners.base import LearnerSetup
+    from g2048lab.trainer import TrainerConfig
+
+    plain = NTupleConfig(tuples=SMALL, coherence=False, learning_rate=0.4, threads=1)
+    learner = NTupleLearner(
+        TrainerConfig(learner="ntuple", learner_config=plain), LearnerSetup(torch.device("cpu"), 0)
+    )
+    learner.network.train(5_000)
+    old = {"ntuple": learner.state_dict()["ntuple"], "game": games.DEFAULT}
+    for field in ("coherence", "coherence_after", "stages", "threads"):  # not written then
+        del old["ntuple"][field]
+
+    def bad(field, why):
+        return ValueError(f"{field} {why}")
+
+    NTupleLearner.check_payload(old, bad)
+    config = NTupleLearner.config_from_payload(old)
+    assert (config.coherence, config.threads, config.stages) == (False, 1, "")
+    agent = NTupleLearner.load_agent(old, torch.device("cpu"))
+    np.testing.assert_array_equal(agent.network.weights, learner.network.weights)

@@ -905,12 +905,21 @@ class NTupleNetwork:
 _NO_COHERENCE = np.zeros(0, dtype=np.float32)
 
 
+_BEFORE_SETTINGS = {"threads": 1, "coherence": False}
+"""What trained every state written before these settings existed (the others' defaults
+are what trained it: no stages, TD from the first move)."""
+
+
+def saved_settings(state: dict) -> dict:
+    """The ``NTupleConfig`` fields saved in a state dict (or checkpoint field), unchecked; a
+    setting added after it was written takes the value that trained it then."""
+    return {k: state.get(k, _BEFORE_SETTINGS.get(k, v)) for k, v in asdict(NTupleConfig()).items()}
+
+
 def config_of_state(state: dict, threads: int | None = None) -> NTupleConfig:
-    """The ``NTupleConfig`` saved in a state dict (or checkpoint field); a setting added
-    after it was written takes the value that trained it then (one thread, no coherence,
-    one stage). ``threads`` replaces the saved one where given."""
-    defaults = {"threads": 1, "coherence": False}  # as every state before these settings
-    fields = {k: state.get(k, defaults.get(k, v)) for k, v in asdict(NTupleConfig()).items()}
+    """The ``NTupleConfig`` saved in a state dict (``saved_settings``); ``threads`` replaces
+    the saved one where given."""
+    fields = saved_settings(state)
     if threads is not None:
         fields["threads"] = threads
     return NTupleConfig(**fields)

@@ -27,7 +27,13 @@ from ... import games
 from .. import register
 from ..base import Agent, Learner, LearnerSetup, LearnerView, RunHooks, softmax_probs
 from .layouts import AUTO, LAYOUT_NAMES, resolve_layout
-from .network import NTupleConfig, NTupleNetwork, config_of_state, weights_shape
+from .network import (
+    NTupleConfig,
+    NTupleNetwork,
+    config_of_state,
+    saved_settings,
+    weights_shape,
+)
 from .recipes import RECIPES
 
 __all__ = ["NTupleAgent", "NTupleLearner"]
@@ -224,8 +230,7 @@ class NTupleLearner(Learner):
         }
         ck.check_fields(payload, fields, bad)
         state = payload["ntuple"]
-        settings = {k: state[k] for k in asdict(NTupleConfig()) if k in state}
-        config = ck.build(NTupleConfig, settings, "ntuple", bad)
+        config = ck.build(NTupleConfig, saved_settings(state), "ntuple", bad)
         game = _network_game(payload, bad)
         want = weights_shape(config, game)
         shapes = {"weights": want, "coherence_stats": (*want, 2)}
