@@ -858,20 +858,15 @@ class NTupleNetwork:
                 f"coherence must be float32 {self.coherence.shape}; the state dict is damaged"
             )
         boards = np.stack([np.asarray(state["board"]), np.asarray(state["prev_afterstate"])])
-        saved = [boards] + list(
-            np.asarray(state.get("thread_boards", np.zeros((0, 2, *self.game.shape), np.uint8)))
-        )
+        # the other threads' games, if it had more than one
+        more_boards = state.get("thread_boards", np.zeros((0, 2, *self.game.shape), np.uint8))
+        more_games = np.asarray(state.get("thread_games", np.zeros((0, 4), np.int64)))
+        saved = [boards, *np.asarray(more_boards)]
         rows = [[int(state["has_prev"]), int(state["score"]), int(state["length"])]]
-        rows += [
-            list(map(int, row[:3]))
-            for row in np.asarray(state.get("thread_games", np.zeros((0, 4), np.int64)))
-        ]
-        rngs = [np.uint64(state["rng_state"])]
-        rngs += list(
-            np.asarray(state.get("thread_games", np.zeros((0, 4), np.int64)))[:, 3].view(np.uint64)
-        )
+        rows += more_games[:, :3].tolist()
+        rngs = [np.uint64(state["rng_state"]), *more_games[:, 3].view(np.uint64)]
         cells = [self._flat_boards(b) for b in saved]  # their shape and range, checked
-        check_memory(weights.nbytes * (3 if config.coherence else 1))
+        check_memory(network_bytes(config, self.game))
         self.weights = None  # let the old tables go before the copies are made
         self.weights = np.array(weights, dtype=np.float32, copy=True)
         if config.coherence:
