@@ -280,11 +280,11 @@ def _count_cells(marks):
 
 
 @njit(inline="always")
-def spawn(board, rng, cells, four_probability):
+def spawn(board, rng, four_probability):
     """Packed board with one tile spawned by ``rules.spawn_one``'s rule from two ``uniform``
     draws (cell, then value): on the ``floor(u_cell * empty)``-th empty cell in reading
     order, a 4 with ``four_probability``, else a 2; unchanged if no cell is empty. Bit
-    arithmetic on the packed board (``cells`` is unused, kept for the callers)."""
+    arithmetic on the packed board."""
     u_cell = uniform(rng)
     u_value = uniform(rng)
     marks = _empty_cells(board)
@@ -298,9 +298,9 @@ def spawn(board, rng, cells, four_probability):
 
 
 @njit(inline="always")
-def new_game(rng, cells, start_tiles, four_probability):
+def new_game(rng, start_tiles, four_probability):
     """A packed starting board: ``start_tiles`` tiles spawned on an empty board."""
     board = np.uint64(0)
     for _ in range(start_tiles):
-        board = spawn(board, rng, cells, four_probability)
+        board = spawn(board, rng, four_probability)
     return board

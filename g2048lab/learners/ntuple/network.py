@@ -404,7 +404,6 @@ def _train_kernel(
     rewards = np.empty(4, dtype=np.int64)
     features = np.empty((4, n_features), dtype=np.int64)
     prev_features = np.empty(n_features, dtype=np.int64)
-    cells = np.empty(16, dtype=np.uint8)
     board = game[_BOARD]
     prev = game[_PREV]
     has_prev = game[_HAS_PREV] != 0
@@ -441,7 +440,7 @@ def _train_kernel(
             game_score += rewards[action]
             length += 1
             played += 1
-            board = spawn(prev, rng, cells, four_probability)
+            board = spawn(prev, rng, four_probability)
             if not has_move(board, legal_table):
                 delta = td_update(
                     prev_features, 0.0, step_size, weights, stage_size, init, coherence
@@ -455,7 +454,7 @@ def _train_kernel(
             finished[n_finished, 2] = length
             finished[n_finished, 3] = _stage(board, stage_masks)
             n_finished += 1
-            board = new_game(rng, cells, start_tiles, four_probability)
+            board = new_game(rng, start_tiles, four_probability)
             has_prev = False
             game_score = 0
             length = 0
@@ -499,7 +498,7 @@ def _move_values_kernel(boards, weights, runs, xor, score, out, stages):
 @njit(cache=True)
 def _start_board(rng, start_tiles, four_probability):
     """A packed starting board drawn from ``rng`` (1,) uint64."""
-    return new_game(rng, np.empty(16, dtype=np.uint8), start_tiles, four_probability)
+    return new_game(rng, start_tiles, four_probability)
 
 
 # --- the network ----------------------------------------------------------------------------
