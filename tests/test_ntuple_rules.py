@@ -240,3 +240,87 @@ def test_a_checkpoint_from_before_these_settings_loads_as_td_on_one_thread():
     assert (config.coherence, config.threads, config.stages) == (False, 1, "")
     agent = NTupleLearner.load_agent(old, torch.device("cpu"))
     np.testing.assert_array_equal(agent.network.weights, learner.network.weights)
+
+
+# --- λ-returns: TD(λ) and n-step TD ----------------------------------------------------------
+
+
+def test_lambda_weights_mix_the_k_step_returns():
+    from g2048lab.learners.ntuple.td import lambda_weights
+
+    assert lambda_weights(0.0, 1).tolist() == [1.0]  # TD(0)
+    assert lambda_weights(1.0, 3).tolist() == [0.0, 0.0, 1.0]  # 3-step TD
+    assert lambda_weights(0.5, 3).tolist() == [0.5, 0.25, 0.25]
+    with pytest.raises(ValueError, match="--ntuple.td-horizon 3"):
+        NTupleConfig(td_lambda=0.5)  # a λ with nothing to look ahead to
+    with pytest.raises(ValueError, match="td_lambda 0.0 with td_horizon 3"):
+        NTupleConfig(td_horizon=3)
+
+
+def test_an_afterstate_moves_toward_its_lambda_return_and_the_rest_at_the_end():
+    from g2048lab.learners.ntuple.td import lambda_weights, learn_end, learn_move
+
+    lam = lambda_weights(0.5, 2)  # G = (G1 + G2) / 2
+    weights = np.zeros(4, np.float32)
+    pending = np.zeros((3, 1), np.int64)  # a ring of H + 1 afterstates, one feature each
+    returns = np.zeros((3, 2), np.float64)
+    stages = (np.zeros(0, np.int64), np.int64(0), np.float32(0))
+    no_tc = np.zeros(0, np.float32)
+    start, count = 0, 0
+    # afterstates 0, 1, 2 made by moves rewarded 4, 8, 2 (every value still 0: q = reward)
+    for feature, reward in [(0, 4), (1, 8), (2, 2)]:
+        features = np.array([feature], np.int64)
+        start, count, delta = learn_move(
+            pending, returns, start, count, features, reward, float(reward), lam, 1.0,
+            weights, stages, no_tc,
+        )  # fmt: skip
+    # only afterstate 0 has its 2 successors: G1 = 8 + V(1), G2 = 8 + 2 + V(2)
+    assert delta == 9.0 and weights.tolist() == [9.0, 0.0, 0.0, 0.0] and count == 2
+    # the game ends: afterstate 1 has one successor, then the end (value 0): G1 = 2, G2 = 2;
+    # afterstate 2's return is 0
+    weights[2] = 5.0
+    errors, updates = learn_end(pending, returns, start, count, lam, 1.0, weights, stages, no_tc)
+    assert weights.tolist() == [9.0, 2.0, 0.0, 0.0] and (errors, updates) == (7.0, 2)
+
+
+@pytest.mark.parametrize("game", ["2048-4x4", "2048-3x3"])  # the packed and the flat kernels
+def test_a_lambda_run_resumes_exactly_and_its_agent_plays(game):
+    config = NTupleConfig(tuples="auto" if game != "2048-4x4" else SMALL, threads=1, seed=2,
+                          td_lambda=0.5, td_horizon=3)  # fmt: skip
+    whole = NTupleNetwork(config, games.get(game))
+    whole.train(30_000)
+    state = whole.state_dict()
+    assert state["td_pending"].shape == (1, 3, whole.features)
+    assert 0 <= state["td_pending_count"][0] <= 3
+    resumed = NTupleNetwork.from_state_dict(state)
+    a, b = whole.train(20_000), resumed.train(20_000)
+    np.testing.assert_array_equal(whole.weights, resumed.weights)
+    assert a.scores.tolist() == b.scores.tolist() and a.updates == b.updates
+
+
+def test_n_step_td_learns_and_its_checkpoint_is_checked():
+    from g2048lab.learners.base import LearnerSetup
+    from g2048lab.trainer import TrainerConfig
+
+    config = NTupleConfig(
+        tuples=SMALL, threads=2, coherence=False, learning_rate=0.4, td_lambda=1.0, td_horizon=2
+    )
+    learner = NTupleLearner(
+        TrainerConfig(learner="ntuple", learner_config=config), LearnerSetup(torch.device("cpu"), 0)
+    )
+    assert "λ-return of 2 moves at λ = 1" in learner.describe()
+    net = learner.network
+    net.train(150_000)
+    play = evaluate(lambda obs: net.greedy_actions(obs["board"]), 100, seed=9)
+    assert play.summary()["mean_score"] > 2_500  # random play scores ~1,100
+    payload = {"ntuple": learner.state_dict()["ntuple"], "game": games.DEFAULT}
+
+    def bad(field, why):
+        return ValueError(f"{field} {why}")
+
+    NTupleLearner.check_payload(payload, bad)
+    agent = NTupleLearner.load_agent(payload, torch.device("cpu"))
+    np.testing.assert_array_equal(agent.network.weights, net.weights)
+    broken = {**payload, "ntuple": {**payload["ntuple"], "td_returns": torch.zeros(2, 3)}}
+    with pytest.raises(ValueError, match="ntuple.td_returns"):
+        NTupleLearner.check_payload(broken, bad)

@@ -1,5 +1,5 @@
-"""The n-tuple network's compiled kernels on flat boards of any game: features, TD(0)
-training, values. ``network.NTupleNetwork`` uses them on every board but 4x4, where its
+"""The n-tuple network's compiled kernels on flat boards of any game: features, training
+(``td``), values. ``network.NTupleNetwork`` uses them on every board but 4x4, where its
 bit-packed kernels do the same work faster.
 
 A board is one flat (R*C,) uint8 array of exponents in row-major order; moves, legality
@@ -26,13 +26,19 @@ from numba import njit
 
 from ...engine.packed import EXPONENTS, uniform
 from ...engine.rules import FAST_LIMIT, legal_one, max_exponent, move_one, spawn_one
-from .td import prefetch, stage_of, td_update, weight_sum
+from .td import learn_end, learn_move, prefetch, stage_of, weight_sum
 
-__all__ = ["feature_reads", "move_values_kernel", "train_kernel", "values_kernel"]
+__all__ = [
+    "feature_reads",
+    "features_kernel",
+    "move_values_kernel",
+    "train_kernel",
+    "values_kernel",
+]
 
 # slots of the game-state array the training kernel reads and writes (uint64), as
-# network.py's; the flat kernels keep the board and the previous afterstate in ``boards``
-HAS_PREV, SCORE, LENGTH = 2, 3, 4
+# network.py's; the flat kernels keep the board and the newest afterstate in ``boards``
+PENDING, SCORE, LENGTH, START = 2, 3, 4, 5
 
 
 def feature_reads(layout, perms: np.ndarray, table_size: int) -> np.ndarray:
@@ -140,31 +146,35 @@ def train_kernel(
     finished,
     stages,
     coherence,
+    pending,
+    returns,
+    lam,
 ):
     """Play and learn for exactly ``moves`` moves; see ``NTupleNetwork.train``.
 
-    ``boards`` (2, R*C) uint8 (the board, the previous afterstate), ``game`` (5,) uint64
-    (``HAS_PREV``, ``SCORE``, ``LENGTH``) and ``rng`` (1,) uint64 are the resumable
-    state, updated in place; ``weights`` is the flat table. ``stages`` is ``(stage_masks
-    (K,) int64, stage_size, init)`` and ``coherence`` the TC statistics or an empty array
-    (``td``). ``finished`` (G, 4) int64 receives score, max tile, length and final
-    stage of each game that ends. Returns ``(games finished, games ended at the
+    ``boards`` (2, R*C) uint8 (the board, the newest afterstate), ``game`` (6,) uint64
+    (``PENDING``, ``SCORE``, ``LENGTH``, ``START``), ``rng`` (1,) uint64 and the ring of
+    afterstates waiting for their target (``pending`` (H + 1, F) int64, ``returns`` (H +
+    1, 2) float64; ``td.learn_move``) are the resumable state, updated in place; ``lam``
+    (H,) float64 weighs the returns. ``weights`` is the flat table. ``stages`` is
+    ``(stage_masks (K,) int64, stage_size, init)`` and ``coherence`` the TC statistics or
+    an empty array (``td``). ``finished`` (G, 4) int64 receives score, max tile, length
+    and final stage of each game that ends. Returns ``(games finished, games ended at the
     table's range, sum of |TD error|, updates)``.
     """
-    stage_masks, stage_size, init = stages
+    stage_masks = stages[0]
     n_features = reads.shape[0]
     cells = boards.shape[1]
+    ring = pending.shape[0]
     afters = np.empty((4, cells), dtype=np.uint8)
     rewards = np.empty(4, dtype=np.int64)
     legal = np.empty(4, dtype=np.bool_)
     mask = np.empty(4, dtype=np.bool_)
     features = np.empty((4, n_features), dtype=np.int64)
-    prev_features = np.empty(n_features, dtype=np.int64)
     board = boards[0]
     prev = boards[1]
-    has_prev = game[HAS_PREV] != 0
-    if has_prev:
-        _features(prev, reads, prev_features, stage_masks, stage_size)
+    count = np.int64(game[PENDING])
+    start = np.int64(game[START])
     game_score = np.int64(game[SCORE])
     length = np.int64(game[LENGTH])
     n_finished = 0
@@ -178,23 +188,32 @@ def train_kernel(
             board, weights, reads, lines, move_table, afters, rewards, legal, features, stages
         ):
             # a move could create 2**16, which the tables cannot index: the game ends
-            # here, and its last afterstate keeps its value (no target is known)
+            # here, and its waiting afterstates keep their values (no target is known)
             range_games += 1
             end = True
         else:
             action, value = _greedy(weights, rewards, legal, features, stages)
-            if has_prev:
-                delta = td_update(
-                    prev_features, value, step_size, weights, stage_size, init, coherence
-                )
+            start, count, delta = learn_move(
+                pending,
+                returns,
+                start,
+                count,
+                features[action],
+                rewards[action],
+                value,
+                lam,
+                step_size,
+                weights,
+                stages,
+                coherence,
+            )
+            if not np.isnan(delta):
                 error_sum += abs(delta)
                 updates += 1
-            prev[:] = afters[action]
-            prev_features[:] = features[action]
-            if coherence.shape[0] > 0:  # updated after the next move: start loading them
+            if coherence.shape[0] > 0:  # the next to be updated: start loading them
                 for k in range(n_features):
-                    prefetch(coherence, 2 * prev_features[k])
-            has_prev = True
+                    prefetch(coherence, 2 * pending[start, k])
+            prev[:] = afters[action]
             game_score += rewards[action]
             length += 1
             played += 1
@@ -202,11 +221,11 @@ def train_kernel(
             _spawn(board, rng, four_probability)
             fast = max_exponent(board) < FAST_LIMIT
             if legal_one(board, mask, fast, legal_table, lines) == 0:
-                delta = td_update(
-                    prev_features, 0.0, step_size, weights, stage_size, init, coherence
+                errors, n = learn_end(
+                    pending, returns, start, count, lam, step_size, weights, stages, coherence
                 )
-                error_sum += abs(delta)
-                updates += 1
+                error_sum += errors
+                updates += n
                 end = True
         if end:
             finished[n_finished, 0] = game_score
@@ -217,13 +236,25 @@ def train_kernel(
             board[:] = 0
             for _ in range(start_tiles):
                 _spawn(board, rng, four_probability)
-            has_prev = False
+            count = 0
+            start = 0
             game_score = 0
             length = 0
-    game[HAS_PREV] = np.uint64(1 if has_prev else 0)
+        elif ring > 2 and count > 0:  # waits H moves: its weights are long out of the caches
+            for k in range(n_features):
+                prefetch(weights, pending[start, k])
+    game[PENDING] = np.uint64(count)
+    game[START] = np.uint64(start)
     game[SCORE] = np.uint64(game_score)
     game[LENGTH] = np.uint64(length)
     return n_finished, range_games, error_sum, updates
+
+
+@njit(nogil=True, cache=True)
+def features_kernel(boards, reads, out, stage_masks, stage_size):
+    """Features (N, F) int64 of flat boards (N, R*C) uint8, as training indexes them."""
+    for i in range(boards.shape[0]):
+        _features(boards[i], reads, out[i], stage_masks, stage_size)
 
 
 @njit(nogil=True, cache=True)

@@ -64,7 +64,7 @@ from ...meminfo import available_bytes
 from ...settings import check_settings, setting
 from . import flat_kernels
 from .layouts import LAYOUT_NAMES, check_layout, symmetries, tuple_layout
-from .td import prefetch, stage_of, td_update, weight_sum
+from .td import lambda_weights, learn_end, learn_move, prefetch, stage_of, weight_sum
 
 __all__ = [
     "NETWORK_BYTES",
@@ -174,6 +174,10 @@ class NTupleConfig:
         (README: the recipes sweep).
     coherence_after: moves of plain TD before coherence takes over; with
         ``optimistic_init``, the OTD+TC schedule of Guei et al.
+    td_lambda, td_horizon: what an afterstate is moved toward: the truncated λ-return of
+        its next ``td_horizon`` moves (``td.lambda_weights``). 0 and 1 (the defaults) are
+        TD(0); λ = 1 with horizon n is n-step TD; 0 < λ < 1 with horizon h > 1 is
+        truncated TD(λ) (TC(λ) with ``coherence``; Jaśkowski 2018's delayed TC(λ)).
     stages: tiles that start a new set of weights (multistage): "16384" gives two sets,
         the second for boards holding a 16384; "16384,16384+8192" three. A new stage's
         weights start as its predecessor's (``td``). "" is one set.
@@ -194,6 +198,8 @@ class NTupleConfig:
     optimistic_init: float = setting(0.0, ge=0, hint="0 turns it off")  # initial V, in score
     coherence: bool = True  # temporal coherence: per-weight rates |E|/A (3x the memory)
     coherence_after: int = setting(0, ge=0)  # moves of plain TD before coherence starts
+    td_lambda: float = setting(0.0, ge=0, le=1, hint="0 is TD(0)")  # λ of the λ-return
+    td_horizon: int = setting(1, ge=1, le=16)  # moves the λ-return looks ahead; 1: TD(0)
     stages: str = ""  # tiles starting each further set of weights, e.g. 16384,16384+8192
     threads: int = setting(0, ge=0, hint="0 uses every core")  # training threads, 0: all
     tuples: str = "auto"  # auto (5x6 on 4x4, else 4x6), 4x6, 5x4, 5x6, 6x6, 8x6, or cells
@@ -203,6 +209,13 @@ class NTupleConfig:
         check_settings(self)
         check_layout(self.tuples)
         parse_stages(self.stages)
+        if (self.td_lambda > 0) != (self.td_horizon > 1):
+            raise ValueError(
+                f"td_lambda {self.td_lambda} with td_horizon {self.td_horizon} is TD(0) in "
+                "disguise: a λ-return needs both, e.g. --ntuple.td-lambda 0.5 "
+                "--ntuple.td-horizon 3 (or --ntuple.td-lambda 1 --ntuple.td-horizon 3: "
+                "3-step TD)"
+            )
         if not (isinstance(self.seed, (int, np.integer)) and 0 <= self.seed < 2**64):
             raise ValueError(f"seed must be an int in 0 .. 2**64 - 1, got {self.seed!r}")
 
@@ -365,8 +378,10 @@ def _greedy(board, weights, afters, rewards, features, stages):
     return best_action, best_value
 
 
-# slots of the game-state array the training kernel reads and writes (uint64)
-_BOARD, _PREV, _HAS_PREV, _SCORE, _LENGTH = range(5)
+# slots of the game-state array the training kernel reads and writes (uint64): the board,
+# the newest afterstate, how many afterstates wait for their target (0 or 1 with TD(0):
+# whether there is a previous afterstate) and where their ring starts (``td.learn_move``)
+_BOARD, _PREV, _PENDING, _SCORE, _LENGTH, _START = range(6)
 
 
 @njit(nogil=True, cache=True)
@@ -385,30 +400,35 @@ def _train_kernel(
     finished,
     stages,
     coherence,
+    pending,
+    returns,
+    lam,
 ):
     """Play and learn for exactly ``moves`` moves; see ``NTupleNetwork.train``.
 
-    ``game`` (5,) uint64 and ``rng`` (1,) uint64 are the resumable state, updated in
-    place; ``weights`` is the flat table; ``four_probability`` and ``start_tiles`` the
-    game's spawn rule; ``stages`` is ``(stage_masks (K,) int64, stage_size, init)`` and
-    ``coherence`` the TC statistics or an empty array (``td``). ``finished`` (G, 4) int64
-    receives score, max tile, length and final stage of each game that ends. Returns
-    ``(games finished, games ended at the table's range, sum of |TD error|, updates)``.
+    ``game`` (6,) uint64, ``rng`` (1,) uint64 and the ring of afterstates waiting for
+    their target, ``pending`` (H + 1, F) int64 features and ``returns`` (H + 1, 2)
+    float64, are the resumable state, updated in place; ``lam`` (H,) float64 weighs the
+    returns (``td.lambda_weights``). ``weights`` is the flat table; ``four_probability``
+    and ``start_tiles`` the game's spawn rule; ``stages`` is ``(stage_masks (K,) int64,
+    stage_size, init)`` and ``coherence`` the TC statistics or an empty array (``td``).
+    ``finished`` (G, 4) int64 receives score, max tile, length and final stage of each
+    game that ends. Returns ``(games finished, games ended at the table's range, sum of
+    |TD error|, updates)``.
 
     The board at the top of the loop always has a legal move: a game ends (and the
     next one starts) as soon as its board has none.
     """
-    stage_masks, stage_size, init = stages
+    stage_masks = stages[0]
     n_features = 8 * len(runs)
+    ring = pending.shape[0]
     afters = np.empty(4, dtype=np.uint64)
     rewards = np.empty(4, dtype=np.int64)
     features = np.empty((4, n_features), dtype=np.int64)
-    prev_features = np.empty(n_features, dtype=np.int64)
     board = game[_BOARD]
     prev = game[_PREV]
-    has_prev = game[_HAS_PREV] != 0
-    if has_prev:
-        _features(prev, runs, prev_features, stage_masks, stage_size)
+    count = np.int64(game[_PENDING])
+    start = np.int64(game[_START])
     game_score = np.int64(game[_SCORE])
     length = np.int64(game[_LENGTH])
     n_finished = 0
@@ -420,33 +440,42 @@ def _train_kernel(
         end = False
         if not _expand(board, weights, runs, xor, score, afters, rewards, features, stages):
             # a move could create 2**16, which the tables cannot index: the game ends
-            # here, and its last afterstate keeps its value (no target is known)
+            # here, and its waiting afterstates keep their values (no target is known)
             range_games += 1
             end = True
         else:
             action, value = _greedy(board, weights, afters, rewards, features, stages)
-            if has_prev:
-                delta = td_update(
-                    prev_features, value, step_size, weights, stage_size, init, coherence
-                )
+            start, count, delta = learn_move(
+                pending,
+                returns,
+                start,
+                count,
+                features[action],
+                rewards[action],
+                value,
+                lam,
+                step_size,
+                weights,
+                stages,
+                coherence,
+            )
+            if not np.isnan(delta):
                 error_sum += abs(delta)
                 updates += 1
-            prev = afters[action]
-            prev_features[:] = features[action]
-            if coherence.shape[0] > 0:  # updated after the next move: start loading them
+            if coherence.shape[0] > 0:  # the next to be updated: start loading them
                 for k in range(n_features):
-                    prefetch(coherence, 2 * prev_features[k])
-            has_prev = True
+                    prefetch(coherence, 2 * pending[start, k])
+            prev = afters[action]
             game_score += rewards[action]
             length += 1
             played += 1
             board = spawn(prev, rng, four_probability)
             if not has_move(board, legal_table):
-                delta = td_update(
-                    prev_features, 0.0, step_size, weights, stage_size, init, coherence
+                errors, n = learn_end(
+                    pending, returns, start, count, lam, step_size, weights, stages, coherence
                 )
-                error_sum += abs(delta)
-                updates += 1
+                error_sum += errors
+                updates += n
                 end = True
         if end:
             finished[n_finished, 0] = game_score
@@ -455,15 +484,27 @@ def _train_kernel(
             finished[n_finished, 3] = _stage(board, stage_masks)
             n_finished += 1
             board = new_game(rng, start_tiles, four_probability)
-            has_prev = False
+            count = 0
+            start = 0
             game_score = 0
             length = 0
+        elif ring > 2 and count > 0:  # waits H moves: its weights are long out of the caches
+            for k in range(n_features):
+                prefetch(weights, pending[start, k])
     game[_BOARD] = board
     game[_PREV] = prev
-    game[_HAS_PREV] = np.uint64(1 if has_prev else 0)
+    game[_PENDING] = np.uint64(count)
+    game[_START] = np.uint64(start)
     game[_SCORE] = np.uint64(game_score)
     game[_LENGTH] = np.uint64(length)
     return n_finished, range_games, error_sum, updates
+
+
+@njit(nogil=True, cache=True)
+def _features_kernel(boards, runs, out, stage_masks, stage_size):
+    """Features (N, F) int64 of packed boards (N,) uint64, as training indexes them."""
+    for i in range(boards.shape[0]):
+        _features(boards[i], runs, out[i], stage_masks, stage_size)
 
 
 @njit(nogil=True, cache=True)
@@ -584,11 +625,16 @@ class NTupleNetwork:
             self._lines = line_cells(game.rows, game.cols)
         self.threads = training_threads(config.threads)
         self._pool: ThreadPoolExecutor | None = None
-        # each thread's game: its (board, previous afterstate) flat, the packed kernels'
-        # state slots (_BOARD.._LENGTH) and its generator
+        # each thread's game: its (board, newest afterstate) flat, the kernels' state slots
+        # (_BOARD.._START), its generator and its afterstates waiting for their targets
+        # (features, (reward, reward + value); a ring of H + 1, ``td.learn_move``)
         self._cells = np.zeros((self.threads, 2, game.cells), dtype=np.uint8)
-        self._games = np.zeros((self.threads, 5), dtype=np.uint64)
+        self._games = np.zeros((self.threads, 6), dtype=np.uint64)
         self._rngs = np.zeros((self.threads, 1), dtype=np.uint64)
+        self._lambda = lambda_weights(config.td_lambda, config.td_horizon)
+        ring = config.td_horizon + 1
+        self._pending = np.zeros((self.threads, ring, self.features), dtype=np.int64)
+        self._returns = np.zeros((self.threads, ring, 2), dtype=np.float64)
         for worker in range(self.threads):
             self._start_game(worker, _worker_seed(config.seed, worker))
         self.moves = 0  # moves trained, over all calls
@@ -685,6 +731,9 @@ class NTupleNetwork:
                 finished,
                 self._stages,
                 self._coherence_now(),
+                self._pending[worker],
+                self._returns[worker],
+                self._lambda,
             )
         else:
             n, range_games, error_sum, updates = flat_kernels.train_kernel(
@@ -703,6 +752,9 @@ class NTupleNetwork:
                 finished,
                 self._stages,
                 self._coherence_now(),
+                self._pending[worker],
+                self._returns[worker],
+                self._lambda,
             )
         return TrainStats(
             moves=moves,
@@ -788,8 +840,10 @@ class NTupleNetwork:
         then the live tables, for a caller that writes them out before training goes on),
         thread 0's game (board, previous afterstate, score, length, generator) and, with more
         threads, the others' (``thread_boards`` (W-1, 2, rows, cols) uint8, ``thread_games``
-        (W-1, 4) int64: has_prev, score, length and the generator's bits), as NumPy arrays
-        and plain Python values."""
+        (W-1, 4) int64: has_prev, score, length and the generator's bits) and, with a
+        λ-return (``td_horizon`` > 1), every thread's afterstates that wait for their targets,
+        oldest first (``td_pending`` (W, H, F) int64 features, ``td_returns`` (W, H, 2)
+        float64, ``td_pending_count`` (W,) int64), as NumPy arrays and plain Python values."""
         game = self._games[0]
         board, prev = self._boards(0)
         keep = (lambda a: a.copy()) if copy else (lambda a: a)
@@ -799,7 +853,7 @@ class NTupleNetwork:
             "weights": keep(self.weights),
             "board": board,
             "prev_afterstate": prev,
-            "has_prev": bool(game[_HAS_PREV]),
+            "has_prev": bool(game[_PENDING]),
             "score": int(game[_SCORE]),
             "length": int(game[_LENGTH]),
             "rng_state": int(self._rngs[0, 0]),
@@ -811,8 +865,17 @@ class NTupleNetwork:
         if self.threads > 1:
             others = range(1, self.threads)
             state["thread_boards"] = np.stack([self._boards(w) for w in others])
-            slots = self._games[1:][:, [_HAS_PREV, _SCORE, _LENGTH]].astype(np.int64)
+            slots = self._games[1:][:, [_PENDING, _SCORE, _LENGTH]].astype(np.int64)
+            slots[:, 0] = slots[:, 0] > 0  # has_prev
             state["thread_games"] = np.concatenate([slots, self._rngs[1:].view(np.int64)], 1)
+        horizon = self.config.td_horizon
+        if horizon > 1:
+            starts = self._games[:, _START].astype(np.int64)
+            rows = (starts[:, None] + np.arange(horizon)) % (horizon + 1)  # oldest first
+            workers = np.arange(self.threads)[:, None]
+            state["td_pending"] = self._pending[workers, rows]
+            state["td_returns"] = self._returns[workers, rows]
+            state["td_pending_count"] = self._games[:, _PENDING].astype(np.int64)
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -865,6 +928,7 @@ class NTupleNetwork:
         rows += more_games[:, :3].tolist()
         rngs = [np.uint64(state["rng_state"]), *more_games[:, 3].view(np.uint64)]
         cells = [self._flat_boards(b) for b in saved]  # their shape and range, checked
+        pending, returns, counts = self._saved_pending(state, config, len(saved))
         check_memory(network_bytes(config, self.game))
         self.weights = None  # let the old tables go before the copies are made
         self.weights = np.array(weights, dtype=np.float32, copy=True)
@@ -882,8 +946,52 @@ class NTupleNetwork:
             self._games[worker] = 0
             if self.packed:
                 self._games[worker, [_BOARD, _PREV]] = pack_boards(saved[worker])
-            self._games[worker, [_HAS_PREV, _SCORE, _LENGTH]] = rows[worker]
+            self._games[worker, [_PENDING, _SCORE, _LENGTH]] = rows[worker]
             self._rngs[worker, 0] = rngs[worker]
+            if pending is not None:
+                self._pending[worker, : len(pending[worker])] = pending[worker]
+                self._returns[worker, : len(pending[worker])] = returns[worker]
+                self._games[worker, _PENDING] = counts[worker]
+            elif rows[worker][0]:  # TD(0): the previous afterstate waits for its target
+                self._pending[worker, 0] = self._features_of(cells[worker][1:])[0]
+
+    def _saved_pending(self, state: dict, config: NTupleConfig, workers: int) -> tuple:
+        """``(td_pending, td_returns, td_pending_count)`` of a state with a λ-return, checked
+        against this network (``(None, None, None)`` for TD(0): its one waiting afterstate
+        is the saved previous one)."""
+        horizon = config.td_horizon
+        if horizon == 1:
+            return None, None, None
+        pending = np.asarray(state.get("td_pending", np.zeros(0)))
+        returns = np.asarray(state.get("td_returns", np.zeros(0)))
+        counts = np.asarray(state.get("td_pending_count", np.zeros(0)))
+        shapes = {
+            "td_pending": (pending, (workers, horizon, self.features)),
+            "td_returns": (returns, (workers, horizon, 2)),
+            "td_pending_count": (counts, (workers,)),
+        }
+        for name, (array, shape) in shapes.items():
+            if array.shape != shape:
+                raise ValueError(
+                    f"{name} must be {shape} for td_horizon {horizon}, got {array.shape}; "
+                    "the state dict is damaged"
+                )
+        if (
+            not ((counts >= 0) & (counts <= horizon)).all()
+            or not ((pending >= 0) & (pending < self.weights.size)).all()
+        ):
+            raise ValueError("td_pending is out of range; the state dict is damaged")
+        return pending.astype(np.int64), returns.astype(np.float64), counts.astype(np.uint64)
+
+    def _features_of(self, cells: np.ndarray) -> np.ndarray:
+        """(N, F) int64 features of flat boards (N, R*C) uint8, as training indexes them."""
+        out = np.empty((len(cells), self.features), dtype=np.int64)
+        masks, size = self.stage_masks, np.int64(self.stage_size)
+        if self.packed:
+            _features_kernel(pack_boards(cells.reshape(-1, 4, 4)), self._runs, out, masks, size)
+        else:
+            flat_kernels.features_kernel(cells, self._reads, out, masks, size)
+        return out
 
     @classmethod
     def from_state_dict(cls, state: dict, threads: int = 1) -> NTupleNetwork:

@@ -1,12 +1,14 @@
-"""The n-tuple learner: TD(0) on afterstates with a 4x6-tuple network (``--learner ntuple``).
+"""The n-tuple learner: TD on afterstates with an n-tuple network (``--learner ntuple``).
 
-The classic strong baseline for 2048 (Szubert & Jaskowski 2014; network.py): one game at
-a time in one compiled kernel, greedy over the four afterstates, learning after every
-move, on the run's game (``LearnerSetup.game``: the tuples are placed for its board). An
-iteration is ``ITERATION_MOVES`` moves in chunks of ``CHUNK_MOVES`` with a tick between
-chunks, so pause and stop take effect within a few milliseconds; it ends early where the
-run's budget ends, so ``--steps N`` trains exactly N moves. The weights are 268 MB on 4x4
-(float32, 4 x 16**6; 403 MB on 5x5); memory is checked before they are allocated.
+The classic strong baseline for 2048 (Szubert & Jaskowski 2014; network.py), with the
+published programs' techniques as settings (TC, TD(λ), stages, optimism, bigger tuples,
+every core; recipes.py): one game a thread in one compiled kernel, greedy over the four
+afterstates, learning after every move, on the run's game (``LearnerSetup.game``: the
+tuples are placed for its board). An iteration is ``ITERATION_MOVES`` moves in chunks of
+``CHUNK_MOVES`` with a tick between chunks, so pause and stop take effect within a few
+milliseconds; it ends early where the run's budget ends, so ``--steps N`` trains exactly N
+moves. The default network is 1 GB on 4x4 (5x6 float32 weights and their TC statistics);
+memory is checked before it is allocated.
 
 For replay, every ``SHOWCASE_EVERY`` iterations the network plays one whole game greedily
 on a board of its own (seeded from the run's seed and the iteration) and that game is
@@ -63,8 +65,8 @@ def in_range(ask: Callable[[np.ndarray], np.ndarray], boards: np.ndarray, beyond
 
 @register
 class NTupleLearner(Learner):
-    """TD(0) n-tuple network; see the module docstring. Settings: an ``NTupleConfig`` (its
-    seed is the run's), the ``--ntuple.*`` flags."""
+    """An n-tuple network learning by TD or TC; see the module docstring. Settings: an
+    ``NTupleConfig`` (its seed is the run's), the ``--ntuple.*`` flags."""
 
     name = "ntuple"
     config_class = NTupleConfig
@@ -106,6 +108,8 @@ class NTupleLearner(Learner):
                 if not options.coherence_after
                 else f"TD(0), TC from move {options.coherence_after:,}"
             )
+        if options.td_horizon > 1:
+            rule += f", λ-return of {options.td_horizon} moves at λ = {options.td_lambda:g}"
         stats = 0 if network.coherence is None else network.coherence.nbytes
         return (
             f"ntuple: {_layout_name(options.tuples, network.game)} network, "
@@ -255,6 +259,24 @@ class NTupleLearner(Learner):
             )
             if not ok:
                 raise bad("ntuple.thread_boards", "does not hold the other threads' games")
+        if config.td_horizon > 1:
+            workers = 1 + (0 if more[0] is None else int(more[0].shape[0]))
+            horizon = config.td_horizon
+            pending = {
+                "td_pending": (torch.int64, (workers, horizon, None)),
+                "td_returns": (torch.float64, (workers, horizon, 2)),
+                "td_pending_count": (torch.int64, (workers,)),
+            }
+            for name, (dtype, shape) in pending.items():
+                tensor = state.get(name)
+                if not (
+                    isinstance(tensor, torch.Tensor)
+                    and tensor.dtype == dtype
+                    and tensor.dim() == len(shape)
+                    and all(w in (None, n) for w, n in zip(shape, tensor.shape))
+                ):
+                    want = str(shape).replace("None", "features")
+                    raise bad(f"ntuple.{name}", f"is {ck.show(tensor)}, not {dtype} {want}")
         for name in ("board", "prev_afterstate"):
             if tuple(state[name].shape) != game.shape:
                 shape = f"({game.rows}, {game.cols})"
@@ -269,8 +291,9 @@ class NTupleLearner(Learner):
     @classmethod
     def load_agent(cls, payload: dict[str, Any], device: torch.device) -> NTupleAgent:
         # a player needs neither the coherence statistics (2x the weights) nor more threads
-        state = {**_network_state(payload), "coherence": False}
-        state.pop("coherence_stats", None)
+        state = {**_network_state(payload), "coherence": False, "td_lambda": 0.0, "td_horizon": 1}
+        for name in ("coherence_stats", "td_pending", "td_returns", "td_pending_count"):
+            state.pop(name, None)
         return NTupleAgent(NTupleNetwork.from_state_dict(state, threads=1))
 
 
@@ -289,6 +312,9 @@ _ARRAYS = (
     "prev_afterstate",
     "thread_boards",
     "thread_games",
+    "td_pending",
+    "td_returns",
+    "td_pending_count",
 )
 """The state dict's arrays, saved as tensors in a checkpoint."""
 

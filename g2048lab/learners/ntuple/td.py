@@ -17,6 +17,13 @@ Three things are settings of the step, each off by a neutral argument:
   its first update) times the step: weights whose errors keep one sign learn fast, those
   whose errors cancel slow down.
 - Plain TD(0) otherwise: every weight moves by ``step_size * delta``.
+
+What each afterstate is moved toward is the truncated λ-return of its next ``H`` moves
+(``lambda_weights``; Sutton & Barto 12.3, and Jaśkowski 2018's delayed TC(λ)): the
+afterstates wait in a ring of ``H + 1`` (``learn_move``), each updated once its ``H``
+successors are known, the rest when the game ends (``learn_end``). ``H`` = 1, λ = 0 is
+TD(0), updating each afterstate at the next move; λ = 1 is ``H``-step TD. A successor's
+value is the one read when its move was chosen (the delayed scheme: no second read).
 """
 
 from __future__ import annotations
@@ -27,7 +34,16 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["prefetch", "stage_of", "td_update", "weight_read", "weight_sum"]
+__all__ = [
+    "lambda_weights",
+    "learn_end",
+    "learn_move",
+    "prefetch",
+    "stage_of",
+    "td_update",
+    "weight_read",
+    "weight_sum",
+]
 
 
 @njit(inline="always")
@@ -97,6 +113,80 @@ def td_update(features, target, step_size, weights, stage_size, init, coherence)
         coherence[2 * f] = e + delta
         coherence[2 * f + 1] = a + size
     return delta
+
+
+def lambda_weights(td_lambda: float, horizon: int) -> np.ndarray:
+    """(H,) float64 weights of the k-step returns G1 .. GH in the truncated λ-return:
+    ``(1 - λ) λ**(k-1)`` for k < H, ``λ**(H-1)`` for k = H (they sum to 1). ``(0, 1)``
+    gives ``[1.0]``, TD(0); ``(1, n)`` gives n-step TD."""
+    k = np.arange(1, horizon + 1, dtype=np.float64)
+    weights = (1.0 - td_lambda) * td_lambda ** (k - 1)
+    weights[-1] = td_lambda ** (horizon - 1)
+    return weights
+
+
+@njit(inline="always")
+def _lambda_return(returns, start, first, count, lam):
+    """The truncated λ-return of the afterstate ``first`` entries after ``start`` in the
+    ring ``returns`` (H + 1, 2) float64 of (reward of the move that made it, that reward
+    plus V(afterstate) when it was chosen), whose successors are the entries up to
+    ``count``; where they are fewer than H, the game ended after the last: every longer
+    return is the rewards that came (the end's value is 0)."""
+    ring = returns.shape[0]
+    horizon = lam.shape[0]
+    m = count - 1 - first  # successors known
+    target = 0.0
+    rewards = 0.0  # the successors' rewards before the k-th
+    for k in range(1, min(m, horizon) + 1):
+        entry = (start + first + k) % ring
+        target += lam[k - 1] * (rewards + returns[entry, 1])
+        rewards += returns[entry, 0]
+    rest = 0.0
+    for k in range(m + 1, horizon + 1):
+        rest += lam[k - 1]
+    if rest > 0.0:
+        target += rest * rewards
+    return target
+
+
+@njit(inline="always")
+def learn_move(
+    pending, returns, start, count, features, reward, q, lam, step_size, weights, stages, coherence
+):
+    """The afterstate just chosen (``features`` (F,), its move's ``reward``, ``q`` = reward
+    + its value) joins the ring ``pending`` (H + 1, F) int64 / ``returns`` (H + 1, 2) of the
+    afterstates waiting for a target (``start``: the oldest, ``count`` of them); if the
+    oldest now has its H successors, it is updated (``td_update``) and leaves.
+
+    Returns ``(start, count, delta)``: the ring after it, and the TD error (NaN: nothing
+    was updated). With H = 1 the update is TD(0)'s, bit for bit: target = ``q``."""
+    _, stage_size, init = stages
+    ring = pending.shape[0]
+    entry = (start + count) % ring
+    pending[entry, :] = features
+    returns[entry, 0] = reward
+    returns[entry, 1] = q
+    count += 1
+    if count < ring:
+        return start, count, np.nan
+    target = _lambda_return(returns, start, 0, count, lam)
+    delta = td_update(pending[start], target, step_size, weights, stage_size, init, coherence)
+    return (start + 1) % ring, count - 1, delta
+
+
+@njit(inline="always")
+def learn_end(pending, returns, start, count, lam, step_size, weights, stages, coherence):
+    """The game ended after the newest pending afterstate: update each waiting one, oldest
+    first, toward its return to the end (the last one's is 0). Returns ``(sum of |TD
+    error|, updates)``; the ring is empty after it."""
+    _, stage_size, init = stages
+    ring = pending.shape[0]
+    error_sum = 0.0
+    for first in range(count):
+        target = _lambda_return(returns, start, first, count, lam)
+        row = pending[(start + first) % ring]
+        error_sum += abs(td_update(row, target, step_size, weights, stage_size, init, coherence))
+    return error_sum, count
 
 
 @njit(inline="always")
