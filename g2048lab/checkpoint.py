@@ -35,6 +35,7 @@ import types
 import typing
 import warnings
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
+from .meminfo import available_bytes
 from .subscribers import Subscriber, TrainingContext
 
 __all__ = [
@@ -514,9 +516,15 @@ class Checkpointer(Subscriber):
     """Saves the trainer's state every ``every_episodes`` games and/or ``every_minutes``,
     when ``request()`` is called, and when the run ends (stop, budget, failure).
 
-    Saves happen in the training thread at the end of a PPO iteration, so a
-    checkpoint always holds a consistent state; a request is served within one
-    iteration. The score used for ``best.pt`` is the mean score of recent games.
+    The state is taken in the training thread at the end of an iteration, so a checkpoint
+    always holds a consistent state; a request is served within one iteration. Training
+    then goes on while a thread of its own writes the file (``background``; hashing,
+    serialising and syncing a gigabyte n-tuple network takes seconds): the state is
+    copied first (``snapshot``), one write at a time, and the one at the run's end is
+    waited for. Where memory cannot hold the copy, the write happens in place, training
+    waiting. A write that failed (a full disk) fails the run at the next iteration, in one
+    line, as a write in place would. The score used for ``best.pt`` is the mean score of
+    recent games.
     """
 
     def __init__(
@@ -524,14 +532,18 @@ class Checkpointer(Subscriber):
         manager: CheckpointManager,
         every_episodes: int | None = None,
         every_minutes: float | None = 10.0,
+        background: bool = True,
     ):
         self.manager = manager
         self.every_episodes = every_episodes
         self.every_minutes = every_minutes
+        self.background = background
         self.last_path: Path | None = None
         self._requested = False
         self._last_episodes = 0
         self._last_time = time.monotonic()
+        self._writer: ThreadPoolExecutor | None = None
+        self._writing: Future | None = None
 
     def request(self) -> str:
         """Ask for a checkpoint at the end of the current iteration (thread-safe)."""
@@ -539,6 +551,7 @@ class Checkpointer(Subscriber):
         return "a checkpoint will be saved at the end of the current iteration"
 
     def on_iteration(self, metrics: dict, context: TrainingContext) -> None:
+        self._finish(wait=False)  # a failed write fails the run here
         due_games = (
             self.every_episodes and context.episodes - self._last_episodes >= self.every_episodes
         )
@@ -549,14 +562,80 @@ class Checkpointer(Subscriber):
             self.save(context)
 
     def on_end(self, context: TrainingContext) -> None:
-        if context.iteration > 0 or context.env_steps > 0:
-            self.save(context)
+        try:
+            if context.iteration > 0 or context.env_steps > 0:
+                self.save(context, wait=True)
+            self._finish(wait=True)
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
+                self._writer = None
 
-    def save(self, context: TrainingContext) -> Path:
+    def save(self, context: TrainingContext, wait: bool = False) -> Path | None:
+        """Take the run's state and write it (in the background unless ``wait``); the
+        file's path once written, None while it is being written."""
         run = context.run
+        self._finish(wait=True)  # one write at a time
         self._requested = False
         self._last_episodes = context.episodes
         self._last_time = time.monotonic()
-        self.last_path = self.manager.save(run.checkpoint_payload(), run.recent_mean_score)
-        run.checkpoint_saved(self.last_path)
-        return self.last_path
+        payload = run.checkpoint_payload()
+        score = run.recent_mean_score
+        if not (self.background and _can_copy(payload)):
+            self._saved(run, self.manager.save(payload, score))
+            return self.last_path
+        payload = snapshot(payload)
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, "checkpoint-writer")
+        self._writing = self._writer.submit(self.manager.save, payload, score)
+        self._writing.add_done_callback(
+            lambda done: done.exception() is None and self._saved(run, done.result())
+        )
+        if wait:
+            self._finish(wait=True)
+            return self.last_path
+        return None
+
+    def _saved(self, run, path: Path) -> None:
+        self.last_path = path
+        run.checkpoint_saved(path)
+
+    def _finish(self, wait: bool) -> None:
+        """Collect the background write if it is done (or ``wait`` for it); re-raise its
+        error here, in the training thread."""
+        writing = self._writing
+        if writing is None or not (wait or writing.done()):
+            return
+        self._writing = None
+        writing.result()  # CheckpointError for a full disk
+
+
+def snapshot(value: Any) -> Any:
+    """A copy of a payload that training can no longer change: every tensor cloned, every
+    array copied, containers rebuilt; other values are immutable or left as they are."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {k: snapshot(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(snapshot(v) for v in value)
+    if hasattr(value, "__array__") and hasattr(value, "copy"):
+        return value.copy()
+    return value
+
+
+def _tensor_bytes(value: Any) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in value)
+    return 0
+
+
+def _can_copy(payload: dict[str, Any]) -> bool:
+    """Whether memory holds a copy of the payload's tensors beside the serialised file
+    (``save_checkpoint`` builds it in memory) with 10% to spare."""
+    available = available_bytes()
+    return available is None or 2.2 * _tensor_bytes(payload) < available

@@ -206,7 +206,9 @@ class NTupleLearner(Learner):
     # --- checkpoints -------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        state = self.network.state_dict(copy=False)  # saved in this thread before training goes on
+        # the live tables: the Checkpointer copies them once (checkpoint.snapshot) or, short
+        # of memory, writes them before training goes on
+        state = self.network.state_dict(copy=False)
         arrays = [k for k in _ARRAYS if k in state]
         tensors = {k: torch.from_numpy(np.ascontiguousarray(state.pop(k))) for k in arrays}
         state["rng_state"] = str(state["rng_state"])  # a uint64: kept exact as text
