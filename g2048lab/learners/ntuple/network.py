@@ -1,5 +1,5 @@
-"""An n-tuple network that learns a game of the 2048 family by TD(0) on afterstates,
-compiled with numba.
+"""An n-tuple network that learns a game of the 2048 family by TD on afterstates, in
+kernels compiled with numba.
 
 After Szubert & Jaśkowski (2014), "Temporal difference learning of n-tuple networks
 for the game 2048". The value of an afterstate (a board after a move, before the
@@ -22,9 +22,13 @@ afterstate toward ``reward + V(new afterstate)`` (toward 0 when the game ends):
 
     delta = r + V(x') - V(x)        each of x's features += learning_rate * delta / features
 
-The rules are the engine's, for the network's game (``games.Game``): on 4x4 the kernels
-below work on boards packed in a uint64 (``engine.packed``), on any other board
-``flat_kernels`` works on flat (R*C,) boards with ``engine.rules``' kernels. The tables
+That is TD(0); the settings (``NTupleConfig``) add what the published programs do: per-weight
+rates (TC), λ-returns, stages, optimistic values, bigger tuples, several threads; ``td``
+holds the step they share.
+
+The rules are the engine's, for the network's game (``games.Game``): on 4x4
+``packed_kernels`` work on boards packed in a uint64 (``engine.packed``), on any other
+board ``flat_kernels`` work on flat (R*C,) boards with ``engine.rules``' kernels. The tables
 hold 4-bit cells: a training game that could make the tile 65536 ends there and is
 counted (``TrainStats.range_games``). The random numbers come from a splitmix64
 generator whose whole state is one uint64, saved with the network: training resumes
@@ -38,7 +42,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from numba import njit
 
 from ... import games
 from ...device import usable_cores
@@ -46,25 +49,17 @@ from ...engine.packed import (
     EXPONENTS,
     MOVE_SCORE,
     MOVE_XOR,
-    NIBBLE,
     check_exponents,
-    flip,
-    has_move,
-    max_exponent,
-    mirror,
-    move,
-    new_game,
     pack_boards,
-    spawn,
-    transpose,
     unpack_boards,
 )
 from ...engine.rules import LEGAL_TABLE, MOVE_TABLE, flat_boards, line_cells
 from ...meminfo import available_bytes
 from ...settings import check_settings, setting
-from . import flat_kernels
+from . import flat_kernels, packed_kernels
 from .layouts import LAYOUT_NAMES, check_layout, symmetries, tuple_layout
-from .td import lambda_weights, learn_end, learn_move, prefetch, stage_of, weight_sum
+from .packed_kernels import BOARD, LENGTH, PENDING, PREV, SCORE, START
+from .td import lambda_weights
 
 __all__ = [
     "NETWORK_BYTES",
@@ -250,298 +245,6 @@ def check_memory(nbytes: int) -> None:
         )
 
 
-# --- packed boards: how the kernels read a tuple off a uint64 board -----------------------
-
-
-def _layout_runs(layout: tuple[tuple[int, ...], ...]) -> tuple[tuple[np.uint64, ...], ...]:
-    """How the kernels read each tuple's weight off a packed board: one tuple per tuple,
-    ``(offset, shift, mask, shift, mask, ...)`` uint64.
-
-    Digit k of a tuple's index is the exponent on its k-th cell, so the index is
-    ``sum_k ((board >> 4 * cell_k) & 15) << 4k``. Neighbouring digits whose cells are
-    neighbours too come out of the packed board with one shift and one mask, so
-    ``index = OR_j (board >> shift_j) & mask_j``, and ``offset = t * 16**L`` places
-    tuple t's table in the flat weights. Every tuple gets as many runs as the longest
-    (a mask of 0 adds nothing); a tuple is a fixed-length numba tuple, so the kernels'
-    loops over it unroll.
-    """
-    per_tuple: list[list[tuple[int, int]]] = []
-    for cells in layout:
-        if list(cells) != sorted(cells) or len(set(cells)) != len(cells):
-            raise ValueError(f"tuple cells must be distinct and ascending, got {cells}")
-        runs: dict[int, int] = {}
-        for k, cell in enumerate(cells):
-            runs[4 * (cell - k)] = runs.get(4 * (cell - k), 0) | (15 << (4 * k))
-        per_tuple.append(sorted(runs.items()))
-    width = max(len(runs) for runs in per_tuple)
-    table = TABLE_EXPONENTS ** max(len(cells) for cells in layout)
-    return tuple(
-        tuple(
-            np.uint64(x)
-            for x in [t * table]
-            + [v for shift, mask in runs + [(0, 0)] * (width - len(runs)) for v in (shift, mask)]
-        )
-        for t, runs in enumerate(per_tuple)
-    )
-
-
-# --- compiled kernels on packed 4x4 boards ------------------------------------------------
-
-
-@njit(inline="always")
-def _stage(board, stage_masks):
-    """The stage of a packed board (``td.stage_of``)."""
-    present = np.int64(0)
-    for i in range(16):
-        present |= np.int64(1) << np.int64((board >> np.uint64(4 * i)) & NIBBLE)
-    return stage_of(present, stage_masks)
-
-
-@njit(inline="always")
-def _features(board, runs, out, stage_masks, stage_size):
-    """Write the flat weight indices of a packed board's features into ``out`` (F,) int64,
-    image by image (the 8 symmetries), tuple by tuple, in the tables of the board's stage
-    (``td.stage_of``; no ``stage_masks``: one stage).
-
-    ``runs[t]`` is ``(offset of tuple t's table in the flat weights, shift, mask, shift,
-    mask, ...)``: the index is ``offset + OR_j (image >> shift_j) & mask_j``.
-    """
-    offset = np.uint64(0)
-    if stage_masks.shape[0] > 0:
-        offset = np.uint64(_stage(board, stage_masks) * stage_size)
-    mirrored = mirror(board)
-    transposed = transpose(board)
-    transposed_mirrored = mirror(transposed)
-    images = (
-        board,
-        mirrored,
-        flip(board),
-        flip(mirrored),
-        transposed,
-        transposed_mirrored,
-        flip(transposed),
-        flip(transposed_mirrored),
-    )
-    k = 0
-    for image in images:
-        for tuple_runs in runs:
-            index = np.uint64(0)
-            for j in range(1, len(tuple_runs), 2):
-                index |= (image >> tuple_runs[j]) & tuple_runs[j + 1]
-            out[k] = np.int64(tuple_runs[0] + offset + index)
-            k += 1
-
-
-@njit(inline="always")
-def _value(board, weights, runs, features, stages):
-    """V of a packed board (float32); ``features`` (F,) int64 is scratch."""
-    stage_masks, stage_size, init = stages
-    _features(board, runs, features, stage_masks, stage_size)
-    return weight_sum(weights, features, stage_size, init)
-
-
-@njit(inline="always")
-def _expand(board, weights, runs, xor, score, afters, rewards, features, stages):
-    """The four moves of a packed board: fill ``afters`` (4,) uint64, ``rewards`` (4,)
-    int64 and, for the legal ones, ``features`` (4, F) int64, prefetching their weights.
-
-    Returns False (and stops) if a move would create 2**16, beyond the tables.
-    """
-    transposed = transpose(board)
-    for action in range(4):
-        after, reward = move(board, transposed, action, xor, score)
-        if reward < 0:
-            return False
-        afters[action] = after
-        rewards[action] = reward
-        if after != board:
-            _features(after, runs, features[action], stages[0], stages[1])
-            for k in range(features.shape[1]):
-                prefetch(weights, features[action, k])
-    return True
-
-
-@njit(inline="always")
-def _greedy(board, weights, afters, rewards, features, stages):
-    """``(action, reward + V(afterstate))`` of the best legal move after ``_expand``, the
-    first on ties; ``(-1, -inf)`` if no move is legal."""
-    best_action = -1
-    best_value = np.float32(-np.inf)
-    for action in range(4):
-        if afters[action] != board:
-            v = np.float32(rewards[action]) + weight_sum(
-                weights, features[action], stages[1], stages[2]
-            )
-            if v > best_value:
-                best_action = action
-                best_value = v
-    return best_action, best_value
-
-
-# slots of the game-state array the training kernel reads and writes (uint64): the board,
-# the newest afterstate, how many afterstates wait for their target (0 or 1 with TD(0):
-# whether there is a previous afterstate) and where their ring starts (``td.learn_move``)
-_BOARD, _PREV, _PENDING, _SCORE, _LENGTH, _START = range(6)
-
-
-@njit(nogil=True, cache=True)
-def _train_kernel(
-    moves,
-    game,
-    rng,
-    weights,
-    runs,
-    step_size,
-    xor,
-    score,
-    legal_table,
-    four_probability,
-    start_tiles,
-    finished,
-    stages,
-    coherence,
-    pending,
-    returns,
-    lam,
-):
-    """Play and learn for exactly ``moves`` moves; see ``NTupleNetwork.train``.
-
-    ``game`` (6,) uint64, ``rng`` (1,) uint64 and the ring of afterstates waiting for
-    their target, ``pending`` (H + 1, F) int64 features and ``returns`` (H + 1, 2)
-    float64, are the resumable state, updated in place; ``lam`` (H,) float64 weighs the
-    returns (``td.lambda_weights``). ``weights`` is the flat table; ``four_probability``
-    and ``start_tiles`` the game's spawn rule; ``stages`` is ``(stage_masks (K,) int64,
-    stage_size, init)`` and ``coherence`` the TC statistics or an empty array (``td``).
-    ``finished`` (G, 4) int64 receives score, max tile, length and final stage of each
-    game that ends. Returns ``(games finished, games ended at the table's range, sum of
-    |TD error|, updates)``.
-
-    The board at the top of the loop always has a legal move: a game ends (and the
-    next one starts) as soon as its board has none.
-    """
-    stage_masks = stages[0]
-    n_features = 8 * len(runs)
-    ring = pending.shape[0]
-    afters = np.empty(4, dtype=np.uint64)
-    rewards = np.empty(4, dtype=np.int64)
-    features = np.empty((4, n_features), dtype=np.int64)
-    board = game[_BOARD]
-    prev = game[_PREV]
-    count = np.int64(game[_PENDING])
-    start = np.int64(game[_START])
-    game_score = np.int64(game[_SCORE])
-    length = np.int64(game[_LENGTH])
-    n_finished = 0
-    range_games = 0
-    error_sum = 0.0
-    updates = 0
-    played = 0
-    while played < moves:
-        end = False
-        if not _expand(board, weights, runs, xor, score, afters, rewards, features, stages):
-            # a move could create 2**16, which the tables cannot index: the game ends
-            # here, and its waiting afterstates keep their values (no target is known)
-            range_games += 1
-            end = True
-        else:
-            action, value = _greedy(board, weights, afters, rewards, features, stages)
-            start, count, delta = learn_move(
-                pending,
-                returns,
-                start,
-                count,
-                features[action],
-                rewards[action],
-                value,
-                lam,
-                step_size,
-                weights,
-                stages,
-                coherence,
-            )
-            if not np.isnan(delta):
-                error_sum += abs(delta)
-                updates += 1
-            if coherence.shape[0] > 0:  # the next to be updated: start loading them
-                for k in range(n_features):
-                    prefetch(coherence, 2 * pending[start, k])
-            prev = afters[action]
-            game_score += rewards[action]
-            length += 1
-            played += 1
-            board = spawn(prev, rng, four_probability)
-            if not has_move(board, legal_table):
-                errors, n = learn_end(
-                    pending, returns, start, count, lam, step_size, weights, stages, coherence
-                )
-                error_sum += errors
-                updates += n
-                end = True
-        if end:
-            finished[n_finished, 0] = game_score
-            finished[n_finished, 1] = np.int64(1) << max_exponent(board)
-            finished[n_finished, 2] = length
-            finished[n_finished, 3] = _stage(board, stage_masks)
-            n_finished += 1
-            board = new_game(rng, start_tiles, four_probability)
-            count = 0
-            start = 0
-            game_score = 0
-            length = 0
-        elif ring > 2 and count > 0:  # waits H moves: its weights are long out of the caches
-            for k in range(n_features):
-                prefetch(weights, pending[start, k])
-    game[_BOARD] = board
-    game[_PREV] = prev
-    game[_PENDING] = np.uint64(count)
-    game[_START] = np.uint64(start)
-    game[_SCORE] = np.uint64(game_score)
-    game[_LENGTH] = np.uint64(length)
-    return n_finished, range_games, error_sum, updates
-
-
-@njit(nogil=True, cache=True)
-def _features_kernel(boards, runs, out, stage_masks, stage_size):
-    """Features (N, F) int64 of packed boards (N,) uint64, as training indexes them."""
-    for i in range(boards.shape[0]):
-        _features(boards[i], runs, out[i], stage_masks, stage_size)
-
-
-@njit(nogil=True, cache=True)
-def _values_kernel(boards, weights, runs, out, stages):
-    """(N,) packed boards -> fill (N,) float32 ``out`` with their values."""
-    features = np.empty(8 * len(runs), dtype=np.int64)
-    for n in range(boards.shape[0]):
-        out[n] = _value(boards[n], weights, runs, features, stages)
-
-
-@njit(nogil=True, cache=True)
-def _move_values_kernel(boards, weights, runs, xor, score, out, stages):
-    """(N,) packed boards -> fill (N, 4) float32 ``out`` with reward + V(afterstate), -inf
-    where illegal. Returns the first board with a move that would create 2**16, or -1."""
-    afters = np.empty(4, dtype=np.uint64)
-    rewards = np.empty(4, dtype=np.int64)
-    features = np.empty((4, 8 * len(runs)), dtype=np.int64)
-    for n in range(boards.shape[0]):
-        board = boards[n]
-        if not _expand(board, weights, runs, xor, score, afters, rewards, features, stages):
-            return n
-        for action in range(4):
-            if afters[action] == board:
-                out[n, action] = -np.inf
-            else:
-                out[n, action] = np.float32(rewards[action]) + weight_sum(
-                    weights, features[action], stages[1], stages[2]
-                )
-    return -1
-
-
-@njit(cache=True)
-def _start_board(rng, start_tiles, four_probability):
-    """A packed starting board drawn from ``rng`` (1,) uint64."""
-    return new_game(rng, start_tiles, four_probability)
-
-
 # --- the network ----------------------------------------------------------------------------
 
 
@@ -619,14 +322,14 @@ class NTupleNetwork:
         # (S * T, 16**L, 2) float32 E and A of each weight, interleaved; None without TC
         self.coherence = np.zeros((*shape, 2), np.float32) if config.coherence else None
         if packed:
-            self._runs = _layout_runs(self.layout)
+            self._runs = packed_kernels.layout_runs(self.layout)
         else:
             self._reads = flat_kernels.feature_reads(self.layout, perms, shape[1])
             self._lines = line_cells(game.rows, game.cols)
         self.threads = training_threads(config.threads)
         self._pool: ThreadPoolExecutor | None = None
         # each thread's game: its (board, newest afterstate) flat, the kernels' state slots
-        # (_BOARD.._START), its generator and its afterstates waiting for their targets
+        # (BOARD..START), its generator and its afterstates waiting for their targets
         # (features, (reward, reward + value); a ring of H + 1, ``td.learn_move``)
         self._cells = np.zeros((self.threads, 2, game.cells), dtype=np.uint8)
         self._games = np.zeros((self.threads, 6), dtype=np.uint64)
@@ -646,7 +349,7 @@ class NTupleNetwork:
         self._rngs[worker, 0] = seed
         self._games[worker] = 0
         if self.packed:
-            self._games[worker, _BOARD] = _start_board(
+            self._games[worker, BOARD] = packed_kernels.start_board(
                 self._rngs[worker], game.start_tiles, game.four_probability
             )
         else:
@@ -716,7 +419,7 @@ class NTupleNetwork:
         )
         step_size = self.config.learning_rate / self.features
         if self.packed:
-            n, range_games, error_sum, updates = _train_kernel(
+            n, range_games, error_sum, updates = packed_kernels.train_kernel(
                 moves,
                 self._games[worker],
                 self._rngs[worker],
@@ -787,7 +490,7 @@ class NTupleNetwork:
     def _boards(self, worker: int) -> np.ndarray:
         """(2, rows, cols) uint8: a thread's training board and previous afterstate."""
         if self.packed:
-            return unpack_boards(self._games[worker, [_BOARD, _PREV]])
+            return unpack_boards(self._games[worker, [BOARD, PREV]])
         return self._cells[worker].reshape(2, *self.game.shape).copy()
 
     def _flat_boards(self, boards) -> np.ndarray:
@@ -805,7 +508,7 @@ class NTupleNetwork:
             return out
         packed = pack_boards(boards)
         out = np.empty(packed.shape[0], dtype=np.float32)
-        _values_kernel(packed, self._flat, self._runs, out, self._stages)
+        packed_kernels.values_kernel(packed, self._flat, self._runs, out, self._stages)
         return out
 
     def move_values(self, boards) -> np.ndarray:
@@ -814,7 +517,7 @@ class NTupleNetwork:
         if self.packed:
             packed = pack_boards(boards)
             out = np.empty((packed.shape[0], 4), dtype=np.float32)
-            bad = _move_values_kernel(
+            bad = packed_kernels.move_values_kernel(
                 packed, self._flat, self._runs, MOVE_XOR, MOVE_SCORE, out, self._stages
             )
         else:
@@ -853,9 +556,9 @@ class NTupleNetwork:
             "weights": keep(self.weights),
             "board": board,
             "prev_afterstate": prev,
-            "has_prev": bool(game[_PENDING]),
-            "score": int(game[_SCORE]),
-            "length": int(game[_LENGTH]),
+            "has_prev": bool(game[PENDING]),
+            "score": int(game[SCORE]),
+            "length": int(game[LENGTH]),
             "rng_state": int(self._rngs[0, 0]),
             "moves": self.moves,
             "games": self.games,
@@ -865,17 +568,17 @@ class NTupleNetwork:
         if self.threads > 1:
             others = range(1, self.threads)
             state["thread_boards"] = np.stack([self._boards(w) for w in others])
-            slots = self._games[1:][:, [_PENDING, _SCORE, _LENGTH]].astype(np.int64)
+            slots = self._games[1:][:, [PENDING, SCORE, LENGTH]].astype(np.int64)
             slots[:, 0] = slots[:, 0] > 0  # has_prev
             state["thread_games"] = np.concatenate([slots, self._rngs[1:].view(np.int64)], 1)
         horizon = self.config.td_horizon
         if horizon > 1:
-            starts = self._games[:, _START].astype(np.int64)
+            starts = self._games[:, START].astype(np.int64)
             rows = (starts[:, None] + np.arange(horizon)) % (horizon + 1)  # oldest first
             workers = np.arange(self.threads)[:, None]
             state["td_pending"] = self._pending[workers, rows]
             state["td_returns"] = self._returns[workers, rows]
-            state["td_pending_count"] = self._games[:, _PENDING].astype(np.int64)
+            state["td_pending_count"] = self._games[:, PENDING].astype(np.int64)
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -945,13 +648,13 @@ class NTupleNetwork:
             self._cells[worker] = cells[worker]
             self._games[worker] = 0
             if self.packed:
-                self._games[worker, [_BOARD, _PREV]] = pack_boards(saved[worker])
-            self._games[worker, [_PENDING, _SCORE, _LENGTH]] = rows[worker]
+                self._games[worker, [BOARD, PREV]] = pack_boards(saved[worker])
+            self._games[worker, [PENDING, SCORE, LENGTH]] = rows[worker]
             self._rngs[worker, 0] = rngs[worker]
             if pending is not None:
                 self._pending[worker, : len(pending[worker])] = pending[worker]
                 self._returns[worker, : len(pending[worker])] = returns[worker]
-                self._games[worker, _PENDING] = counts[worker]
+                self._games[worker, PENDING] = counts[worker]
             elif rows[worker][0]:  # TD(0): the previous afterstate waits for its target
                 self._pending[worker, 0] = self._features_of(cells[worker][1:])[0]
 
@@ -988,7 +691,9 @@ class NTupleNetwork:
         out = np.empty((len(cells), self.features), dtype=np.int64)
         masks, size = self.stage_masks, np.int64(self.stage_size)
         if self.packed:
-            _features_kernel(pack_boards(cells.reshape(-1, 4, 4)), self._runs, out, masks, size)
+            packed_kernels.features_kernel(
+                pack_boards(cells.reshape(-1, 4, 4)), self._runs, out, masks, size
+            )
         else:
             flat_kernels.features_kernel(cells, self._reads, out, masks, size)
         return out
