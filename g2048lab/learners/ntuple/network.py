@@ -170,9 +170,11 @@ class NTupleConfig:
     coherence_after: moves of plain TD before coherence takes over; with
         ``optimistic_init``, the OTD+TC schedule of Guei et al.
     td_lambda, td_horizon: what an afterstate is moved toward: the truncated λ-return of
-        its next ``td_horizon`` moves (``td.lambda_weights``). 0 and 1 (the defaults) are
-        TD(0); λ = 1 with horizon n is n-step TD; 0 < λ < 1 with horizon h > 1 is
-        truncated TD(λ) (TC(λ) with ``coherence``; Jaśkowski 2018's delayed TC(λ)).
+        its next ``td_horizon`` moves (``td.lambda_weights``). Horizon 1 (the default) is
+        TD(0) whatever λ; λ = 1 with horizon n is n-step TD; 0 < λ < 1 with horizon h > 1
+        is truncated TD(λ) (TC(λ) with ``coherence``; Jaśkowski 2018's delayed TC(λ)); λ =
+        0 with h > 1 is TD(0) updated h - 1 moves late. A sweep over the horizon at one λ
+        (``--grid ntuple.td-horizon=1,2,3``) compares them with TD(0).
     stages: tiles that start a new set of weights (multistage): "16384" gives two sets,
         the second for boards holding a 16384; "16384,16384+8192" three. A new stage's
         weights start as its predecessor's (``td``). "" is one set.
@@ -204,13 +206,6 @@ class NTupleConfig:
         check_settings(self)
         check_layout(self.tuples)
         parse_stages(self.stages)
-        if (self.td_lambda > 0) != (self.td_horizon > 1):
-            raise ValueError(
-                f"td_lambda {self.td_lambda} with td_horizon {self.td_horizon} is TD(0) in "
-                "disguise: a λ-return needs both, e.g. --ntuple.td-lambda 0.5 "
-                "--ntuple.td-horizon 3 (or --ntuple.td-lambda 1 --ntuple.td-horizon 3: "
-                "3-step TD)"
-            )
         if not (isinstance(self.seed, (int, np.integer)) and 0 <= self.seed < 2**64):
             raise ValueError(f"seed must be an int in 0 .. 2**64 - 1, got {self.seed!r}")
 

@@ -108,7 +108,7 @@ class NTupleLearner(Learner):
                 if not options.coherence_after
                 else f"TD(0), TC from move {options.coherence_after:,}"
             )
-        if options.td_horizon > 1:
+        if options.td_horizon > 1:  # horizon 1 is TD(0) whatever λ
             rule += f", λ-return of {options.td_horizon} moves at λ = {options.td_lambda:g}"
         stats = 0 if network.coherence is None else network.coherence.nbytes
         return (
