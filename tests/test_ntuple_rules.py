@@ -265,20 +265,21 @@ def test_an_afterstate_moves_toward_its_lambda_return_and_the_rest_at_the_end():
     returns = np.zeros((3, 2), np.float64)
     stages = (np.zeros(0, np.int64), np.int64(0), np.float32(0))
     no_tc = np.zeros(0, np.float32)
+    learning = (lam, 1.0, weights, stages, no_tc)  # step 1: V moves all the way
     start, count = 0, 0
     # afterstates 0, 1, 2 made by moves rewarded 4, 8, 2 (every value still 0: q = reward)
     for feature, reward in [(0, 4), (1, 8), (2, 2)]:
         features = np.array([feature], np.int64)
-        start, count, delta = learn_move(
-            pending, returns, start, count, features, reward, float(reward), lam, 1.0,
-            weights, stages, no_tc,
-        )  # fmt: skip
+        start, count, error, updates = learn_move(
+            pending, returns, start, count, features, reward, float(reward), learning
+        )
     # only afterstate 0 has its 2 successors: G1 = 8 + V(1), G2 = 8 + 2 + V(2)
-    assert delta == 9.0 and weights.tolist() == [9.0, 0.0, 0.0, 0.0] and count == 2
+    assert (error, updates) == (9.0, 1) and weights.tolist() == [9.0, 0.0, 0.0, 0.0]
+    assert count == 2
     # the game ends: afterstate 1 has one successor, then the end (value 0): G1 = 2, G2 = 2;
     # afterstate 2's return is 0
     weights[2] = 5.0
-    errors, updates = learn_end(pending, returns, start, count, lam, 1.0, weights, stages, no_tc)
+    errors, updates = learn_end(pending, returns, start, count, learning)
     assert weights.tolist() == [9.0, 2.0, 0.0, 0.0] and (errors, updates) == (7.0, 2)
 
 

@@ -163,9 +163,9 @@ def train_kernel(
     table's range, sum of |TD error|, updates)``.
     """
     stage_masks = stages[0]
+    learning = (lam, step_size, weights, stages, coherence)
     n_features = reads.shape[0]
     cells = boards.shape[1]
-    ring = pending.shape[0]
     afters = np.empty((4, cells), dtype=np.uint8)
     rewards = np.empty(4, dtype=np.int64)
     legal = np.empty(4, dtype=np.bool_)
@@ -193,26 +193,11 @@ def train_kernel(
             end = True
         else:
             action, value = _greedy(weights, rewards, legal, features, stages)
-            start, count, delta = learn_move(
-                pending,
-                returns,
-                start,
-                count,
-                features[action],
-                rewards[action],
-                value,
-                lam,
-                step_size,
-                weights,
-                stages,
-                coherence,
+            start, count, error, n = learn_move(
+                pending, returns, start, count, features[action], rewards[action], value, learning
             )
-            if not np.isnan(delta):
-                error_sum += abs(delta)
-                updates += 1
-            if coherence.shape[0] > 0:  # the next to be updated: start loading them
-                for k in range(n_features):
-                    prefetch(coherence, 2 * pending[start, k])
+            error_sum += error
+            updates += n
             prev[:] = afters[action]
             game_score += rewards[action]
             length += 1
@@ -221,9 +206,7 @@ def train_kernel(
             _spawn(board, rng, four_probability)
             fast = max_exponent(board) < FAST_LIMIT
             if legal_one(board, mask, fast, legal_table, lines) == 0:
-                errors, n = learn_end(
-                    pending, returns, start, count, lam, step_size, weights, stages, coherence
-                )
+                errors, n = learn_end(pending, returns, start, count, learning)
                 error_sum += errors
                 updates += n
                 end = True
@@ -240,9 +223,6 @@ def train_kernel(
             start = 0
             game_score = 0
             length = 0
-        elif ring > 2 and count > 0:  # waits H moves: its weights are long out of the caches
-            for k in range(n_features):
-                prefetch(weights, pending[start, k])
     game[PENDING] = np.uint64(count)
     game[START] = np.uint64(start)
     game[SCORE] = np.uint64(game_score)

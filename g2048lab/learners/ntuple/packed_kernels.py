@@ -213,8 +213,8 @@ def train_kernel(
     next one starts) as soon as its board has none.
     """
     stage_masks = stages[0]
+    learning = (lam, step_size, weights, stages, coherence)
     n_features = 8 * len(runs)
-    ring = pending.shape[0]
     afters = np.empty(4, dtype=np.uint64)
     rewards = np.empty(4, dtype=np.int64)
     features = np.empty((4, n_features), dtype=np.int64)
@@ -238,35 +238,18 @@ def train_kernel(
             end = True
         else:
             action, value = _greedy(board, weights, afters, rewards, features, stages)
-            start, count, delta = learn_move(
-                pending,
-                returns,
-                start,
-                count,
-                features[action],
-                rewards[action],
-                value,
-                lam,
-                step_size,
-                weights,
-                stages,
-                coherence,
+            start, count, error, n = learn_move(
+                pending, returns, start, count, features[action], rewards[action], value, learning
             )
-            if not np.isnan(delta):
-                error_sum += abs(delta)
-                updates += 1
-            if coherence.shape[0] > 0:  # the next to be updated: start loading them
-                for k in range(n_features):
-                    prefetch(coherence, 2 * pending[start, k])
+            error_sum += error
+            updates += n
             prev = afters[action]
             game_score += rewards[action]
             length += 1
             played += 1
             board = spawn(prev, rng, four_probability)
             if not has_move(board, legal_table):
-                errors, n = learn_end(
-                    pending, returns, start, count, lam, step_size, weights, stages, coherence
-                )
+                errors, n = learn_end(pending, returns, start, count, learning)
                 error_sum += errors
                 updates += n
                 end = True
@@ -281,9 +264,6 @@ def train_kernel(
             start = 0
             game_score = 0
             length = 0
-        elif ring > 2 and count > 0:  # waits H moves: its weights are long out of the caches
-            for k in range(n_features):
-                prefetch(weights, pending[start, k])
     game[BOARD] = board
     game[PREV] = prev
     game[PENDING] = np.uint64(count)

@@ -150,16 +150,18 @@ def _lambda_return(returns, start, first, count, lam):
 
 
 @njit(inline="always")
-def learn_move(
-    pending, returns, start, count, features, reward, q, lam, step_size, weights, stages, coherence
-):
+def learn_move(pending, returns, start, count, features, reward, q, learning):
     """The afterstate just chosen (``features`` (F,), its move's ``reward``, ``q`` = reward
     + its value) joins the ring ``pending`` (H + 1, F) int64 / ``returns`` (H + 1, 2) of the
     afterstates waiting for a target (``start``: the oldest, ``count`` of them); if the
-    oldest now has its H successors, it is updated (``td_update``) and leaves.
+    oldest now has its H successors, it is updated (``td_update``) and leaves. The next
+    one to be updated is prefetched. ``learning`` is ``(lam (H,) float64, step_size,
+    weights, stages, coherence)``.
 
-    Returns ``(start, count, delta)``: the ring after it, and the TD error (NaN: nothing
-    was updated). With H = 1 the update is TD(0)'s, bit for bit: target = ``q``."""
+    Returns ``(start, count, |TD error|, updates)``: the ring after it, and the update's
+    error and count (0 or 1). With H = 1 the update is TD(0)'s, bit for bit: target = ``q``.
+    """
+    lam, step_size, weights, stages, coherence = learning
     _, stage_size, init = stages
     ring = pending.shape[0]
     entry = (start + count) % ring
@@ -167,18 +169,32 @@ def learn_move(
     returns[entry, 0] = reward
     returns[entry, 1] = q
     count += 1
-    if count < ring:
-        return start, count, np.nan
-    target = _lambda_return(returns, start, 0, count, lam)
-    delta = td_update(pending[start], target, step_size, weights, stage_size, init, coherence)
-    return (start + 1) % ring, count - 1, delta
+    error = 0.0
+    updated = 0
+    if count == ring:
+        target = _lambda_return(returns, start, 0, count, lam)
+        row = pending[start]
+        error = abs(td_update(row, target, step_size, weights, stage_size, init, coherence))
+        updated = 1
+        start = (start + 1) % ring
+        count -= 1
+    # the next to be updated: its statistics (and, after H moves, its weights) have left
+    # the caches since it was chosen
+    if coherence.shape[0] > 0:
+        for k in range(pending.shape[1]):
+            prefetch(coherence, 2 * pending[start, k])
+    if ring > 2:
+        for k in range(pending.shape[1]):
+            prefetch(weights, pending[start, k])
+    return start, count, error, updated
 
 
 @njit(inline="always")
-def learn_end(pending, returns, start, count, lam, step_size, weights, stages, coherence):
+def learn_end(pending, returns, start, count, learning):
     """The game ended after the newest pending afterstate: update each waiting one, oldest
-    first, toward its return to the end (the last one's is 0). Returns ``(sum of |TD
-    error|, updates)``; the ring is empty after it."""
+    first, toward its return to the end (the last one's is 0). ``learning`` as for
+    ``learn_move``. Returns ``(sum of |TD error|, updates)``; the ring is empty after it."""
+    lam, step_size, weights, stages, coherence = learning
     _, stage_size, init = stages
     ring = pending.shape[0]
     error_sum = 0.0
