@@ -50,14 +50,18 @@ class EvalResult:
     def summary(self) -> dict:
         """``game`` (its name), ``mean_score``, ``median_score``, ``max_score``,
         ``max_tile`` (the best tile of any game), ``mean_length``, ``games``,
-        ``tile_share`` {tile: share of games reaching it, for the game's ``eval_tiles``},
+        ``tile_share`` {tile: share of games reaching it, for the game's ``eval_tiles`` and
+        every larger tile some game reached (16384 and 32768 for a strong 4x4 player)},
         and their 95% intervals (``confidence``): ``mean_score_ci`` [low, high] by
         bootstrap over the games (None for a single game), ``tile_share_ci`` {tile: [low,
         high]} by Wilson."""
         from . import stats
 
         games = len(self.scores)
-        reached = {t: int((self.max_tiles >= t).sum()) for t in self.game.eval_tiles}
+        tiles = list(self.game.eval_tiles)
+        while tiles and 2 * tiles[-1] <= self.max_tiles.max():
+            tiles.append(2 * tiles[-1])
+        reached = {t: int((self.max_tiles >= t).sum()) for t in tiles}
         mean_ci = stats.mean_interval(self.scores) if games >= 2 else None
         return {
             "game": self.game.name,

@@ -238,6 +238,11 @@ def test_evaluation_summary_has_intervals():
     assert summary["mean_score_ci"] == [3000.0, 3000.0] and summary["confidence"] == 0.95
     assert summary["tile_share_ci"][256] == pytest.approx([0.6251, 0.7986], abs=1e-4)
     assert summary["tile_share_ci"][512][0] == 0 and summary["tile_share_ci"][512][1] > 0
+    # a strong player's tiles beyond the game's list (up to 8192 on 4x4) are reported too
+    strong = EvalResult(np.full(4, 9e5), np.array([8192, 16384, 16384, 32768]), np.full(4, 9))
+    shares = strong.summary()["tile_share"]
+    assert (shares[8192], shares[16384], shares[32768]) == (1.0, 0.75, 0.25) and 65536 not in shares
+    assert "32768" in render(summary_table({"strong": strong.summary()}), 80)
     single = EvalResult(np.array([500]), np.array([64]), np.array([90])).summary()
     assert single["mean_score_ci"] is None  # one game has no interval
     assert "500" in render(summary_table({"one game": single}), 80)
