@@ -32,8 +32,10 @@ SMALL = "5x4"
 
 
 def small_network(seed=0, **config) -> NTupleNetwork:
-    """One training thread unless told: its games and weights are then exactly reproducible."""
-    return NTupleNetwork(NTupleConfig(tuples=SMALL, seed=seed, **{"threads": 1, **config}))
+    """One training thread and TD(0) (each afterstate updated at the next move) unless told:
+    its games and weights are then exactly reproducible, and checked by hand."""
+    config = {"threads": 1, "td_lambda": 0.0, "td_horizon": 1, **config}
+    return NTupleNetwork(NTupleConfig(tuples=SMALL, seed=seed, **config))
 
 
 @pytest.fixture(scope="module")

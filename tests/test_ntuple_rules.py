@@ -223,13 +223,16 @@ def test_a_checkpoint_from_before_these_settings_loads_as_td_on_one_thread():
     from g2048lab.learners.base import LearnerSetup
     from g2048lab.trainer import TrainerConfig
 
-    plain = NTupleConfig(tuples=SMALL, coherence=False, learning_rate=0.4, threads=1)
+    plain = NTupleConfig(
+        tuples=SMALL, coherence=False, learning_rate=0.4, threads=1, td_lambda=0, td_horizon=1
+    )
     learner = NTupleLearner(
         TrainerConfig(learner="ntuple", learner_config=plain), LearnerSetup(torch.device("cpu"), 0)
     )
     learner.network.train(5_000)
     old = {"ntuple": learner.state_dict()["ntuple"], "game": games.DEFAULT}
-    for field in ("coherence", "coherence_after", "stages", "threads"):  # not written then
+    fields = ("coherence", "coherence_after", "stages", "threads", "td_lambda", "td_horizon")
+    for field in fields:  # not written then
         del old["ntuple"][field]
 
     def bad(field, why):
@@ -238,6 +241,7 @@ def test_a_checkpoint_from_before_these_settings_loads_as_td_on_one_thread():
     NTupleLearner.check_payload(old, bad)
     config = NTupleLearner.config_from_payload(old)
     assert (config.coherence, config.threads, config.stages) == (False, 1, "")
+    assert config.td_horizon == 1  # TD(0) trained it
     agent = NTupleLearner.load_agent(old, torch.device("cpu"))
     np.testing.assert_array_equal(agent.network.weights, learner.network.weights)
 
@@ -252,6 +256,8 @@ def test_lambda_weights_mix_the_k_step_returns():
     assert lambda_weights(1.0, 3).tolist() == [0.0, 0.0, 1.0]  # 3-step TD
     assert lambda_weights(0.5, 3).tolist() == [0.5, 0.25, 0.25]
     assert lambda_weights(0.5, 1).tolist() == [1.0]  # horizon 1 is TD(0) whatever λ
+    # the default: λ 0.5 over 3 moves learned 16% more per move than TD(0) (README)
+    assert (NTupleConfig().td_lambda, NTupleConfig().td_horizon) == (0.5, 3)
     with pytest.raises(ValueError, match="td_horizon"):
         NTupleConfig(td_horizon=0)
 

@@ -170,7 +170,8 @@ class NTupleConfig:
     coherence_after: moves of plain TD before coherence takes over; with
         ``optimistic_init``, the OTD+TC schedule of Guei et al.
     td_lambda, td_horizon: what an afterstate is moved toward: the truncated λ-return of
-        its next ``td_horizon`` moves (``td.lambda_weights``). Horizon 1 (the default) is
+        its next ``td_horizon`` moves (``td.lambda_weights``); the default, λ = 0.5 over 3
+        moves, learned 16% more per move than TD(0) (README: the λ sweep). Horizon 1 is
         TD(0) whatever λ; λ = 1 with horizon n is n-step TD; 0 < λ < 1 with horizon h > 1
         is truncated TD(λ) (TC(λ) with ``coherence``; Jaśkowski 2018's delayed TC(λ)); λ =
         0 with h > 1 is TD(0) updated h - 1 moves late. A sweep over the horizon at one λ
@@ -195,8 +196,8 @@ class NTupleConfig:
     optimistic_init: float = setting(0.0, ge=0, hint="0 turns it off")  # initial V, in score
     coherence: bool = True  # temporal coherence: per-weight rates |E|/A (3x the memory)
     coherence_after: int = setting(0, ge=0)  # moves of plain TD before coherence starts
-    td_lambda: float = setting(0.0, ge=0, le=1, hint="0 is TD(0)")  # λ of the λ-return
-    td_horizon: int = setting(1, ge=1, le=16)  # moves the λ-return looks ahead; 1: TD(0)
+    td_lambda: float = setting(0.5, ge=0, le=1)  # λ of the λ-return
+    td_horizon: int = setting(3, ge=1, le=16)  # moves the λ-return looks ahead; 1: TD(0)
     stages: str = ""  # tiles starting each further set of weights, e.g. 16384,16384+8192
     threads: int = setting(0, ge=0, hint="0 uses every core")  # training threads, 0: all
     tuples: str = "auto"  # auto (5x6 on 4x4, else 4x6), 4x6, 5x4, 5x6, 6x6, 8x6, or cells
@@ -707,7 +708,7 @@ class NTupleNetwork:
 _NO_COHERENCE = np.zeros(0, dtype=np.float32)
 
 
-_BEFORE_SETTINGS = {"threads": 1, "coherence": False}
+_BEFORE_SETTINGS = {"threads": 1, "coherence": False, "td_lambda": 0.0, "td_horizon": 1}
 """What trained every state written before these settings existed (the others' defaults
 are what trained it: no stages, TD from the first move)."""
 

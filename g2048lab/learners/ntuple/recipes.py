@@ -14,6 +14,10 @@ the "auto" layout: 5x6 on 4x4, the best measured at 5 minutes).
   stages, with Jaśkowski's weight promotion).
 - ``otd-tc``: optimistic initial values with TD first, then TC (Guei, Chen & Wu 2022).
 - ``5x6-tc``: TC on Jaśkowski's 5x6 network.
+- ``5x6-tc-lambda``: and the λ-return of the next 3 moves at λ = 0.5 (Jaśkowski's delayed
+  TC(λ)): the defaults.
+
+Every recipe but the last learns by TD(0) (``td_horizon`` 1), as when they were measured.
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ from typing import Any
 
 __all__ = ["RECIPES"]
 
+_TD0 = {"td_lambda": 0.0, "td_horizon": 1}  # each afterstate toward the next one's value
+
 RECIPES: dict[str, dict[str, Any]] = {
     "td": {
+        **_TD0,
         "learning_rate": 0.4,
         "coherence": False,
         "stages": "",
@@ -31,20 +38,35 @@ RECIPES: dict[str, dict[str, Any]] = {
         "tuples": "4x6",
     },
     "tc": {
+        **_TD0,
         "learning_rate": 1.0,
         "coherence": True,
         "stages": "",
         "optimistic_init": 0.0,
         "tuples": "4x6",
     },
-    "tc-stages": {"learning_rate": 1.0, "coherence": True, "stages": "16384", "tuples": "4x6"},
+    "tc-stages": {
+        **_TD0,
+        "learning_rate": 1.0,
+        "coherence": True,
+        "stages": "16384",
+        "tuples": "4x6",
+    },
     "otd-tc": {
+        **_TD0,
         "tuples": "4x6",
         "learning_rate": 0.1,
         "optimistic_init": 160_000.0,
         "coherence": True,
         "coherence_after": 100_000_000,
     },
-    "5x6-tc": {"learning_rate": 1.0, "coherence": True, "tuples": "5x6"},
+    "5x6-tc": {**_TD0, "learning_rate": 1.0, "coherence": True, "tuples": "5x6"},
+    "5x6-tc-lambda": {
+        "learning_rate": 1.0,
+        "coherence": True,
+        "tuples": "5x6",
+        "td_lambda": 0.5,
+        "td_horizon": 3,
+    },
 }
 """Preset name -> the ``NTupleConfig`` fields it sets."""
