@@ -587,18 +587,20 @@ class Checkpointer(Subscriber):
         payload = snapshot(payload)
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, "checkpoint-writer")
-        self._writing = self._writer.submit(self.manager.save, payload, score)
-        self._writing.add_done_callback(
-            lambda done: done.exception() is None and self._saved(run, done.result())
+        # the writer tells the run itself, before its future is done: a wait returns with
+        # ``last_path`` and the run's count already updated
+        self._writing = self._writer.submit(
+            lambda: self._saved(run, self.manager.save(payload, score))
         )
         if wait:
             self._finish(wait=True)
             return self.last_path
         return None
 
-    def _saved(self, run, path: Path) -> None:
+    def _saved(self, run, path: Path) -> Path:
         self.last_path = path
         run.checkpoint_saved(path)
+        return path
 
     def _finish(self, wait: bool) -> None:
         """Collect the background write if it is done (or ``wait`` for it); re-raise its
@@ -611,16 +613,15 @@ class Checkpointer(Subscriber):
 
 
 def snapshot(value: Any) -> Any:
-    """A copy of a payload that training can no longer change: every tensor cloned, every
-    array copied, containers rebuilt; other values are immutable or left as they are."""
+    """A copy of a payload (tensors and plain containers, as ``content_digest`` takes them)
+    that training can no longer change: every tensor cloned, containers rebuilt; the other
+    values are immutable."""
     if isinstance(value, torch.Tensor):
         return value.detach().clone()
     if isinstance(value, dict):
         return {k: snapshot(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(snapshot(v) for v in value)
-    if hasattr(value, "__array__") and hasattr(value, "copy"):
-        return value.copy()
     return value
 
 
