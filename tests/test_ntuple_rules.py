@@ -330,3 +330,17 @@ def test_n_step_td_learns_and_its_checkpoint_is_checked():
     broken = {**payload, "ntuple": {**payload["ntuple"], "td_returns": torch.zeros(2, 3)}}
     with pytest.raises(ValueError, match="ntuple.td_returns"):
         NTupleLearner.check_payload(broken, bad)
+
+
+def test_a_state_loaded_into_a_network_of_another_lambda_return_trains_by_its_own():
+    for saved, built in [((0.0, 1), (0.5, 3)), ((0.5, 3), (0.0, 1)), ((0.7, 2), (0.5, 3))]:
+        source = network(seed=4, td_lambda=saved[0], td_horizon=saved[1])
+        source.train(20_000)
+        state = source.state_dict()
+        loaded = network(td_lambda=built[0], td_horizon=built[1])
+        loaded.load_state_dict(state)
+        assert (loaded.config.td_lambda, loaded.config.td_horizon) == saved
+        exact = NTupleNetwork.from_state_dict(state)
+        a, b = loaded.train(10_000), exact.train(10_000)
+        np.testing.assert_array_equal(loaded.weights, exact.weights)
+        assert a.scores.tolist() == b.scores.tolist() and a.updates == b.updates

@@ -26,6 +26,7 @@ from numba import njit
 
 from ...engine.packed import EXPONENTS, uniform
 from ...engine.rules import FAST_LIMIT, legal_one, max_exponent, move_one, spawn_one
+from .packed_kernels import LENGTH, PENDING, SCORE, START  # one layout of the game slots
 from .td import learn_end, learn_move, prefetch, stage_of, weight_sum
 
 __all__ = [
@@ -35,10 +36,6 @@ __all__ = [
     "train_kernel",
     "values_kernel",
 ]
-
-# slots of the game-state array the training kernel reads and writes (uint64), as
-# network.py's; the flat kernels keep the board and the newest afterstate in ``boards``
-PENDING, SCORE, LENGTH, START = 2, 3, 4, 5
 
 
 def feature_reads(layout, perms: np.ndarray, table_size: int) -> np.ndarray:

@@ -325,19 +325,25 @@ class NTupleNetwork:
         self.threads = training_threads(config.threads)
         self._pool: ThreadPoolExecutor | None = None
         # each thread's game: its (board, newest afterstate) flat, the kernels' state slots
-        # (BOARD..START), its generator and its afterstates waiting for their targets
-        # (features, (reward, reward + value); a ring of H + 1, ``td.learn_move``)
+        # (BOARD..START), its generator, and its afterstates waiting for their targets
         self._cells = np.zeros((self.threads, 2, game.cells), dtype=np.uint8)
         self._games = np.zeros((self.threads, 6), dtype=np.uint64)
         self._rngs = np.zeros((self.threads, 1), dtype=np.uint64)
-        self._lambda = lambda_weights(config.td_lambda, config.td_horizon)
-        ring = config.td_horizon + 1
-        self._pending = np.zeros((self.threads, ring, self.features), dtype=np.int64)
-        self._returns = np.zeros((self.threads, ring, 2), dtype=np.float64)
+        self._make_rings()
         for worker in range(self.threads):
             self._start_game(worker, _worker_seed(config.seed, worker))
         self.moves = 0  # moves trained, over all calls
         self.games = 0  # games finished in training
+
+    def _make_rings(self) -> None:
+        """Empty rings of the afterstates waiting for their targets, one a thread, for the
+        config's λ-return: features and (reward, reward + value), H + 1 long
+        (``td.learn_move``), and the weights of the k-step returns."""
+        config = self.config
+        self._lambda = lambda_weights(config.td_lambda, config.td_horizon)
+        ring = config.td_horizon + 1
+        self._pending = np.zeros((self.threads, ring, self.features), dtype=np.int64)
+        self._returns = np.zeros((self.threads, ring, 2), dtype=np.float64)
 
     def _start_game(self, worker: int, seed: int) -> None:
         """A fresh game for ``worker``, its generator seeded with ``seed``."""
@@ -635,6 +641,7 @@ class NTupleNetwork:
             self.coherence = None
             self.coherence = np.array(coherence, dtype=np.float32, copy=True)
         self.config = config
+        self._make_rings()  # the saved λ-return, whatever this network was built with
         self.moves = int(state["moves"])
         self.games = int(state["games"])
         for worker in range(self.threads):
