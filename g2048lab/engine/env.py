@@ -230,6 +230,9 @@ class VecEnv(gymnasium.vector.VectorEnv):
     ``illegal``; and for games that just ended (``info["_episode"]``, the same as
     ``terminated``) ``info["episode"]`` = dict of (N,) arrays ``score``,
     ``max_tile``, ``length``, plus ``info["final_board"]`` (N, R, C).
+
+    ``place(slots, boards, scores)`` starts games in some slots from given boards (start
+    states, ``learners.ppo.starts``); ``observation()`` then reads the new observation.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
@@ -294,6 +297,60 @@ class VecEnv(gymnasium.vector.VectorEnv):
         self._max_exp[:] = self._boards.max(axis=1)
         self._needs_reset = False
         return self._observation(), self._running_info()
+
+    def place(self, slots, boards, scores) -> None:
+        """Start the games in ``slots`` from ``boards``, as if they had just begun there.
+
+        Args:
+            slots: (K,) distinct int game indices in 0..N-1.
+            boards: (K, R, C) uint8 exponents of this env's game, each with a legal move.
+            scores: (K,) int64 game score each board was reached with; the game's score
+                continues from it. Length restarts at 0.
+        Raises ValueError in one line, changing nothing, for a bad slot, a board of another
+        shape, an exponent above ``game.max_exponent`` or a board without a legal move.
+        """
+        if self._needs_reset:
+            raise RuntimeError("call reset() before place()")
+        slots = np.asarray(slots, dtype=np.int64).reshape(-1)
+        boards = np.asarray(boards)
+        scores = np.asarray(scores, dtype=np.int64).reshape(-1)
+        k = slots.shape[0]
+        if boards.shape != (k, *self._shape):
+            raise ValueError(
+                f"place() needs boards of shape ({k}, {self._shape[0]}, {self._shape[1]}) "
+                f"for {k} slots of {self.game.name}, got {boards.shape}"
+            )
+        if scores.shape != (k,) or (scores < 0).any():
+            raise ValueError(f"place() needs {k} scores >= 0, got {scores.tolist()}")
+        if ((slots < 0) | (slots >= self.num_envs)).any() or len(np.unique(slots)) != k:
+            raise ValueError(
+                f"place() needs distinct slots in 0..{self.num_envs - 1}, got {slots.tolist()}"
+            )
+        flat = np.ascontiguousarray(boards, dtype=np.uint8).reshape(k, -1)
+        low, top = int(boards.min(initial=0)), int(boards.max(initial=0))
+        if low < 0 or top > self.game.max_exponent:
+            raise ValueError(
+                f"place() got exponent {low if low < 0 else top}, outside {self.game.name}'s "
+                f"0..{self.game.max_exponent}: pass exponents, not tile values"
+            )
+        mask = np.zeros((k, 4), dtype=np.bool_)
+        legal_batch(flat, mask, LEGAL_TABLE, self._lines)
+        stuck = np.flatnonzero(~mask.any(axis=1))
+        if stuck.size:
+            raise ValueError(
+                f"place() got board {int(stuck[0])} (slot {int(slots[stuck[0]])}) with no "
+                "legal move: a game cannot start from a finished board"
+            )
+        self._boards[slots] = flat
+        self._mask[slots] = mask
+        self._score[slots] = scores
+        self._length[slots] = 0
+        self._max_exp[slots] = flat.max(axis=1)
+
+    def observation(self) -> dict[str, np.ndarray]:
+        """The current observation (a copy): what ``reset`` or ``step`` would have returned
+        for the boards now in play, e.g. after ``place``."""
+        return self._observation()
 
     def step(self, actions):
         """Advance every game by one move: ``(obs, reward, terminated, truncated, info)``.
