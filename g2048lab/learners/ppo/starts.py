@@ -168,20 +168,20 @@ class RestartBuffer:
     """A bounded store of (board, score) from the later halves of the agent's longer games.
 
     ``offer`` keeps a finished game's snapshots from its second half when the game lasted
-    at least the median length of the last ``window`` games offered (this one included):
+    at least the median length of the last ``WINDOW`` games offered (this one included):
     endgames from the longer half of games. The first ``WARMUP`` games always count, as
     the median of a few games says little. When full, the oldest boards give way.
     """
 
     WARMUP = 16  # games offered before the median decides
-    window = 256  # games whose lengths set the median
+    WINDOW = 256  # games whose lengths set the median
 
     def __init__(self, size: int, shape: tuple[int, int]):
         if size < 1:
             raise ValueError(f"RestartBuffer size must be at least 1, got {size}")
         self._boards = np.zeros((size, *shape), dtype=np.uint8)  # (size, R, C)
         self._scores = np.zeros(size, dtype=np.int64)  # (size,)
-        self._lengths = np.zeros(self.window, dtype=np.int64)  # ring of games' moves
+        self._lengths = np.zeros(self.WINDOW, dtype=np.int64)  # ring of games' moves
         self._next = 0  # row the next board goes to
         self._filled = 0  # rows holding boards
         self._offered = 0  # games offered so far
@@ -193,9 +193,9 @@ class RestartBuffer:
         """A finished game: its (k, R, C) uint8 snapshots and (k,) int64 scores in move order
         (evenly spaced, as ``GameSnapshots.finish`` gives them) and the moves it lasted.
         Returns whether its second half was kept."""
-        self._lengths[self._offered % self.window] = moves
+        self._lengths[self._offered % self.WINDOW] = moves
         self._offered += 1
-        seen = self._lengths[: min(self._offered, self.window)]
+        seen = self._lengths[: min(self._offered, self.WINDOW)]
         if self._offered > self.WARMUP and moves < np.median(seen):
             return False
         later = slice(len(boards) // 2, None)
