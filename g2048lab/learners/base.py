@@ -137,6 +137,13 @@ class Agent(ABC):
         agent that does not override this cannot teach."""
         raise ValueError(f"{self.describe()} cannot rank moves, so it cannot teach")
 
+    def board_values(self, boards: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """(N, R, C) uint8 boards and their (N, 4) bool legal moves -> (N,) float32 value of
+        each board in score points (the raw game score still to come, undiscounted; 0 for a
+        board without a move): what it teaches a student's value head (kickstart.py). An
+        agent that does not override this cannot teach the value."""
+        raise ValueError(f"{self.describe()} cannot value boards, so it cannot teach the value")
+
     def value_model(self) -> ValueModel | None:
         """The value function expectimax search uses (search.ValueModel), None if none."""
         return None

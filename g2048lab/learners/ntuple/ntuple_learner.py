@@ -393,6 +393,13 @@ class NTupleAgent(Agent):
         values = self._move_values(boards)  # (N, 4)
         return softmax_probs(values, masks, temperature or self.TEMPERATURE)
 
+    def board_values(self, boards, masks):
+        """The best legal move's reward + afterstate value (score points) per board, 0 for a
+        board without a legal move."""
+        values = np.where(masks, self._move_values(boards), -np.inf)  # (N, 4)
+        best = values.max(axis=1)
+        return np.where(np.isfinite(best), best, 0.0).astype(np.float32)
+
     def value_model(self):
         """Afterstate values, and the last ply of search fused in the network's compiled
         ``move_values`` kernel; boards beyond the tables downgraded."""

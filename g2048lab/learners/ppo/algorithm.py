@@ -71,6 +71,10 @@ class PPOConfig:
     normalize_advantages: bool = True
     normalize_values: bool = True  # learn values in units of the returns' running std
     adam_eps: float = setting(1e-5, gt=0)
+    # play the next rollout on an actor thread while the update learns from the last one
+    # (rollout.py): the update learns from moves of the policy one update older, the ratio
+    # taken against the policy that played them
+    overlap: bool = False
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -217,6 +221,8 @@ class LossParts:
     clip_fraction: Tensor
     distill: Tensor | None = None  # KL(teacher || student), mean; None without a teacher
     agreement: Tensor | None = None  # share of boards where the argmax moves agree
+    # 0.5 * mean (value - teacher's value)^2; None without the teacher's values
+    value_distill: Tensor | None = None
 
 
 def ppo_loss(
@@ -231,8 +237,10 @@ def ppo_loss(
     config: PPOConfig,
     teacher_probs: Tensor | None = None,
     distill_coef: float = 0.0,
+    teacher_values: Tensor | None = None,
+    value_distill_coef: float = 0.0,
 ) -> LossParts:
-    """The clipped PPO loss of one minibatch, plus kickstarting's distillation term.
+    """The clipped PPO loss of one minibatch, plus kickstarting's distillation terms.
 
     Args:
         logits: (M, 4) masked logits of the current policy.
@@ -241,6 +249,9 @@ def ppo_loss(
         actions, old_logprobs, old_values, advantages, returns: (M,) from the rollout.
         teacher_probs: (M, 4) a teacher's move probabilities on the same boards, or None;
             adds ``distill_coef * KL(teacher || student)`` (kickstart.distillation_loss).
+        teacher_values: (M,) a teacher's values of the same boards in the units of
+            ``values`` (kickstart.teacher_value_targets), or None; adds
+            ``value_distill_coef * 0.5 * mean (values - teacher_values)^2``.
     """
     logp = F.log_softmax(logits.float(), dim=-1).gather(1, actions[:, None]).squeeze(1)
     log_ratio = logp - old_logprobs
@@ -267,11 +278,24 @@ def ppo_loss(
         distill = distillation_loss(logits, teacher_probs).mean()
         total = total + distill_coef * distill
         agree = agreement(logits.detach(), teacher_probs)
+    value_distill = None
+    if teacher_values is not None:
+        value_distill = 0.5 * (values - teacher_values.float()).pow(2).mean()
+        total = total + value_distill_coef * value_distill
     with torch.no_grad():
         approx_kl = ((ratio - 1) - log_ratio).mean()
         clip_fraction = ((ratio - 1).abs() > config.clip_coef).float().mean()
     return LossParts(
-        total, policy_loss, value_loss, entropy, aux_loss, approx_kl, clip_fraction, distill, agree
+        total,
+        policy_loss,
+        value_loss,
+        entropy,
+        aux_loss,
+        approx_kl,
+        clip_fraction,
+        distill,
+        agree,
+        value_distill,
     )
 
 
@@ -302,6 +326,7 @@ class UpdateStats:
     clip_fraction: float = math.nan
     distill_loss: float | None = None  # with a teacher: KL(teacher || student)
     agreement: float | None = None  # with a teacher: share of argmax moves that agree
+    value_distill_loss: float | None = None  # with the teacher's values: 0.5 * mean sq. error
     minibatches: int = 0  # optimiser steps taken
     skipped: int = 0  # minibatches skipped for a non-finite loss or gradient
     minibatch_size: int = 0  # after any out-of-memory halving
@@ -321,6 +346,7 @@ def ppo_update(
     autocast_dtype: torch.dtype | None = None,
     reduce: Callable[[list[float], str], list[float]] | None = None,
     distill_coef: float = 0.0,
+    value_distill_coef: float = 0.0,
 ) -> UpdateStats:
     """Run ``config.epochs`` epochs of minibatch PPO over a flattened rollout.
 
@@ -341,7 +367,9 @@ def ppo_update(
     then an error: the ranks could not halve their minibatches in step.
 
     With ``batch["teacher_probs"]`` (B, 4) each minibatch also learns toward the teacher,
-    weighted by ``distill_coef`` (kickstart.py).
+    weighted by ``distill_coef`` (kickstart.py); with ``batch["teacher_values"]`` (B,), in
+    the units of ``returns``, the value head also regresses on them, weighted by
+    ``value_distill_coef``.
     """
     from ...device import is_out_of_memory
 
@@ -357,7 +385,15 @@ def ppo_update(
             index = queue.popleft()
             try:
                 learned, usage = _minibatch_step(
-                    model, optimizer, batch, index, config, autocast_dtype, reduce, distill_coef
+                    model,
+                    optimizer,
+                    batch,
+                    index,
+                    config,
+                    autocast_dtype,
+                    reduce,
+                    distill_coef,
+                    value_distill_coef,
                 )
             except Exception as error:
                 if not is_out_of_memory(error):
@@ -414,7 +450,15 @@ def ppo_update(
 
 
 def _minibatch_step(
-    model, optimizer, batch, index, config, autocast_dtype, reduce=None, distill_coef=0.0
+    model,
+    optimizer,
+    batch,
+    index,
+    config,
+    autocast_dtype,
+    reduce=None,
+    distill_coef=0.0,
+    value_distill_coef=0.0,
 ):
     """One optimiser step on ``batch[index]``: (the losses, expert usage), or ("loss", None)
     or ("gradient", None) where that was not finite and nothing was changed."""
@@ -436,6 +480,8 @@ def _minibatch_step(
         config,
         teacher_probs=batch["teacher_probs"][index] if "teacher_probs" in batch else None,
         distill_coef=distill_coef,
+        teacher_values=batch["teacher_values"][index] if "teacher_values" in batch else None,
+        value_distill_coef=value_distill_coef,
     )
     optimizer.zero_grad(set_to_none=True)
     finite = bool(torch.isfinite(parts.total))
@@ -461,4 +507,6 @@ def _minibatch_step(
     if parts.distill is not None:
         values["distill_loss"] = parts.distill.item()
         values["agreement"] = parts.agreement.item()
+    if parts.value_distill is not None:
+        values["value_distill_loss"] = parts.value_distill.item()
     return values, out.expert_usage.detach().float()

@@ -7,8 +7,16 @@ ends on its own. Any agent that can rank moves can teach (``Agent.move_probs``):
 n-tuple network through a softmax over its move values (reward + afterstate value, in
 score points, at ``temperature`` points), a PPO checkpoint through its policy.
 
-The pure pieces are here: the config, the weight schedule, the loss and the agreement
-metric; ``run_teacher`` builds the teacher a run still needs from its checkpoint. The PPO
+Beside the policy, a teacher that can value boards in score points
+(``Agent.board_values``: an n-tuple network) can teach the value head too:
+``value_weight * 0.5 * (value - teacher's value)^2`` on the same boards, annealed on the
+same schedule. The value head predicts the discounted return of the shaped reward, so the
+two are in the same units only for a reward linear in the raw score with nothing added
+and no discount (``check_teacher_value_units``); ``teacher_value_targets`` puts the
+teacher's values in the value head's normalised units.
+
+The pure pieces are here: the config, the weight schedules, the losses' targets and the
+agreement metric; ``run_teacher`` builds the teacher a run still needs from its checkpoint. The PPO
 learner wires them into its rollout (the teacher's probabilities per board) and its update
 (the loss).
 
@@ -24,18 +32,25 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+if TYPE_CHECKING:
+    from ...engine.env import RewardConfig
+
 __all__ = [
     "TeacherConfig",
     "agreement",
+    "check_teacher_value_units",
     "distillation_loss",
     "load_teacher",
     "repoint_teacher",
     "run_teacher",
+    "teacher_value_targets",
+    "teacher_value_weight",
     "teacher_weight",
 ]
 
@@ -49,11 +64,20 @@ class TeacherConfig:
     weight: float = 0.2
     anneal_steps: int = 2_000_000  # env steps over which the weight falls linearly to 0
     temperature: float | None = None  # teacher softmax temperature; None: the teacher's own
+    # the value head's regression onto the teacher's value at the start, annealed like
+    # ``weight``; 0: the policy alone is taught (and checkpoints from before it read as 0)
+    value_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not _is_number(self.weight) or not (math.isfinite(self.weight) and self.weight >= 0):
             raise ValueError(
                 f"teacher weight must be at least 0 and finite, got {self.weight}; 0.2 is the "
+                "default"
+            )
+        v = self.value_weight
+        if not _is_number(v) or not (math.isfinite(v) and v >= 0):
+            raise ValueError(
+                f"teacher value-weight must be at least 0 and finite, got {v}; 0 (off) is the "
                 "default"
             )
         if not isinstance(self.anneal_steps, int) or isinstance(self.anneal_steps, bool):
@@ -74,6 +98,53 @@ def _is_number(value) -> bool:
 def teacher_weight(config: TeacherConfig, env_steps: int) -> float:
     """The distillation weight after ``env_steps`` steps: linear from ``weight`` to 0."""
     return config.weight * max(0.0, 1.0 - env_steps / config.anneal_steps)
+
+
+def teacher_value_weight(config: TeacherConfig, env_steps: int) -> float:
+    """The value-regression weight after ``env_steps`` steps: linear from ``value_weight``
+    to 0 over the same ``anneal_steps`` as ``teacher_weight``."""
+    return config.value_weight * max(0.0, 1.0 - env_steps / config.anneal_steps)
+
+
+def check_teacher_value_units(
+    teacher: TeacherConfig | None, reward: RewardConfig, gamma: float
+) -> None:
+    """ValueError in one line, saying what to set, when the teacher is asked to teach the
+    value (``value_weight`` > 0) but has no source, or its values (undiscounted raw score)
+    are not the value head's units: those need ``reward`` linear in the raw score with no
+    bonus or penalty (the return is then ``score_weight`` * the teacher's value) and
+    ``gamma`` 1. Nothing to check without a teacher or with ``value_weight`` 0."""
+    if teacher is None or teacher.value_weight == 0:
+        return
+    if not teacher.source:
+        raise ValueError(
+            "--teacher.value-weight needs a teacher: add --teacher RUN_OR_CHECKPOINT, or set "
+            "--teacher.value-weight 0"
+        )
+    wrong = []
+    if reward.log_score:
+        wrong.append("--reward.log-score false")
+    for name in ("survival_bonus", "merge_bonus", "game_over_penalty"):
+        if getattr(reward, name) != 0:
+            wrong.append(f"--reward.{name.replace('_', '-')} 0 (now {getattr(reward, name):g})")
+    if gamma != 1:
+        wrong.append(f"--ppo.gamma 1 (now {gamma:g})")
+    if wrong:
+        raise ValueError(
+            f"--teacher.value-weight {teacher.value_weight:g} regresses the value head on the "
+            "teacher's undiscounted score, which needs the reward in the same units: set "
+            f"{', '.join(wrong)}; or set --teacher.value-weight 0"
+        )
+
+
+def teacher_value_targets(
+    values_points: Tensor, reward: RewardConfig, return_mean: float, return_std: float
+) -> Tensor:
+    """(N,) the teacher's board values in score points -> (N,) in the value head's units:
+    the return they stand for (``score_weight`` points each, under the reward
+    ``check_teacher_value_units`` accepts), normalised as the returns are
+    (``(return - return_mean) / return_std``; 0 and 1 when values are not normalised)."""
+    return (reward.score_weight * values_points - return_mean) / return_std
 
 
 def distillation_loss(logits: Tensor, teacher_probs: Tensor) -> Tensor:
@@ -104,7 +175,9 @@ def run_teacher(config: TeacherConfig | None, device: torch.device, env_steps: i
     A resumed run's teacher missing from its path is a ValueError in one line: put it back,
     or point the run at its new place with ``--teacher``.
     """
-    if config is None or teacher_weight(config, env_steps) == 0:
+    if config is None or (
+        teacher_weight(config, env_steps) == 0 and teacher_value_weight(config, env_steps) == 0
+    ):
         return None
     source = Path(config.source)
     if env_steps > 0 and not source.exists():
@@ -113,7 +186,7 @@ def run_teacher(config: TeacherConfig | None, device: torch.device, env_steps: i
             f"from it until env step {config.anneal_steps:,} (now {env_steps:,}): put it back, "
             "or say where it is now: g2048lab train --resume RUN --teacher RUN_OR_CHECKPOINT"
         )
-    return load_teacher(source, device)
+    return load_teacher(source, device, values=config.value_weight > 0)
 
 
 def repoint_teacher(config: TeacherConfig | None, source: str | Path) -> TeacherConfig:
@@ -127,12 +200,12 @@ def repoint_teacher(config: TeacherConfig | None, source: str | Path) -> Teacher
     return replace(config, source=str(source))
 
 
-def load_teacher(source: str | Path, device: torch.device):
+def load_teacher(source: str | Path, device: torch.device, values: bool = False):
     """The ``Agent`` saved at ``source`` (a checkpoint file or a run folder: its latest file).
 
     Raises ``CheckpointError`` for a file that is not a readable checkpoint (the message
-    says it is the teacher) and ValueError for a learner that cannot rank moves, each in one
-    line.
+    says it is the teacher) and ValueError for a learner that cannot rank moves, or with
+    ``values`` (it is to teach the value too) cannot value boards, each in one line.
     """
     from ...checkpoint import CheckpointError
     from ..base import Agent
@@ -144,4 +217,9 @@ def load_teacher(source: str | Path, device: torch.device):
         raise CheckpointError(f"cannot load the teacher: {error}") from None
     if type(agent).move_probs is Agent.move_probs:
         raise ValueError(f"{agent.describe()} at {source} cannot rank moves, so it cannot teach")
+    if values and type(agent).board_values is Agent.board_values:
+        raise ValueError(
+            f"{agent.describe()} at {source} cannot value boards in score points, so it cannot "
+            "teach the value: set --teacher.value-weight 0, or teach from an ntuple run"
+        )
     return agent
