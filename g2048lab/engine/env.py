@@ -286,6 +286,11 @@ class VecEnv(gymnasium.vector.VectorEnv):
         """A copy of the current (N, R, C) uint8 boards."""
         return self._boards.reshape(-1, *self._shape).copy()
 
+    @property
+    def scores(self) -> np.ndarray:
+        """A copy of the (N,) int64 game scores of the boards now in play."""
+        return self._score.copy()
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start N new games; a ``seed`` reseeds the generator. Returns ``(obs, info)``."""
         if seed is not None:

@@ -96,6 +96,7 @@ class RolloutBuffer:
     rewards: Tensor  # (T, N) float32, shaped
     dones: Tensor  # (T, N) float32, 1 where the move ended the game
     teacher_probs: Tensor | None = None  # (T, N, 4) float32, a teacher's (kickstart.py)
+    teacher_values: Tensor | None = None  # (T, N) float32, a teacher's, score points
 
     @classmethod
     def allocate(
@@ -105,8 +106,10 @@ class RolloutBuffer:
         device: torch.device,
         teacher: bool = False,
         board: tuple[int, int] = (4, 4),
+        teacher_values: bool = False,
     ) -> RolloutBuffer:
-        """Zeroed storage for ``steps`` moves of ``envs`` games on ``board`` (rows, cols)."""
+        """Zeroed storage for ``steps`` moves of ``envs`` games on ``board`` (rows, cols);
+        ``teacher``: with the teacher's move probabilities, ``teacher_values``: its values."""
 
         def zeros(*shape, dtype=torch.float32):
             return torch.zeros(steps, envs, *shape, dtype=dtype, device=device)
@@ -120,6 +123,7 @@ class RolloutBuffer:
             rewards=zeros(),
             dones=zeros(),
             teacher_probs=zeros(4) if teacher else None,
+            teacher_values=zeros() if teacher_values else None,
         )
 
 

@@ -4,8 +4,9 @@ holds for ``--learner ppo``, and the two ways to build it: from the command line
 ``--teacher.*`` groups, ``FLAGS``) and from a checkpoint's fields.
 
 A checkpoint keeps these settings as the PPO learner's own flat fields (``preset``,
-``model_config``, ``ppo_config``, ``reward_config``, ``teacher_config``), the same in files
-written before learners owned their settings, so every PPO checkpoint reads back here.
+``model_config``, ``ppo_config``, ``reward_config``, ``teacher_config``,
+``start_config``), the same in files written before learners owned their settings, so
+every PPO checkpoint reads back here.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ...engine.env import RewardConfig
 from ...model import PRESETS, ModelConfig
 from .algorithm import PPOConfig
 from .kickstart import TeacherConfig
+from .starts import StartConfig
 
 __all__ = ["FLAGS", "PRECISIONS", "PPOLearnerConfig", "config_from_flags", "config_from_payload"]
 
@@ -29,6 +31,7 @@ FLAGS: dict[str, type] = {
     "model": ModelConfig,
     "reward": RewardConfig,
     "teacher": TeacherConfig,
+    "start": StartConfig,
 }
 """The ``--PREFIX.*`` flag groups of the PPO learner: prefix -> the dataclass behind them."""
 
@@ -43,6 +46,7 @@ class PPOLearnerConfig:
     ppo: PPOConfig | None = None  # PPO's hyperparameters and batch sizes
     reward: RewardConfig = field(default_factory=RewardConfig)
     teacher: TeacherConfig | None = None  # a teacher to kickstart from (kickstart.py)
+    start: StartConfig = field(default_factory=StartConfig)  # where training games begin
     precision: str = "auto"  # auto | fp32 | bf16 (autocast); auto: bf16 on CUDA that has it
 
     def __post_init__(self) -> None:
@@ -52,6 +56,11 @@ class PPOLearnerConfig:
             )
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if self.start.teacher_share > 0 and self.teacher is None:
+            raise ValueError(
+                "--start.teacher-share needs a teacher to play the games it starts from: "
+                "add --teacher RUN_OR_CHECKPOINT"
+            )
 
 
 def config_from_flags(
@@ -81,6 +90,8 @@ def config_from_flags(
             settings["ppo"] = replace(PPOConfig(**ppo_sizes_for(sized, device)), **groups["ppo"])
     if "reward" in groups:
         settings["reward"] = RewardConfig(**groups["reward"])
+    if "start" in groups:
+        settings["start"] = StartConfig(**groups["start"])
     if teacher is not None:
         settings["teacher"] = TeacherConfig(**{**groups.get("teacher", {}), "source": teacher})
     return PPOLearnerConfig(preset=preset, **settings)
@@ -88,9 +99,12 @@ def config_from_flags(
 
 def config_from_payload(payload: dict[str, Any]) -> PPOLearnerConfig:
     """The settings a PPO checkpoint was saved with (its flat ``*_config`` fields; a file from
-    before kickstarting has no ``teacher_config``). The precision is not saved: ``auto``."""
+    before kickstarting has no ``teacher_config``, one from before start states no
+    ``start_config``). The precision is not saved: ``auto``."""
     teacher = payload.get("teacher_config")
+    start = payload.get("start_config")
     return PPOLearnerConfig(
+        start=StartConfig(**start) if start else StartConfig(),
         preset=payload["preset"] or "auto",
         model=ModelConfig(**payload["model_config"]),
         ppo=PPOConfig(**payload["ppo_config"]),

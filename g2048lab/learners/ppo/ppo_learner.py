@@ -36,8 +36,18 @@ from .algorithm import (
     ppo_update,
     sample_actions,
 )
-from .kickstart import TeacherConfig, repoint_teacher, run_teacher, teacher_weight
+from .kickstart import (
+    TeacherConfig,
+    check_teacher_value_units,
+    repoint_teacher,
+    run_teacher,
+    teacher_value_targets,
+    teacher_value_weight,
+    teacher_weight,
+)
 from .ppo_config import FLAGS, PPOLearnerConfig, config_from_flags, config_from_payload
+from .rollout import Actor, Rollout
+from .starts import StartConfig, StartStates, start_shares, teacher_starts
 
 __all__ = ["PPOLearner", "TransformerAgent", "model_policy"]
 
@@ -55,12 +65,28 @@ GAME_SHAPES: dict[str, tuple[int, ...] | str] = {
     "obs.action_mask": (4,),
 }
 
+# an overlapped run's rollout not yet learned from: per-step shape of each tensor ((T, N,
+# *shape); ``last_values`` is (N,))
+PENDING_SHAPES: dict[str, tuple[int, ...] | str] = {
+    "boards": "board",
+    "masks": (4,),
+    "actions": (),
+    "logprobs": (),
+    "values": (),
+    "rewards": (),
+    "dones": (),
+    "teacher_probs": (4,),
+    "teacher_values": (),
+    "last_values": (),
+}
+
 SETTINGS = {
     "model_config": ModelConfig,
     "ppo_config": PPOConfig,
     "reward_config": RewardConfig,
     "return_stats": RunningMeanStd,
     "teacher_config": TeacherConfig,
+    "start_config": StartConfig,
 }
 """Fields that hold a dataclass's fields; a missing one takes its default."""
 
@@ -80,6 +106,10 @@ def _fields(ck) -> dict:
         "return_stats": ck.DICT,
         "teacher_config": ck.optional(ck.DICT_OR_NONE),  # absent before kickstarting existed
         "rng.cuda": ck.optional(ck.BYTES),  # only in files saved on a GPU
+        "rng.actor": ck.optional(ck.BYTES),  # only with --ppo.overlap
+        "pending": ck.optional(ck.DICT_OR_NONE),  # --ppo.overlap: the rollout not learned yet
+        "start_config": ck.optional(ck.DICT),  # absent before start states existed
+        "starts": ck.optional(ck.DICT),  # with --start.*: snapshots, buffer, codes, generator
         "rng.env": ck.DICT,
         "env": ck.DICT,
         "obs": ck.DICT_OR_NONE,  # None before the first rollout
@@ -114,6 +144,17 @@ class PPOLearner(Learner):
         "teacher/distill_loss": "KL(teacher || student) over the update's boards, nats",
         "teacher/agreement": "share of the update's boards where the student's best move "
         "is the teacher's",
+        "teacher/value_weight": "the value regression's weight now (kickstart.py), with a "
+        "teacher's values",
+        "teacher/value_loss": "0.5 * mean squared error of the value head to the teacher's "
+        "value, in units of the returns' running std",
+        "start/own_share": "share of new training games begun from the restart buffer",
+        "start/teacher_share": "share of new training games begun from a teacher's board now",
+        "start/buffer_boards": "boards in the restart buffer (its own longer games' endings)",
+        "start/restarted_games": "training games that ended this iteration having begun away "
+        "from the normal start (not in the rollout/ metrics)",
+        "start/restart_score_mean": "mean final score of those games, their start's score included",
+        "start/restart_2048": "share of those games that reached 2048",
     }
 
     def __init__(self, config, setup: LearnerSetup):
@@ -149,17 +190,34 @@ class PPOLearner(Learner):
             self.model.parameters(), lr=self.ppo.learning_rate, eps=self.ppo.adam_eps
         )
         env_seed = setup.seed + (1_000_003 * dist.rank if dist else 0)  # each rank its own games
+        self._world = dist.world_size if dist else 1
         self.env = VecEnv(self.ppo.num_envs, seed=env_seed, reward=settings.reward, game=game)
-        # none once its weight has annealed to 0: a resumed student needs no teacher then
+        check_teacher_value_units(settings.teacher, settings.reward, self.ppo.gamma)
+        # none once its weights have annealed to 0: a resumed student needs no teacher then
         self.teacher = run_teacher(settings.teacher, device, setup.env_steps)
-        self.buffer = RolloutBuffer.allocate(
-            self.ppo.rollout_steps,
-            self.ppo.num_envs,
-            device,
-            teacher=self.teacher is not None,
-            board=game.shape,
-        )
+        self.starts = self._start_states(settings.start, env_seed)
+        # overlapped: the actor fills one buffer while the update reads the other
+        self.buffers = [
+            RolloutBuffer.allocate(
+                self.ppo.rollout_steps,
+                self.ppo.num_envs,
+                device,
+                teacher=self.teacher is not None,
+                board=game.shape,
+                teacher_values=self.teacher is not None and self.settings.teacher.value_weight > 0,
+            )
+            for _ in range(2 if self.ppo.overlap else 1)
+        ]
+        self._pending: Rollout | None = None  # overlapped: played, not yet learned from
+        self.actor_model: GameTransformer | None = None  # overlapped: the actor's copy
+        self._actor_rng: torch.Generator | None = None  # overlapped: the actor's sampling
+        if self.ppo.overlap:
+            self.actor_model = GameTransformer(self.model_config).to(device)
+            self.actor_model.load_state_dict(self.model.state_dict())
+            self._actor_rng = torch.Generator(device).manual_seed(setup.seed + 104_729)
+        self._recorded_slots = 0
         self._distill_coef = 0.0  # this iteration's teacher weight
+        self._value_distill_coef = 0.0  # this iteration's teacher value weight
         self.return_stats = RunningMeanStd()
         self.minibatch_size = self.ppo.minibatch_size
         self._obs: dict[str, np.ndarray] | None = None
@@ -181,12 +239,34 @@ class PPOLearner(Learner):
         if self.teacher is not None:
             t = self.settings.teacher
             text += (
-                f"; taught by {self.teacher.describe()} (weight {t.weight:g} falling to 0 "
-                f"over {t.anneal_steps:,} env steps)"
+                f"; taught by {self.teacher.describe()} (weight {t.weight:g}"
+                + (f", value weight {t.value_weight:g}" if t.value_weight else "")
+                + f" falling to 0 over {t.anneal_steps:,} env steps)"
             )
         elif self.settings.teacher is not None:
             text += "; its teacher's weight is 0 from here on, so the teacher is not loaded"
+        start = self.settings.start
+        if start.enabled:
+            text += (
+                f"; new games begin from its own longer games' boards {start.own_share:.0%} "
+                f"and from the teacher's {start.teacher_share:.0%} of the time (that share "
+                f"falling to 0 over {start.teacher_anneal_steps:,} env steps)"
+            )
+        if self.ppo.overlap:
+            text += "; the next rollout plays beside the update (actor thread)"
         return text
+
+    def _start_states(self, config: StartConfig, seed: int) -> StartStates | None:
+        """Where new training games begin; None: always the normal start."""
+        if not config.enabled:
+            return None
+        boards = None
+        if start_shares(config, self.setup.env_steps)[1] > 0:
+            from .kickstart import load_teacher
+
+            teacher = self.teacher or load_teacher(self.settings.teacher.source, self.device)
+            boards = teacher_starts(teacher, self.game, config.teacher_games, seed + 7)
+        return StartStates(config, self.ppo.num_envs, self.game.shape, seed, 0, boards)
 
     def config_dict(self) -> dict[str, Any]:
         return {
@@ -195,6 +275,7 @@ class PPOLearner(Learner):
             "ppo": asdict(self.ppo),
             "reward": asdict(self.settings.reward),
             "teacher": asdict(self.settings.teacher) if self.settings.teacher else None,
+            "start": asdict(self.settings.start),
         }
 
     def agent(self) -> TransformerAgent:
@@ -207,40 +288,125 @@ class PPOLearner(Learner):
     def iterate(self, hooks: RunHooks) -> dict[str, float | None] | None:
         if self._obs is None:
             self._obs, _ = self.env.reset()
+        if self.ppo.overlap:
+            return self._iterate_overlapped(hooks)
         start = time.perf_counter()
-        teacher = self.settings.teacher
-        self._distill_coef = 0.0
-        if self.teacher is not None:
-            self._distill_coef = teacher_weight(teacher, hooks.position()[0])
-        if not self._rollout(hooks):
+        self._recorded_slots = hooks.recorder.slots
+        rollout = self._play(self.model, self.buffers[0], hooks.tick, *self._teaching_now(hooks))
+        rollout.report(hooks)
+        if not rollout.complete:
             return None
         update_start = time.perf_counter()
-        stats = self._update(hooks)
+        stats = self._update(hooks, rollout)
+        return self._row(stats, rollout, update_start - start, time.perf_counter() - update_start)
+
+    def _iterate_overlapped(self, hooks: RunHooks) -> dict[str, float | None] | None:
+        """The actor plays the next rollout with the weights of the last update while this
+        thread learns from the rollout before it; then the actor takes the new weights."""
+        start = time.perf_counter()
+        self._recorded_slots = hooks.recorder.slots
+        pending = self._pending.buffer if self._pending is not None else None
+        buffer = next(b for b in self.buffers if b is not pending)
+        teaching = self._teaching_now(hooks)
+        values = (self.return_stats.mean, self.return_stats.std)
+
+        def play(keep_going):
+            return self._play(
+                self.actor_model, buffer, keep_going, *teaching, self._actor_rng, values
+            )
+
+        actor = Actor(play).start()
+        stats = update_s = None
+        learned = False  # the update ran to its end (or there was none)
+        try:
+            if self._pending is not None:
+                stats = self._update(hooks, self._pending)
+                update_s = time.perf_counter() - start
+            learned = stats is None or not stats.interrupted
+        finally:
+            if not learned:  # stopped, or raised: the actor stops at its next move
+                actor.stop()
+            rollout = actor.wait(hooks.tick)
+            rollout.report(hooks)
+        if not (learned and rollout.complete):
+            self._pending = None  # learned in part, or played in part: a resumed run replays
+            return None
+        self._pending = rollout
+        self.actor_model.load_state_dict(self.model.state_dict())
+        return self._row(stats, rollout, time.perf_counter() - start, update_s)
+
+    def _teaching_now(self, hooks: RunHooks) -> tuple[int, float, float]:
+        """(env steps so far, the teacher's policy weight, its value weight) now."""
+        steps = hooks.position()[0]
+        if self.teacher is None:
+            return steps, 0.0, 0.0
+        teacher = self.settings.teacher
+        return steps, teacher_weight(teacher, steps), teacher_value_weight(teacher, steps)
+
+    def _row(
+        self, stats: UpdateStats | None, rollout: Rollout, rollout_s: float, update_s: float | None
+    ) -> dict[str, float | None]:
+        """The iteration's metrics; ``stats`` None: nothing learned yet (the first rollout
+        of an overlapped run)."""
+
+        def stat(name):
+            return None if stats is None else getattr(stats, name)
+
         row = {
-            "train/rollout_s": update_start - start,
-            "train/update_s": time.perf_counter() - update_start,
-            "train/loss": stats.loss,
-            "train/policy_loss": stats.policy_loss,
-            "train/value_loss": stats.value_loss,
-            "train/entropy": stats.entropy,
-            "train/aux_loss": stats.aux_loss,
-            "train/approx_kl": stats.approx_kl,
-            "train/clip_fraction": stats.clip_fraction,
+            "train/rollout_s": rollout_s,
+            "train/update_s": update_s,
+            **{
+                f"train/{name}": stat(name)
+                for name in (
+                    "loss",
+                    "policy_loss",
+                    "value_loss",
+                    "entropy",
+                    "aux_loss",
+                    "approx_kl",
+                    "clip_fraction",
+                    "minibatch_size",
+                )
+            },
             "train/learning_rate": self.optimizer.param_groups[0]["lr"],
-            "train/minibatch_size": stats.minibatch_size,
-            "train/skipped_minibatches": stats.skipped,
+            "train/skipped_minibatches": stat("skipped"),
+            **rollout.extra,
         }
+        teacher = self.settings.teacher
         if teacher is not None:
             row["teacher/weight"] = self._distill_coef
-            row["teacher/distill_loss"] = stats.distill_loss
-            row["teacher/agreement"] = stats.agreement
+            row["teacher/distill_loss"] = stat("distill_loss")
+            row["teacher/agreement"] = stat("agreement")
+            if teacher.value_weight > 0:
+                row["teacher/value_weight"] = self._value_distill_coef
+                row["teacher/value_loss"] = stat("value_distill_loss")
         return row
 
-    def _rollout(self, hooks: RunHooks) -> bool:
-        """Play ``rollout_steps`` moves in every game into the buffer. False if stopped."""
-        buf, ppo, device = self.buffer, self.ppo, self.device
-        slots = hooks.recorder.slots
-        rec = {
+    def _play(
+        self,
+        model: GameTransformer,
+        buf: RolloutBuffer,
+        keep_going: Callable[[], bool],
+        env_steps: int,
+        distill_coef: float,
+        value_coef: float,
+        generator: torch.Generator | None = None,
+        return_stats: tuple[float, float] | None = None,
+    ) -> Rollout:
+        """Play ``rollout_steps`` moves in every game into ``buf`` with ``model``, sampling
+        with ``generator`` (None: torch's global one) and valuing in return units by
+        ``return_stats`` (mean, std; None: the learner's now); the run is at ``env_steps``.
+        The teacher's probabilities are stored when ``distill_coef`` > 0, its values when
+        ``value_coef`` > 0. Stops early once ``keep_going()`` is False. Touches no run hook:
+        ``Rollout.report`` tells the run."""
+        ppo, device, starts = self.ppo, self.device, self.starts
+        mean, std = return_stats or (self.return_stats.mean, self.return_stats.std)
+        slots = self._recorded_slots
+        rollout = Rollout(buf, distill_coef, value_coef=value_coef)
+        restarted: list[tuple[np.ndarray, np.ndarray]] = []  # (scores, tiles) per step
+        if starts is not None:
+            starts.protected = slots  # replays show whole games from the normal start
+        rec = rollout.recording = {
             "boards": np.empty((ppo.rollout_steps, slots, *self.game.shape), np.uint8),
             "actions": np.empty((ppo.rollout_steps, slots), np.int64),
             "probs": np.empty((ppo.rollout_steps, slots, 4), np.float32),
@@ -249,27 +415,40 @@ class PPOLearner(Learner):
             "score_gains": np.empty((ppo.rollout_steps, slots), np.int64),
             "dones": np.zeros((ppo.rollout_steps, slots), np.bool_),
         }
-        final_boards: dict[tuple[int, int], np.ndarray] = {}
         obs = self._obs
-        self.model.eval()
+        model.eval()
         for t in range(ppo.rollout_steps):
-            if not hooks.tick():
-                return False
+            if not keep_going():
+                return rollout
             boards = torch.from_numpy(obs["board"]).to(device)
             masks = torch.from_numpy(obs["action_mask"]).to(device)
             with torch.inference_mode(), self._autocast():
-                out = self.model(boards, masks)
+                out = model(boards, masks)
                 if torch.isnan(out.logits).any():  # sampling would pick illegal moves
                     raise RuntimeError(self._diverged("the policy's move scores are NaN"))
-                actions, logprobs, probs = sample_actions(out.logits)
-                values = out.value.float() * self.return_stats.std + self.return_stats.mean
+                actions, logprobs, probs = sample_actions(out.logits, generator)
+                values = out.value.float() * std + mean
             actions_np = actions.cpu().numpy()
-            if self._distill_coef > 0:
+            if distill_coef > 0:
                 taught = self.teacher.move_probs(
                     obs["board"], obs["action_mask"], self.settings.teacher.temperature
                 )
                 buf.teacher_probs[t] = torch.from_numpy(taught).to(device)
+            if value_coef > 0:
+                valued = self.teacher.board_values(obs["board"], obs["action_mask"])
+                buf.teacher_values[t] = torch.from_numpy(valued).to(device)
+            if starts is not None:
+                starts.before_step(obs["board"], self.env.scores)
             next_obs, rewards, terminated, _, info = self.env.step(actions_np)
+            normal = terminated
+            if starts is not None:
+                steps_now = env_steps + (t + 1) * ppo.num_envs * self._world
+                normal = starts.after_step(self.env, terminated, steps_now)
+                next_obs = self.env.observation()
+                away = terminated & ~normal
+                if away.any():
+                    episode = info["episode"]
+                    restarted.append((episode["score"][away], episode["max_tile"][away]))
             buf.boards[t] = boards
             buf.masks[t] = masks
             buf.actions[t] = actions
@@ -286,45 +465,36 @@ class PPOLearner(Learner):
             rec["score_gains"][t] = info["score_gain"][:slots]
             rec["dones"][t] = terminated[:slots]
             for slot in np.flatnonzero(terminated[:slots]):
-                final_boards[(t, int(slot))] = info["final_board"][slot]
+                rollout.final_boards[(t, int(slot))] = info["final_board"][slot]
             episode = info["episode"]
-            hooks.played(
-                ppo.num_envs, episode["score"][terminated], episode["max_tile"][terminated]
+            rollout.played.append(
+                (ppo.num_envs, episode["score"][normal], episode["max_tile"][normal])
             )
+            rollout.steps = t + 1
             self._shown_probs = probs_np[0]
             self._shown_value = float(values[0])
             self._last_usage = out.expert_usage
             obs = next_obs
             self._obs = obs
-        hooks.recorded(
-            hooks.recorder.add_rollout(
-                rec["boards"],
-                rec["actions"],
-                rec["probs"],
-                rec["values"],
-                rec["rewards"],
-                rec["score_gains"],
-                rec["dones"],
-                final_boards,
-                *hooks.position(),
-            )
-        )
-        return True
+        with torch.inference_mode(), self._autocast():
+            boards = torch.from_numpy(obs["board"]).to(device)
+            masks = torch.from_numpy(obs["action_mask"]).to(device)
+            rollout.last_values = model(boards, masks).value.float() * std + mean
+        if starts is not None:
+            rollout.extra = _start_metrics(starts, env_steps, restarted)
+        return rollout
 
-    def _update(self, hooks: RunHooks) -> UpdateStats:
+    def _update(self, hooks: RunHooks, rollout: Rollout) -> UpdateStats:
         """GAE over the rollout, then the PPO epochs."""
-        buf, ppo, dist = self.buffer, self.ppo, self.setup.dist
+        buf, ppo, dist = rollout.buffer, self.ppo, self.setup.dist
+        self._distill_coef = rollout.distill_coef
+        self._value_distill_coef = rollout.value_coef
         lr = learning_rate_at(ppo, hooks.progress())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with torch.inference_mode():
-            boards = torch.from_numpy(self._obs["board"]).to(self.device)
-            masks = torch.from_numpy(self._obs["action_mask"]).to(self.device)
-            with self._autocast():
-                last = self.model(boards, masks).value.float()
-            last_values = last * self.return_stats.std + self.return_stats.mean
             advantages, returns = compute_gae(
-                buf.rewards, buf.values, buf.dones, last_values, ppo.gamma, ppo.gae_lambda
+                buf.rewards, buf.values, buf.dones, rollout.last_values, ppo.gamma, ppo.gae_lambda
             )
         if ppo.normalize_values:
             if dist:
@@ -351,6 +521,10 @@ class PPOLearner(Learner):
         }
         if self._distill_coef > 0:
             batch["teacher_probs"] = buf.teacher_probs.reshape(-1, 4)
+        if self._value_distill_coef > 0:
+            batch["teacher_values"] = teacher_value_targets(
+                buf.teacher_values, self.settings.reward, shift, scale
+            ).reshape(-1)
         batch = {k: v.clone() for k, v in batch.items()}  # leave inference mode's tensors
         self.model.train()
         stats = ppo_update(
@@ -363,6 +537,7 @@ class PPOLearner(Learner):
             autocast_dtype=self.autocast_dtype,
             reduce=dist.reduce if dist else None,
             distill_coef=self._distill_coef,
+            value_distill_coef=self._value_distill_coef,
         )
         self.model.eval()
         self.minibatch_size = stats.minibatch_size
@@ -440,7 +615,14 @@ class PPOLearner(Learner):
         rng = {"env": env.pop("rng")}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        extra = {}
+        if self.starts is not None:
+            extra["starts"] = _tensors(self.starts.state_dict())
+        if self.ppo.overlap:
+            rng["actor"] = self._actor_rng.get_state()
+            extra["pending"] = _pending_state(self._pending)
         return {
+            **extra,
             "preset": self.preset,
             "model_config": asdict(self.model_config),
             "ppo_config": asdict(self.ppo),
@@ -450,6 +632,7 @@ class PPOLearner(Learner):
             "counters": {"minibatch_size": self.minibatch_size},
             "return_stats": asdict(self.return_stats),
             "teacher_config": asdict(self.settings.teacher) if self.settings.teacher else None,
+            "start_config": asdict(self.settings.start),
             "rng": rng,
             "env": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in env.items()},
             "obs": {k: torch.from_numpy(v.copy()) for k, v in self._obs.items()}
@@ -483,6 +666,13 @@ class PPOLearner(Learner):
         self.env.load_state_dict({**env, "rng": payload["rng"]["env"]})
         if payload["obs"] is not None:
             self._obs = {k: v.numpy().copy() for k, v in payload["obs"].items()}
+        if self.starts is not None and payload.get("starts") is not None:
+            self.starts.load_state_dict(_arrays(payload["starts"]))
+        if self.ppo.overlap:
+            self.actor_model.load_state_dict(self.model.state_dict())
+            if "actor" in payload["rng"]:
+                self._actor_rng.set_state(payload["rng"]["actor"])
+            self._pending = _pending_rollout(payload.get("pending"), self.buffers[0])
 
     @classmethod
     def check_payload(cls, payload: dict[str, Any], bad: Callable[[str, str], Exception]) -> None:
@@ -505,6 +695,17 @@ class PPOLearner(Learner):
             tensor = ck.lookup(payload, name)
             if isinstance(tensor, torch.Tensor) and tuple(tensor.shape) != (games, *shape):
                 raise bad(name, f"is {ck.show(tensor)}, not {(games, *shape)} for {games} games")
+        pending = payload.get("pending")
+        if pending is not None:
+            steps, games = built["ppo_config"].rollout_steps, built["ppo_config"].num_envs
+            for name, shape in PENDING_SHAPES.items():
+                shape = board if shape == "board" else shape
+                want = (games, *shape) if name == "last_values" else (steps, games, *shape)
+                tensor = pending.get(name)
+                if name.startswith("teacher_") and tensor is None:
+                    continue
+                if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != want:
+                    raise bad(f"pending.{name}", f"is {ck.show(tensor)}, not a tensor {want}")
         try:
             np.random.default_rng().bit_generator.state = payload["rng"]["env"]
         except (TypeError, ValueError, KeyError):
@@ -602,6 +803,77 @@ def _check_memory(model: ModelConfig, ppo: PPOConfig, device: torch.device) -> N
         f"Adam's moments) on {ppo.num_envs:,} games"
     )
     check_fits(need.total, device, what, advice)
+
+
+def _tensors(state: Any) -> Any:
+    """NumPy arrays in a nested state as tensors (what a checkpoint holds)."""
+    if isinstance(state, dict):
+        return {k: _tensors(v) for k, v in state.items()}
+    if isinstance(state, np.ndarray):
+        return torch.from_numpy(state.copy())
+    return state
+
+
+def _arrays(state: Any) -> Any:
+    """``_tensors`` undone."""
+    if isinstance(state, dict):
+        return {k: _arrays(v) for k, v in state.items()}
+    if isinstance(state, torch.Tensor):
+        return state.numpy().copy()
+    return state
+
+
+def _start_metrics(
+    starts: StartStates, env_steps: int, restarted: list[tuple[np.ndarray, np.ndarray]]
+) -> dict[str, float | None]:
+    """The start states' row: shares now, the buffer, and the games that began elsewhere
+    (``restarted``: their final scores and largest tiles, (G,) each per step)."""
+    own, teacher = start_shares(starts.config, env_steps)
+    scores = np.concatenate([s for s, _ in restarted]) if restarted else np.zeros(0)
+    tiles = np.concatenate([t for _, t in restarted]) if restarted else np.zeros(0)
+    return {
+        "start/own_share": own,
+        "start/teacher_share": teacher,
+        "start/buffer_boards": float(len(starts.buffer)),
+        "start/restarted_games": float(len(scores)),
+        "start/restart_score_mean": float(scores.mean()) if len(scores) else None,
+        "start/restart_2048": float((tiles >= 2048).mean()) if len(tiles) else None,
+    }
+
+
+def _pending_state(rollout: Rollout | None) -> dict[str, Any] | None:
+    """An overlapped run's rollout not yet learned from, as checkpoint tensors."""
+    if rollout is None:
+        return None
+    buf = rollout.buffer
+    state = {
+        name: getattr(buf, name).clone()
+        for name in PENDING_SHAPES
+        if name != "last_values" and getattr(buf, name) is not None
+    }
+    state["last_values"] = rollout.last_values.clone()
+    state["distill_coef"] = rollout.distill_coef
+    state["value_coef"] = rollout.value_coef
+    return state
+
+
+def _pending_rollout(state: dict[str, Any] | None, buffer: RolloutBuffer) -> Rollout | None:
+    """``_pending_state`` read back into ``buffer``."""
+    if state is None:
+        return None
+    for name in PENDING_SHAPES:
+        if name != "last_values" and getattr(buffer, name) is not None and name in state:
+            getattr(buffer, name).copy_(state[name])
+    # a teacher annealed to 0 since is not loaded: what it gave is not learned from
+    coef = float(state["distill_coef"]) if "teacher_probs" in state else 0.0
+    value_coef = float(state.get("value_coef", 0.0)) if "teacher_values" in state else 0.0
+    if buffer.teacher_probs is None:
+        coef = 0.0
+    if buffer.teacher_values is None:
+        value_coef = 0.0
+    rollout = Rollout(buffer, coef, buffer.actions.shape[0], value_coef=value_coef)
+    rollout.last_values = state["last_values"].to(buffer.values.device)
+    return rollout
 
 
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:

@@ -34,6 +34,7 @@ __all__ = [
     "GameSnapshots",
     "RestartBuffer",
     "StartConfig",
+    "StartStates",
     "choose_starts",
     "start_shares",
     "teacher_starts",
@@ -291,3 +292,95 @@ def teacher_starts(
         if not running.any():
             return np.concatenate(boards), np.concatenate(scores)
     raise RuntimeError(f"{running.sum()} teacher games were still running after {max_moves} moves")
+
+
+class StartStates:
+    """Where a run's new training games begin, step by step: the snapshots of the games in
+    play, the restart buffer they feed, the teacher's boards and which games began where.
+
+    Games in the first ``protected`` slots (the ones recorded for replay) always begin from
+    the normal start, so every replay is a whole game. Only normally started games feed
+    the restart buffer and the run's metrics: ``after_step`` says which finished games
+    those are.
+    """
+
+    def __init__(
+        self,
+        config: StartConfig,
+        slots: int,
+        shape: tuple[int, int],
+        seed: int,
+        protected: int = 0,
+        teacher_boards: tuple[np.ndarray, np.ndarray] | None = None,
+    ):
+        """``teacher_boards``: (M, R, C) uint8 boards and (M,) int64 scores of the
+        teacher's games (``teacher_starts``), needed while the teacher's share is > 0."""
+        if config.teacher_share > 0 and teacher_boards is None:
+            raise ValueError("--start.teacher-share needs a teacher: add --teacher RUN")
+        self.config = config
+        self.protected = protected
+        self.snapshots = GameSnapshots(slots, shape)
+        self.buffer = RestartBuffer(config.buffer_size, shape)
+        self.codes = np.full(slots, NORMAL, dtype=np.int8)  # (N,) where each game began
+        self.teacher_boards = teacher_boards
+        self.rng = np.random.default_rng([seed, 0x5747])
+
+    def before_step(self, boards: np.ndarray, scores: np.ndarray) -> None:
+        """(N, R, C) uint8 boards about to be moved from and (N,) int64 their scores."""
+        self.snapshots.observe(boards, scores)
+
+    def after_step(self, env: VecEnv, terminated: np.ndarray, env_steps: int) -> np.ndarray:
+        """After ``env.step`` ended the games ``terminated`` (N,) bool and began new ones
+        from the normal start: feed the ended normal games to the buffer, begin some new
+        games from its boards or the teacher's (``env.place``). Returns (N,) bool: the
+        ended games that had begun from the normal start. Read ``env.observation()`` after."""
+        ended = np.flatnonzero(terminated)
+        normal = terminated & (self.codes == NORMAL)
+        for slot in ended:
+            boards, scores, moves = self.snapshots.finish(slot)
+            if self.codes[slot] == NORMAL:
+                self.buffer.offer(boards, scores, moves)
+        self.codes[ended] = NORMAL
+        free = ended[ended >= self.protected]
+        own, teacher = start_shares(self.config, env_steps)
+        if free.size == 0 or own + teacher == 0:
+            return normal
+        codes = choose_starts(self.rng, free.size, own, teacher)
+        if len(self.buffer) == 0:
+            codes[codes == OWN] = NORMAL
+        for code, source in ((OWN, self._own), (TEACHER, self._teacher)):
+            slots = free[codes == code]
+            if slots.size:
+                env.place(slots, *source(slots.size))
+                self.codes[slots] = code
+        return normal
+
+    def _own(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.buffer.sample(self.rng, k)
+
+    def _teacher(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        boards, scores = self.teacher_boards
+        rows = self.rng.integers(0, len(scores), k)
+        return boards[rows], scores[rows]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Snapshots, buffer, codes and generator, as NumPy arrays, ints and a dict."""
+        return {
+            "snapshots": self.snapshots.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "codes": self.codes.copy(),
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state_dict()`` of the same games and settings."""
+        codes = np.asarray(state["codes"], dtype=np.int8)
+        if codes.shape != self.codes.shape:
+            raise ValueError(
+                f"saved start states cover {codes.shape[0]} games, this run {len(self.codes)}"
+            )
+        self.snapshots.load_state_dict(state["snapshots"])
+        self.buffer.load_state_dict(state["buffer"])
+        self.codes[:] = codes
+        self.rng = np.random.default_rng()
+        self.rng.bit_generator.state = state["rng"]

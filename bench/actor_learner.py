@@ -1,0 +1,80 @@
+"""PPO env steps/s with the rollout before the update (serial) and beside it (overlapped).
+
+    python bench/actor_learner.py [--setups serial:1 overlap:1 overlap:2] [--iterations 6]
+        [--repeats 3] [--preset cpu]
+
+Each setup is ``MODE:THREADS`` (torch threads). Every setup trains ``--iterations`` PPO
+iterations of the preset's default sizes from scratch after one warm-up iteration (an
+overlapped run's first iteration only plays); the setups take turns ``--repeats`` times
+so that the machine's noise hits them alike. Prints each run's env steps/s and one JSON
+line of medians. Compare commits by running it under each commit's ``PYTHONPATH``
+(``serial`` runs on any commit; ``overlap`` needs ``PPOConfig.overlap``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import replace
+
+from g2048lab.device import ppo_sizes_for, select_device
+from g2048lab.learners.ppo.algorithm import PPOConfig
+from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
+from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
+
+
+class Clock(Subscriber):
+    """Env steps and wall time at the end of each iteration."""
+
+    def __init__(self):
+        self.marks: list[tuple[int, float]] = []
+
+    def on_iteration(self, metrics, context):
+        self.marks.append((metrics["env_steps"], time.perf_counter()))
+
+
+def steps_per_s(mode: str, threads: int, preset: str, iterations: int) -> float:
+    ppo = PPOConfig(**ppo_sizes_for(preset, select_device("cpu")))
+    if mode == "overlap":
+        ppo = replace(ppo, overlap=True)
+    trainer = Trainer(
+        TrainerConfig(
+            learner="ppo",
+            learner_config=PPOLearnerConfig(preset=preset, ppo=ppo),
+            device="cpu",
+            threads=threads,
+            seed=0,
+            total_env_steps=(iterations + 1) * ppo.num_envs * ppo.rollout_steps,
+        )
+    )
+    clock = trainer.subscribe(Clock())
+    trainer.run()
+    (steps0, t0), (steps1, t1) = clock.marks[0], clock.marks[-1]
+    return (steps1 - steps0) / (t1 - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--setups", nargs="+", default=["serial:1", "overlap:1", "overlap:2"])
+    parser.add_argument("--iterations", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--preset", default="cpu")
+    args = parser.parse_args()
+    runs: dict[str, list[float]] = {setup: [] for setup in args.setups}
+    for repeat in range(args.repeats):
+        for setup in args.setups:
+            mode, threads = setup.split(":")
+            rate = steps_per_s(mode, int(threads), args.preset, args.iterations)
+            runs[setup].append(rate)
+            print(f"repeat {repeat}  {setup:>10}  {rate:8.0f} env steps/s", flush=True)
+    medians = {setup: statistics.median(rates) for setup, rates in runs.items()}
+    base = medians[args.setups[0]]
+    for setup, rate in medians.items():
+        print(f"{setup:>10}  median {rate:8.0f} env steps/s  {rate / base:.2f}x", flush=True)
+    print(json.dumps({"preset": args.preset, "runs": runs, "medians": medians}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""What a PPO rollout hands the learner, and the actor thread that plays one while the
+learner learns from the last.
+
+``Rollout`` is one filled ``RolloutBuffer`` with what its update needs besides (the value
+of the boards after its last move, the teacher's weight when it was played) and what the
+run is told of it afterwards (the moves played, the games that ended, the slots recorded
+for replay). Whoever plays a rollout, the run hears of it only through ``report``, on the
+run's own thread: a run's hooks are not thread-safe.
+
+``Actor`` runs a rollout on a thread of its own (an actor and a learner, as in IMPALA or
+Ape-X, with one actor and a lag of one policy version): on a 2-core CPU the rollout, ~20%
+of an iteration and mostly Python and small tensors, runs beside the update instead of
+before it. Torch operations and the numba env release the GIL, so both cores work.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from torch import Tensor
+
+from ..base import RunHooks
+from .algorithm import RolloutBuffer
+
+__all__ = ["Actor", "Rollout"]
+
+
+@dataclass
+class Rollout:
+    """One rollout of T moves in N games. ``buffer`` holds the first ``steps`` moves (all
+    T unless stopped early); ``last_values`` (N,) the value, in return units, of the boards
+    after the last move, read by the policy that played them; ``distill_coef`` the
+    teacher's weight while it was played (its teacher probabilities are filled when > 0)."""
+
+    buffer: RolloutBuffer
+    distill_coef: float = 0.0
+    value_coef: float = 0.0  # the teacher's value weight (its values are filled when > 0)
+    steps: int = 0  # moves played per game
+    last_values: Tensor | None = None  # (N,) float32, return units; None if stopped early
+    # what the run hears, in order: (moves, scores (G,), tiles (G,)) per step
+    played: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)
+    recording: dict[str, np.ndarray] = field(default_factory=dict)  # (T, slots, ...) each
+    final_boards: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    extra: dict[str, float | None] = field(default_factory=dict)  # metrics of its games
+
+    @property
+    def complete(self) -> bool:
+        return self.last_values is not None
+
+    def report(self, hooks: RunHooks) -> None:
+        """Tell the run: the moves and finished games, then the games recorded for replay."""
+        for moves, scores, tiles in self.played:
+            hooks.played(moves, scores, tiles)
+        if self.steps:
+            rec = {name: array[: self.steps] for name, array in self.recording.items()}
+            hooks.recorded(
+                hooks.recorder.add_rollout(
+                    rec["boards"],
+                    rec["actions"],
+                    rec["probs"],
+                    rec["values"],
+                    rec["rewards"],
+                    rec["score_gains"],
+                    rec["dones"],
+                    self.final_boards,
+                    *hooks.position(),
+                )
+            )
+
+
+class Actor:
+    """``play(keep_going)`` on a thread of its own: ``start``, then ``wait`` on the run's
+    thread. ``keep_going()`` is False once ``wait`` was told to stop (a pause or stop of
+    the run while the learner waits)."""
+
+    def __init__(self, play: Callable[[Callable[[], bool]], Rollout]):
+        self._play = play
+        self._stop = threading.Event()
+        self._result: Rollout | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="g2048lab-actor", daemon=True)
+
+    def start(self) -> Actor:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def wait(self, tick: Callable[[], bool], poll_s: float = 0.05) -> Rollout:
+        """The rollout, once played; ``tick()`` runs every ``poll_s`` meanwhile (the run's
+        pause, stop and messages) and a False from it stops the actor at its next move.
+        The actor's exception, if it raised, is raised here."""
+        while self._thread.is_alive():
+            self._thread.join(poll_s)
+            if self._thread.is_alive() and not self._stop.is_set() and not tick():
+                self._stop.set()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def _run(self) -> None:
+        try:
+            self._result = self._play(lambda: not self._stop.is_set())
+        except BaseException as error:  # raised again on the run's thread, in wait()
+            self._error = error
