@@ -71,10 +71,9 @@ class PPOConfig:
     normalize_advantages: bool = True
     normalize_values: bool = True  # learn values in units of the returns' running std
     adam_eps: float = setting(1e-5, gt=0)
-    # play the next rollout on an actor thread while the update learns from the last one
-    # (rollout.py): the update learns from moves of the policy one update older, the ratio
-    # taken against the policy that played them
-    overlap: bool = False
+    # rollout.py: the update then learns from moves of the policy one update older, its
+    # ratio taken against the policy that played them
+    overlap: bool = False  # play the next rollout on an actor thread beside the update
 
     def __post_init__(self) -> None:
         check_settings(self)

@@ -246,11 +246,12 @@ class PPOLearner(Learner):
         elif self.settings.teacher is not None:
             text += "; its teacher's weight is 0 from here on, so the teacher is not loaded"
         start = self.settings.start
-        if start.enabled:
+        if start.own_share > 0:
+            text += f"; {start.own_share:.0%} of new games begin from its own longer games' boards"
+        if start.teacher_share > 0:
             text += (
-                f"; new games begin from its own longer games' boards {start.own_share:.0%} "
-                f"and from the teacher's {start.teacher_share:.0%} of the time (that share "
-                f"falling to 0 over {start.teacher_anneal_steps:,} env steps)"
+                f"; {start.teacher_share:.0%} from the teacher's boards, falling to 0 over "
+                f"{start.teacher_anneal_steps:,} env steps"
             )
         if self.ppo.overlap:
             text += "; the next rollout plays beside the update (actor thread)"
@@ -871,7 +872,7 @@ def _pending_rollout(state: dict[str, Any] | None, buffer: RolloutBuffer) -> Rol
         coef = 0.0
     if buffer.teacher_values is None:
         value_coef = 0.0
-    rollout = Rollout(buffer, coef, buffer.actions.shape[0], value_coef=value_coef)
+    rollout = Rollout(buffer, coef, value_coef, steps=buffer.actions.shape[0])
     rollout.last_values = state["last_values"].to(buffer.values.device)
     return rollout
 

@@ -28,7 +28,7 @@ from .algorithm import RolloutBuffer
 __all__ = ["Actor", "Rollout"]
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: it holds tensors
 class Rollout:
     """One rollout of T moves in N games. ``buffer`` holds the first ``steps`` moves (all
     T unless stopped early); ``last_values`` (N,) the value, in return units, of the boards

@@ -61,8 +61,8 @@ class StartConfig:
         check_settings(self)
         if self.own_share + self.teacher_share > 1:
             raise ValueError(
-                f"StartConfig.own_share + teacher_share must be <= 1, got "
-                f"{self.own_share} + {self.teacher_share}"
+                f"--start.own-share + --start.teacher-share must be <= 1 (the rest of the "
+                f"games begin normally), got {self.own_share} + {self.teacher_share}"
             )
 
     @property

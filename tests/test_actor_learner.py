@@ -1,0 +1,190 @@
+"""PPO with the rollout on an actor thread beside the update (``--ppo.overlap``), and runs
+whose games begin from other games' boards (``--start.*``): what they learn from, what the
+run reports, exact resume, stops, and the command line."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from g2048lab.checkpoint import CheckpointManager, save_checkpoint
+from g2048lab.engine.env import VecEnv
+from g2048lab.learners.ntuple.network import NTupleConfig
+from g2048lab.learners.ppo.algorithm import PPOConfig
+from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
+from g2048lab.learners.ppo.starts import NORMAL, OWN, StartConfig, StartStates
+from g2048lab.trainer import Trainer, TrainerConfig
+
+from .helpers import StopAfter
+
+CLI = [sys.executable, "-m", "g2048lab"]
+ITERATION_STEPS = 32 * 16
+
+
+def tiny(overlap=True, start=None, game="2048-4x4", **changes) -> TrainerConfig:
+    ppo = PPOConfig(num_envs=32, rollout_steps=16, minibatch_size=256, epochs=2, overlap=overlap)
+    settings = PPOLearnerConfig(preset="tiny", ppo=ppo, start=start or StartConfig())
+    return TrainerConfig(
+        device="cpu", threads=1, learner_config=settings, seed=3, game=game, **changes
+    )
+
+
+def test_the_update_learns_from_the_rollout_before_and_the_actor_plays_the_next():
+    trainer = Trainer(tiny(total_env_steps=3 * ITERATION_STEPS))
+    learner = trainer.learner
+    learned_from = []
+    update = learner._update
+    learner._update = lambda hooks, rollout: learned_from.append(rollout) or update(hooks, rollout)
+    trainer.run()
+    rows = list(trainer.metrics)
+    assert trainer.iteration == 3 and trainer.env_steps == 3 * ITERATION_STEPS
+    # the first iteration only plays; each later one learns from the one before
+    assert rows[0]["train/loss"] is None and rows[0]["train/update_s"] is None
+    assert all(np.isfinite(row["train/loss"]) for row in rows[1:])
+    assert len(learned_from) == 2 and all(r.complete for r in learned_from)
+    assert learner._pending.complete and learner._pending not in learned_from
+    assert learned_from[1].buffer is not learned_from[0].buffer  # two buffers in turn
+    # the actor plays with the last update's weights
+    for a, b in zip(learner.model.parameters(), learner.actor_model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_an_overlapped_run_resumes_as_the_uninterrupted_run(tmp_path):
+    start = StartConfig(own_share=0.5, buffer_size=256)
+    game = "2048-3x3"  # games end within a rollout, so the restart buffer fills
+    straight = Trainer(tiny(start=start, game=game, total_env_steps=6 * ITERATION_STEPS)).run()
+    first = Trainer(tiny(start=start, game=game, total_env_steps=6 * ITERATION_STEPS))
+    first.subscribe(StopAfter(3))
+    first.run()
+    path = save_checkpoint(first.state_dict(), tmp_path / "half.pt")
+    resumed = Trainer.from_checkpoint(path, threads=1)
+    assert resumed.learner._pending is not None and len(resumed.learner.starts.buffer) > 0
+    resumed.run()
+    assert resumed.env_steps == straight.env_steps and resumed.episodes == straight.episodes
+    for a, b in zip(straight.learner.model.parameters(), resumed.learner.model.parameters()):
+        assert torch.equal(a, b)
+    assert (resumed.learner.env.boards == straight.learner.env.boards).all()
+    restarted = [row["start/restarted_games"] for row in list(straight.metrics)]
+    assert [row["start/restarted_games"] for row in list(resumed.metrics)] == restarted[3:]
+    assert sum(restarted) > 0
+
+
+def test_a_stop_during_an_overlapped_update_ends_the_run_and_its_checkpoint_resumes(tmp_path):
+    trainer = Trainer(tiny(total_env_steps=50 * ITERATION_STEPS))
+    minibatches = 0
+
+    def stop_soon():
+        nonlocal minibatches
+        minibatches += 1
+        return minibatches < 40  # within the second update's epochs
+
+    tick = trainer.tick
+    trainer.tick = lambda: tick() and stop_soon()
+    trainer.run()
+    assert trainer.iteration < 50 and trainer.learner._pending is None
+    path = save_checkpoint(trainer.state_dict(), tmp_path / "stopped.pt")
+    resumed = Trainer.from_checkpoint(path, threads=1, total_env_steps=trainer.env_steps + 1024)
+    resumed.run()
+    assert resumed.env_steps > trainer.env_steps
+
+
+def test_restarted_games_are_kept_out_of_the_runs_scores_and_replays():
+    start = StartConfig(own_share=1.0, buffer_size=512)
+    trainer = Trainer(
+        tiny(overlap=False, start=start, game="2048-3x3", total_env_steps=8 * ITERATION_STEPS)
+    )
+    played = []
+    hooks_played = trainer.played
+    trainer.played = lambda steps, scores, tiles: (
+        played.extend(scores.tolist()) or hooks_played(steps, scores, tiles)
+    )
+    trainer.run()
+    rows = list(trainer.metrics)
+    restarted = sum(row["start/restarted_games"] for row in rows)
+    assert restarted > 0 and rows[-1]["start/buffer_boards"] > 0
+    assert trainer.episodes == len(played)  # the run counted only normal-start games
+    starts = trainer.learner.starts
+    protected = starts.protected
+    assert protected == 16 and (starts.codes[:protected] == NORMAL).all()
+    assert (starts.codes[protected:] == OWN).any()
+
+
+def test_start_states_place_boards_only_from_the_buffer_and_the_teacher():
+    env = VecEnv(8, seed=0, game="2048-3x3")
+    obs, _ = env.reset()
+    teacher = (np.array([[[1, 2, 3], [4, 5, 6], [0, 0, 0]]], np.uint8), np.array([900]))
+    starts = StartStates(
+        StartConfig(teacher_share=1.0), 8, (3, 3), seed=0, protected=2, teacher_boards=teacher
+    )
+    rng = np.random.default_rng(0)
+    ended_normal = placed = 0
+    for _ in range(400):
+        starts.before_step(obs["board"], env.scores)
+        legal = obs["action_mask"]
+        actions = np.array([rng.choice(np.flatnonzero(m)) for m in legal])
+        obs, _, terminated, _, info = env.step(actions)
+        normal = starts.after_step(env, terminated, env_steps=0)
+        obs = env.observation()
+        ended_normal += int(normal.sum())
+        placed += int((terminated[2:] & ~normal[2:]).sum())
+        assert not (terminated[:2] & ~normal[:2]).any()  # protected slots begin normally
+    assert ended_normal > 0 and placed > 0
+    assert (starts.codes[2:] == 2).all() and (starts.codes[:2] == NORMAL).all()
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    trainer = Trainer(
+        TrainerConfig(
+            learner="ntuple",
+            learner_config=NTupleConfig(tuples="5x4"),
+            device="cpu",
+            total_env_steps=100_000,
+        )
+    )
+    trainer.run()
+    return CheckpointManager(tmp_path_factory.mktemp("teacher")).save(trainer.state_dict())
+
+
+def g2048lab(*args):
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=180)
+
+
+def test_teacher_starts_and_value_from_the_command_line(teacher, tmp_path):
+    from g2048lab.store import RunStore
+
+    done = g2048lab(
+        "train", "--preset", "tiny", "--device", "cpu", "--threads", 1, "--quiet",
+        "--steps", 3 * 2048, "--runs-dir", tmp_path, "--run-name", "kid", "--ppo.overlap", "true",
+        "--teacher", teacher, "--teacher.weight", 0, "--teacher.value-weight", 1,
+        "--teacher.anneal-steps", 100_000, "--reward.log-score", "false", "--ppo.gamma", 1,
+        "--start.teacher-share", 0.5, "--start.teacher-anneal-steps", 4096,
+        "--start.own-share", 0.25, "--start.teacher-games", 4,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    store = RunStore(tmp_path)
+    rows = store.metrics("kid")
+    assert [row["start/teacher_share"] for row in rows] == pytest.approx([0.5, 0.25, 0.0])
+    assert all(row["start/own_share"] == 0.25 for row in rows)
+    assert np.isfinite(rows[-1]["teacher/value_loss"])
+    config = store.get_run("kid").config
+    assert config["start"]["teacher_share"] == 0.5 and config["ppo"]["overlap"] is True
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--start.teacher-share", "0.5"], "--start.teacher-share needs a teacher"),
+        (["--start.own-share", "1.5"], "--start.own-share must be in [0, 1]"),
+        (["--start.own-share", "0.6", "--start.teacher-share", "0.6", "--teacher", "T"], "<= 1"),
+        (["--teacher", "T", "--teacher.value-weight", "1"], "--ppo.gamma 1"),
+    ],
+)
+def test_bad_start_and_value_flags_are_one_line(teacher, tmp_path, args, message):
+    args = [str(teacher) if a == "T" else a for a in args]
+    result = g2048lab("train", "--steps", 10, "--runs-dir", tmp_path, *args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
