@@ -3,12 +3,14 @@
     python bench/actor_learner.py [--setups serial:1 overlap:1 overlap:2] [--iterations 6]
         [--repeats 3] [--preset cpu]
 
-Each setup is ``MODE:THREADS`` (torch threads). Every setup trains ``--iterations`` PPO
+Each setup is ``MODE:THREADS``: MODE ``serial``, ``overlap`` (the actor thread),
+``serial+update2`` or ``overlap+update2`` (each minibatch on two threads,
+``--ppo.update-threads 2``); THREADS the torch threads. Every setup trains ``--iterations`` PPO
 iterations of the preset's default sizes from scratch after one warm-up iteration (an
 overlapped run's first iteration only plays); the setups take turns ``--repeats`` times
 so that the machine's noise hits them alike. Prints each run's env steps/s and one JSON
 line of medians. Compare commits by running it under each commit's ``PYTHONPATH``
-(``serial`` runs on any commit; ``overlap`` needs ``PPOConfig.overlap``).
+(``serial`` runs on any commit).
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ class Clock(Subscriber):
 
 def steps_per_s(mode: str, threads: int, preset: str, iterations: int) -> float:
     ppo = PPOConfig(**ppo_sizes_for(preset, select_device("cpu")))
-    if mode == "overlap":
-        ppo = replace(ppo, overlap=True)
+    if hasattr(ppo, "overlap"):  # a commit from before it ran serially
+        ppo = replace(ppo, overlap=mode.startswith("overlap"), update_threads=1)
+    if mode.endswith("+update2"):
+        ppo = replace(ppo, update_threads=2)
     trainer = Trainer(
         TrainerConfig(
             learner="ppo",

@@ -188,3 +188,53 @@ def test_bad_start_and_value_flags_are_one_line(teacher, tmp_path, args, message
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_minibatch_on_two_threads_takes_the_one_thread_gradient():
+    from g2048lab.learners.ppo.algorithm import _minibatch_step
+    from g2048lab.learners.ppo.update_threads import UpdateThreads
+    from g2048lab.model import GameTransformer, ModelConfig
+
+    torch.manual_seed(0)
+    config = PPOConfig(aux_loss_coef=0.0)  # the balancing loss is each share's own
+    n = 96
+    batch = {
+        "boards": torch.randint(0, 11, (n, 4, 4), dtype=torch.uint8),
+        "masks": torch.ones(n, 4, dtype=torch.bool),
+        "actions": torch.randint(0, 4, (n,)),
+        "logprobs": torch.full((n,), -1.4),
+        "values": torch.zeros(n),
+        "returns": torch.randn(n),
+        "advantages": torch.randn(n),
+    }
+    index = torch.arange(n)
+    grads, losses = [], []
+    for threads in (None, 2):
+        torch.manual_seed(1)  # the same weights both times
+        model = GameTransformer(ModelConfig.from_preset("tiny"))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # keep the weights
+        workers = UpdateThreads(model, threads) if threads else None
+        values, usage = _minibatch_step(
+            model, optimizer, batch, index, config, None, threads=workers
+        )
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+        losses.append(values["loss"])
+        assert usage.shape[0] == model.config.n_layers
+        if workers:
+            workers.close()
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    assert len(grads[0]) == len(grads[1])
+    for one, two in zip(*grads):
+        assert torch.allclose(one, two, rtol=1e-4, atol=1e-6)
+
+
+def test_a_malformed_pending_rollout_is_named(tmp_path):
+    from g2048lab.checkpoint import CheckpointError
+    from g2048lab.learners.loading import load_checkpoint
+
+    trainer = Trainer(tiny(total_env_steps=2 * ITERATION_STEPS)).run()
+    state = trainer.state_dict()
+    state["pending"]["boards"] = state["pending"]["boards"][:3]
+    path = save_checkpoint(state, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="pending.boards"):
+        load_checkpoint(path)

@@ -23,7 +23,8 @@ ITERATION_STEPS = 32 * 16
 
 
 def tiny(**changes) -> TrainerConfig:
-    ppo = PPOConfig(num_envs=32, rollout_steps=16, minibatch_size=256, epochs=2)
+    # serial: one iteration learns (test_actor_learner.py resumes overlapped runs)
+    ppo = PPOConfig(num_envs=32, rollout_steps=16, minibatch_size=256, epochs=2, overlap=False)
     settings = PPOLearnerConfig(preset="tiny", ppo=ppo)
     return TrainerConfig(device="cpu", threads=1, learner_config=settings, seed=3, **changes)
 

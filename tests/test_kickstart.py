@@ -30,7 +30,9 @@ from g2048lab.trainer import Trainer, TrainerConfig
 from .helpers import metric_trace
 
 CLI = [sys.executable, "-m", "g2048lab"]
-SMALL_PPO = PPOConfig(num_envs=32, rollout_steps=32, minibatch_size=256, epochs=2)
+# serial: each row's teacher weight is that of the rollout just played (with the actor thread
+# it is the one before: test_actor_learner.py)
+SMALL_PPO = PPOConfig(num_envs=32, rollout_steps=32, minibatch_size=256, epochs=2, overlap=False)
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +208,7 @@ def test_train_with_teacher_from_the_command_line(ntuple_teacher, tmp_path):
     runs = tmp_path / "runs"
     done = g2048lab(
         "train", "--preset", "tiny", "--device", "cpu", "--threads", 1, "--quiet",
-        "--steps", 2 * 2048, "--runs-dir", runs, "--run-name", "kid",
+        "--ppo.overlap", "false", "--steps", 2 * 2048, "--runs-dir", runs, "--run-name", "kid",
         "--teacher", ntuple_teacher, "--teacher.weight", 2, "--teacher.anneal-steps", 10_000,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -277,7 +279,8 @@ def test_a_student_resumes_after_its_teacher_moved(ntuple_teacher, tmp_path):
     for name, anneal in (("kid", 100_000), ("grown", 1024)):
         done = g2048lab(
             "train", "--preset", "tiny", "--steps", 2048, "--run-name", name,
-            "--teacher", teacher, "--teacher.anneal-steps", anneal, *common,
+            "--teacher", teacher, "--teacher.anneal-steps", anneal, "--ppo.overlap", "false",
+            *common,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
     moved = teacher.rename(tmp_path / "renamed")

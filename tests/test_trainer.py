@@ -15,9 +15,13 @@ from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 
 from .helpers import StopAfter, wait_for
 
+# these tests follow one iteration's rollout and update: the rollout before the update, one
+# thread (test_actor_learner.py has the actor thread and the update's threads)
+SERIAL = {"overlap": False, "update_threads": 1}
+
 
 def tiny(ppo: PPOConfig | None = None, **changes) -> TrainerConfig:
-    ppo = ppo or PPOConfig(num_envs=32, rollout_steps=16, minibatch_size=256, epochs=1)
+    ppo = ppo or PPOConfig(num_envs=32, rollout_steps=16, minibatch_size=256, epochs=1, **SERIAL)
     settings = PPOLearnerConfig(preset="tiny", ppo=ppo)
     return TrainerConfig(
         device="cpu", threads=1, learner_config=settings, record_slots=4, **changes
@@ -150,7 +154,7 @@ def test_updates_arrive_during_a_long_rollout_and_are_rate_limited(monkeypatch):
     # 0.5 s one goes out every 4th move (0.125 and 0.5 are exact in binary).
     clock = FakeClock()
     monkeypatch.setattr(trainer_module, "time", clock)
-    ppo = PPOConfig(num_envs=32, rollout_steps=40, minibatch_size=256, epochs=1)
+    ppo = PPOConfig(num_envs=32, rollout_steps=40, minibatch_size=256, epochs=1, **SERIAL)
     trainer = Trainer(tiny(ppo=ppo, update_interval_s=0.5, total_env_steps=32 * 40))
     step = trainer.learner.env.step
 

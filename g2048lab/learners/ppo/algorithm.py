@@ -73,7 +73,10 @@ class PPOConfig:
     adam_eps: float = setting(1e-5, gt=0)
     # rollout.py: the update then learns from moves of the policy one update older, its
     # ratio taken against the policy that played them
-    overlap: bool = False  # play the next rollout on an actor thread beside the update
+    overlap: bool = True  # play the next rollout on an actor thread beside the update
+    # update_threads.py: replicas of the model, one torch thread each; CPU only (CUDA and
+    # torchrun runs use 1), and at most the cores this process may use
+    update_threads: int = setting(2, ge=1)  # CPU threads that share each minibatch
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -350,6 +353,7 @@ def ppo_update(
     reduce: Callable[[list[float], str], list[float]] | None = None,
     distill_coef: float = 0.0,
     value_distill_coef: float = 0.0,
+    threads=None,
 ) -> UpdateStats:
     """Run ``config.epochs`` epochs of minibatch PPO over a flattened rollout.
 
@@ -372,7 +376,8 @@ def ppo_update(
     With ``batch["teacher_probs"]`` (B, 4) each minibatch also learns toward the teacher,
     weighted by ``distill_coef`` (kickstart.py); with ``batch["teacher_values"]`` (B,), in
     the units of ``returns``, the value head also regresses on them, weighted by
-    ``value_distill_coef``.
+    ``value_distill_coef``. ``threads`` (``update_threads.UpdateThreads``): each
+    minibatch's forward and backward split over its CPU threads.
     """
     from ...device import is_out_of_memory
 
@@ -397,6 +402,7 @@ def ppo_update(
                     reduce,
                     distill_coef,
                     value_distill_coef,
+                    threads,
                 )
             except Exception as error:
                 if not is_out_of_memory(error):
@@ -462,37 +468,51 @@ def _minibatch_step(
     reduce=None,
     distill_coef=0.0,
     value_distill_coef=0.0,
+    threads=None,
 ):
     """One optimiser step on ``batch[index]``: (the losses, expert usage), or ("loss", None)
-    or ("gradient", None) where that was not finite and nothing was changed."""
-    with torch.autocast(
-        device_type=index.device.type,
-        dtype=autocast_dtype or torch.bfloat16,
-        enabled=autocast_dtype is not None,
-    ):
-        out = model(batch["boards"][index], batch["masks"][index])
-    parts = ppo_loss(
-        out.logits,
-        out.value,
-        out.aux_loss,
-        batch["actions"][index],
-        batch["logprobs"][index],
-        batch["values"][index],
-        batch["advantages"][index],
-        batch["returns"][index],
-        config,
-        teacher_probs=batch["teacher_probs"][index] if "teacher_probs" in batch else None,
-        distill_coef=distill_coef,
-        teacher_values=batch["teacher_values"][index] if "teacher_values" in batch else None,
-        value_distill_coef=value_distill_coef,
-    )
+    or ("gradient", None) where that was not finite and nothing was changed. ``threads``
+    (``UpdateThreads``): the minibatch's forward and backward split over its threads."""
+
+    def loss(net, rows):
+        with torch.autocast(
+            device_type=rows.device.type,
+            dtype=autocast_dtype or torch.bfloat16,
+            enabled=autocast_dtype is not None,
+        ):
+            out = net(batch["boards"][rows], batch["masks"][rows])
+        parts = ppo_loss(
+            out.logits,
+            out.value,
+            out.aux_loss,
+            batch["actions"][rows],
+            batch["logprobs"][rows],
+            batch["values"][rows],
+            batch["advantages"][rows],
+            batch["returns"][rows],
+            config,
+            teacher_probs=batch["teacher_probs"][rows] if "teacher_probs" in batch else None,
+            distill_coef=distill_coef,
+            teacher_values=batch["teacher_values"][rows] if "teacher_values" in batch else None,
+            value_distill_coef=value_distill_coef,
+        )
+        return parts, out
+
     optimizer.zero_grad(set_to_none=True)
-    finite = bool(torch.isfinite(parts.total))
-    if reduce is not None:  # every rank must skip, or DDP's backward would wait forever
-        finite = reduce([float(finite)], "min")[0] > 0.5
-    if not finite:
-        return "loss", None
-    parts.total.backward()
+    if threads is None:
+        parts, out = loss(model, index)
+        finite = bool(torch.isfinite(parts.total))
+        if reduce is not None:  # every rank must skip, or DDP's backward would wait forever
+            finite = reduce([float(finite)], "min")[0] > 0.5
+        if not finite:
+            return "loss", None
+        parts.total.backward()
+        usage = out.expert_usage.detach().float()
+    else:
+        shares = threads.backward(loss, index)
+        if shares is None:
+            return "loss", None
+        parts, usage = _weighted(*shares)
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
     if not torch.isfinite(grad_norm):
         optimizer.zero_grad(set_to_none=True)
@@ -512,4 +532,18 @@ def _minibatch_step(
         values["agreement"] = parts.agreement.item()
     if parts.value_distill is not None:
         values["value_distill_loss"] = parts.value_distill.item()
-    return values, out.expert_usage.detach().float()
+    return values, usage
+
+
+def _weighted(parts: list[LossParts], outs: list, weights: list[float]):
+    """The minibatch's LossParts and expert usage from its shares': means weighted by
+    each share's size."""
+
+    def mean(values):
+        return sum(w * v.detach().float() for w, v in zip(weights, values))
+
+    fields = {}
+    for name in LossParts.__dataclass_fields__:
+        values = [getattr(p, name) for p in parts]
+        fields[name] = None if values[0] is None else mean(values)
+    return LossParts(**fields), mean([o.expert_usage for o in outs])

@@ -36,6 +36,10 @@ FLAGS: dict[str, type] = {
 """The ``--PREFIX.*`` flag groups of the PPO learner: prefix -> the dataclass behind them."""
 
 
+PPO_BEFORE_THREADS = {"overlap": False, "update_threads": 1}
+"""What a checkpoint's ``ppo_config`` without these fields trained with."""
+
+
 @dataclass(frozen=True)
 class PPOLearnerConfig:
     """What the PPO learner trains and how. ``model`` and ``ppo`` None: sized from the
@@ -107,7 +111,8 @@ def config_from_payload(payload: dict[str, Any]) -> PPOLearnerConfig:
         start=StartConfig(**start) if start else StartConfig(),
         preset=payload["preset"] or "auto",
         model=ModelConfig(**payload["model_config"]),
-        ppo=PPOConfig(**payload["ppo_config"]),
+        # a file from before the actor thread and the update's threads ran without them
+        ppo=PPOConfig(**{**PPO_BEFORE_THREADS, **payload["ppo_config"]}),
         reward=RewardConfig(**payload["reward_config"]),
         teacher=TeacherConfig(**teacher) if teacher else None,
     )

@@ -48,6 +48,7 @@ from .kickstart import (
 from .ppo_config import FLAGS, PPOLearnerConfig, config_from_flags, config_from_payload
 from .rollout import Actor, Rollout
 from .starts import StartConfig, StartStates, start_shares, teacher_starts
+from .update_threads import UpdateThreads
 
 __all__ = ["PPOLearner", "TransformerAgent", "model_policy"]
 
@@ -216,6 +217,10 @@ class PPOLearner(Learner):
             self.actor_model.load_state_dict(self.model.state_dict())
             self._actor_rng = torch.Generator(device).manual_seed(setup.seed + 104_729)
         self._recorded_slots = 0
+        self.update_threads = _update_threads(self.ppo, device, dist, setup.threads)
+        self._threads = None  # the update's worker threads, with more than one
+        if self.update_threads > 1:
+            self._threads = UpdateThreads(self.model, self.update_threads)
         self._distill_coef = 0.0  # this iteration's teacher weight
         self._value_distill_coef = 0.0  # this iteration's teacher value weight
         self.return_stats = RunningMeanStd()
@@ -255,6 +260,8 @@ class PPOLearner(Learner):
             )
         if self.ppo.overlap:
             text += "; the next rollout plays beside the update (actor thread)"
+        if self.update_threads > 1:
+            text += f"; each minibatch on {self.update_threads} threads"
         return text
 
     def _start_states(self, config: StartConfig, seed: int) -> StartStates | None:
@@ -539,6 +546,7 @@ class PPOLearner(Learner):
             reduce=dist.reduce if dist else None,
             distill_coef=self._distill_coef,
             value_distill_coef=self._value_distill_coef,
+            threads=self._threads,
         )
         self.model.eval()
         self.minibatch_size = stats.minibatch_size
@@ -875,6 +883,17 @@ def _pending_rollout(state: dict[str, Any] | None, buffer: RolloutBuffer) -> Rol
     rollout = Rollout(buffer, coef, value_coef, steps=buffer.actions.shape[0])
     rollout.last_values = state["last_values"].to(buffer.values.device)
     return rollout
+
+
+def _update_threads(ppo: PPOConfig, device: torch.device, dist, torch_threads: int | None) -> int:
+    """The threads that share each minibatch: ``ppo.update_threads`` on the CPU, as many as
+    the usable cores hold at ``torch_threads`` torch threads each (a 16-core machine's
+    default of 15 torch threads leaves room for one); 1 on CUDA and under torchrun (DDP)."""
+    from ...device import usable_cores
+
+    if device.type != "cpu" or dist is not None:
+        return 1
+    return max(1, min(ppo.update_threads, usable_cores() // max(1, torch_threads or 1)))
 
 
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
