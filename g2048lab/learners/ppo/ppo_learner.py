@@ -192,6 +192,8 @@ class PPOLearner(Learner):
         )
         env_seed = setup.seed + (1_000_003 * dist.rank if dist else 0)  # each rank its own games
         self._world = dist.world_size if dist else 1
+        # under torchrun every rank must update in step: the rollout stays before the update
+        self.overlap = self.ppo.overlap and dist is None
         self.env = VecEnv(self.ppo.num_envs, seed=env_seed, reward=settings.reward, game=game)
         check_teacher_value_units(settings.teacher, settings.reward, self.ppo.gamma)
         # none once its weights have annealed to 0: a resumed student needs no teacher then
@@ -207,12 +209,12 @@ class PPOLearner(Learner):
                 board=game.shape,
                 teacher_values=self.teacher is not None and self.settings.teacher.value_weight > 0,
             )
-            for _ in range(2 if self.ppo.overlap else 1)
+            for _ in range(2 if self.overlap else 1)
         ]
         self._pending: Rollout | None = None  # overlapped: played, not yet learned from
         self.actor_model: GameTransformer | None = None  # overlapped: the actor's copy
         self._actor_rng: torch.Generator | None = None  # overlapped: the actor's sampling
-        if self.ppo.overlap:
+        if self.overlap:
             self.actor_model = GameTransformer(self.model_config).to(device)
             self.actor_model.load_state_dict(self.model.state_dict())
             self._actor_rng = torch.Generator(device).manual_seed(setup.seed + 104_729)
@@ -258,7 +260,7 @@ class PPOLearner(Learner):
                 f"; {start.teacher_share:.0%} from the teacher's boards, falling to 0 over "
                 f"{start.teacher_anneal_steps:,} env steps"
             )
-        if self.ppo.overlap:
+        if self.overlap:
             text += "; the next rollout plays beside the update (actor thread)"
         if self.update_threads > 1:
             text += f"; each minibatch on {self.update_threads} threads"
@@ -296,7 +298,7 @@ class PPOLearner(Learner):
     def iterate(self, hooks: RunHooks) -> dict[str, float | None] | None:
         if self._obs is None:
             self._obs, _ = self.env.reset()
-        if self.ppo.overlap:
+        if self.overlap:
             return self._iterate_overlapped(hooks)
         start = time.perf_counter()
         self._recorded_slots = hooks.recorder.slots
@@ -627,7 +629,7 @@ class PPOLearner(Learner):
         extra = {}
         if self.starts is not None:
             extra["starts"] = _tensors(self.starts.state_dict())
-        if self.ppo.overlap:
+        if self.overlap:
             rng["actor"] = self._actor_rng.get_state()
             extra["pending"] = _pending_state(self._pending)
         return {
@@ -677,7 +679,7 @@ class PPOLearner(Learner):
             self._obs = {k: v.numpy().copy() for k, v in payload["obs"].items()}
         if self.starts is not None and payload.get("starts") is not None:
             self.starts.load_state_dict(_arrays(payload["starts"]))
-        if self.ppo.overlap:
+        if self.overlap:
             self.actor_model.load_state_dict(self.model.state_dict())
             if "actor" in payload["rng"]:
                 self._actor_rng.set_state(payload["rng"]["actor"])
