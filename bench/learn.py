@@ -5,11 +5,14 @@
         [--eval-games 200] [--search DEPTH] [--search-games 100]
     python bench/learn.py --learner ntuple --minutes 5 --eval-games 1000 --search 2 [--recipe td]
     python bench/learn.py --minutes 30 --kickstart 5 [--teacher-weight 0.2] [--anneal-steps N]
+        [--start own_share=0.25 teacher_share=0.5 ...] [--value-weight W]
 
 ``--kickstart MINUTES`` first trains an n-tuple teacher for MINUTES, then the transformer
 with a distillation loss toward it (kickstart.py) for the rest of ``--minutes``: the
-total includes the teacher's time. The result then describes the student, with the
-teacher's own greedy play under ``teacher``.
+total includes the teacher's time. ``--start`` sets the start states (``StartConfig``
+fields; ``teacher_share`` needs ``--kickstart``), ``--value-weight`` the teacher's value
+regression. Evaluation always plays from the normal start. The result then describes the
+student, with the teacher's own greedy play under ``teacher``.
 
 Progress lines (every ~30 s of training) go to stderr; the last stdout line is the
 result: env_steps, steps_per_s, mean_score, median_score, tile_share (greedy), the same
@@ -37,6 +40,7 @@ from g2048lab.learners.ntuple.recipes import RECIPES
 from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.learners.ppo.kickstart import TeacherConfig
 from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
+from g2048lab.learners.ppo.starts import StartConfig
 from g2048lab.model import ModelConfig
 from g2048lab.trainer import Subscriber, Trainer, TrainerConfig
 
@@ -120,6 +124,7 @@ def train_teacher(args, folder: Path) -> tuple[TeacherConfig, dict]:
         weight=args.teacher_weight,
         anneal_steps=args.anneal_steps,
         temperature=args.temperature,
+        value_weight=args.value_weight,
     )
     return config, {"minutes": args.kickstart, "moves": trainer.env_steps, **played}
 
@@ -140,6 +145,10 @@ def main() -> None:
     parser.add_argument("--teacher-weight", type=float, default=0.2)
     parser.add_argument("--anneal-steps", type=int, default=5_000_000)
     parser.add_argument("--temperature", type=float, default=None)
+    parser.add_argument("--value-weight", type=float, default=0.0)
+    parser.add_argument(
+        "--start", nargs="*", default=[], metavar="FIELD=VALUE", help="StartConfig fields"
+    )
     for name, kind in [
         ("lr", float),
         ("envs", int),
@@ -188,7 +197,12 @@ def main() -> None:
     if args.learner == "ntuple" and args.recipe:
         settings = NTupleConfig(**RECIPES[args.recipe])
     if args.learner == "ppo":
-        settings = PPOLearnerConfig(preset=args.preset, model=model, ppo=ppo, teacher=teacher)
+        counts = ("buffer_size", "teacher_anneal_steps", "teacher_games")
+        fields = dict(item.split("=", 1) for item in args.start)
+        start = StartConfig(**{k: int(v) if k in counts else float(v) for k, v in fields.items()})
+        settings = PPOLearnerConfig(
+            preset=args.preset, model=model, ppo=ppo, teacher=teacher, start=start
+        )
     config = TrainerConfig(
         learner=args.learner,
         learner_config=settings,
@@ -220,8 +234,11 @@ def main() -> None:
                     "gamma",
                     "entropy_coef",
                     "lr_schedule",
+                    "overlap",
+                    "update_threads",
                 )
             },
+            start=asdict(trainer.learner.settings.start),
             sampled=sampled.summary(),
         )
     else:
