@@ -323,6 +323,9 @@ class Trainer:
         """Between a learner's small steps: honour pause and stop, emit when due."""
         return self._tick()
 
+    def pausing(self) -> bool:
+        return self._state in (Status.PAUSING, Status.PAUSED)
+
     def progress(self) -> float:
         return self._progress()
 

@@ -2,8 +2,10 @@
 whose games begin from other games' boards (``--start.*``): what they learn from, what the
 run reports, exact resume, stops, and the command line."""
 
+import dataclasses
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -238,3 +240,28 @@ def test_a_malformed_pending_rollout_is_named(tmp_path):
     path = save_checkpoint(state, tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match="pending.boards"):
         load_checkpoint(path)
+
+
+def test_a_paused_run_holds_its_actor_no_move_lands_while_paused():
+    from .helpers import wait_for
+
+    # long rollouts, short updates: the learner mostly waits for the actor
+    ppo = PPOConfig(num_envs=4, rollout_steps=1000, minibatch_size=4096, epochs=1)
+    config = tiny(total_env_steps=10**9)
+    config = dataclasses.replace(
+        config, learner_config=dataclasses.replace(config.learner_config, ppo=ppo)
+    )
+    trainer = Trainer(config).start()
+    try:
+        wait_for(lambda: trainer.iteration >= 2, 60, "two iterations")  # updates under way
+        trainer.pause()
+        wait_for(lambda: trainer.state == "paused", 60, "paused")
+        boards, steps = trainer.learner.env.boards, trainer.env_steps
+        time.sleep(0.5)
+        assert (trainer.learner.env.boards == boards).all() and trainer.env_steps == steps
+        trainer.resume()
+        wait_for(lambda: trainer.env_steps > steps, 60, "steps after resuming")
+    finally:
+        trainer.stop()
+        trainer.join(timeout=60)
+    assert trainer.state == "stopped" and trainer.error is None

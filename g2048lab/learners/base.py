@@ -64,6 +64,10 @@ class RunHooks(Protocol):
         """Between two small steps (a move of every game, a minibatch, a chunk of moves):
         honours pause and stop, sends a message when one is due. False: stop now."""
 
+    def pausing(self) -> bool:
+        """A pause was asked for or is on: the next ``tick`` waits (a learner playing on
+        another thread parks it before that tick, so that no move lands while paused)."""
+
     def progress(self) -> float:
         """The share of the run's budget spent, 0..1 (0 without a budget)."""
 

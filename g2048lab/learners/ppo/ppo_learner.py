@@ -330,13 +330,13 @@ class PPOLearner(Learner):
         learned = False  # the update ran to its end (or there was none)
         try:
             if self._pending is not None:
-                stats = self._update(hooks, self._pending)
+                stats = self._update(_HeldHooks(hooks, actor), self._pending)
                 update_s = time.perf_counter() - start
             learned = stats is None or not stats.interrupted
         finally:
             if not learned:  # stopped, or raised: the actor stops at its next move
                 actor.stop()
-            rollout = actor.wait(hooks.tick)
+            rollout = actor.wait(hooks.tick, hooks.pausing)
             rollout.report(hooks)
         if not (learned and rollout.complete):
             self._pending = None  # learned in part, or played in part: a resumed run replays
@@ -885,6 +885,20 @@ def _pending_rollout(state: dict[str, Any] | None, buffer: RolloutBuffer) -> Rol
     rollout = Rollout(buffer, coef, value_coef, steps=buffer.actions.shape[0])
     rollout.last_values = state["last_values"].to(buffer.values.device)
     return rollout
+
+
+class _HeldHooks:
+    """The run's hooks for an update beside the actor: each tick holds the actor, so a
+    pause holds both."""
+
+    def __init__(self, hooks: RunHooks, actor: Actor):
+        self._hooks, self._actor = hooks, actor
+
+    def tick(self) -> bool:
+        return self._actor.tick(self._hooks.tick, self._hooks.pausing)
+
+    def __getattr__(self, name):
+        return getattr(self._hooks, name)
 
 
 def _update_threads(ppo: PPOConfig, device: torch.device, dist, torch_threads: int | None) -> int:

@@ -73,12 +73,15 @@ class Rollout:
 
 class Actor:
     """``play(keep_going)`` on a thread of its own: ``start``, then ``wait`` on the run's
-    thread. ``keep_going()`` is False once ``wait`` was told to stop (a pause or stop of
-    the run while the learner waits)."""
+    thread. ``keep_going()`` is False once the actor was told to stop, and waits while the
+    run's thread is in one of its ticks (``tick``): a paused run plays no move."""
 
     def __init__(self, play: Callable[[Callable[[], bool]], Rollout]):
         self._play = play
         self._stop = threading.Event()
+        self._free = threading.Event()  # clear while the run's thread ticks
+        self._free.set()
+        self._parked = threading.Event()  # set while the actor waits for _free, or is done
         self._result: Rollout | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="g2048lab-actor", daemon=True)
@@ -89,21 +92,48 @@ class Actor:
 
     def stop(self) -> None:
         self._stop.set()
+        self._free.set()
 
-    def wait(self, tick: Callable[[], bool], poll_s: float = 0.05) -> Rollout:
-        """The rollout, once played; ``tick()`` runs every ``poll_s`` meanwhile (the run's
-        pause, stop and messages) and a False from it stops the actor at its next move.
-        The actor's exception, if it raised, is raised here."""
+    def tick(self, tick: Callable[[], bool], pausing: Callable[[], bool]) -> bool:
+        """The run's ``tick()`` (pause, stop, messages), the actor held meanwhile at its next
+        move; when ``pausing()``, the tick waits for the actor's move in flight, so that the
+        run reports itself paused only once no move can land. False: stop."""
+        self._free.clear()
+        try:
+            if pausing():
+                while not self._parked.wait(0.01) and self._thread.is_alive():
+                    pass
+            going = tick()
+        finally:
+            self._free.set()
+        if not going:
+            self.stop()
+        return going
+
+    def wait(
+        self, tick: Callable[[], bool], pausing: Callable[[], bool], poll_s: float = 0.05
+    ) -> Rollout:
+        """The rollout, once played; ``tick`` runs every ``poll_s`` meanwhile, as in
+        ``Actor.tick``. The actor's exception, if it raised, is raised here."""
         while self._thread.is_alive():
             self._thread.join(poll_s)
-            if self._thread.is_alive() and not self._stop.is_set() and not tick():
-                self._stop.set()
+            if self._thread.is_alive() and not self._stop.is_set():
+                self.tick(tick, pausing)
         if self._error is not None:
             raise self._error
         return self._result
 
+    def _keep_going(self) -> bool:
+        if not self._free.is_set():
+            self._parked.set()
+            self._free.wait()
+            self._parked.clear()
+        return not self._stop.is_set()
+
     def _run(self) -> None:
         try:
-            self._result = self._play(lambda: not self._stop.is_set())
+            self._result = self._play(self._keep_going)
         except BaseException as error:  # raised again on the run's thread, in wait()
             self._error = error
+        finally:
+            self._parked.set()
