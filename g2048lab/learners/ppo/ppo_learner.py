@@ -682,7 +682,10 @@ class PPOLearner(Learner):
         if self.overlap:
             self.actor_model.load_state_dict(self.model.state_dict())
             if "actor" in payload["rng"]:
-                self._actor_rng.set_state(payload["rng"]["actor"])
+                try:
+                    self._actor_rng.set_state(payload["rng"]["actor"])
+                except (RuntimeError, ValueError):  # a GPU's generator resumed on the CPU
+                    self._actor_rng.manual_seed(self.setup.seed + 104_729 + payload["iteration"])
             self._pending = _pending_rollout(payload.get("pending"), self.buffers[0])
 
     @classmethod
