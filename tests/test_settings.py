@@ -259,9 +259,7 @@ def test_a_reward_that_overflows_float32_fails_the_run_saying_so(tmp_path):
     ) in done.stderr
     (run,) = RunStore(runs).list_runs()
     assert run.status == Status.FAILED and "non-finite loss" in run.error
-    # the first iteration only played (the actor thread); it failed in its first update,
-    # the second iteration, without counting it
-    assert run.iteration == 1
+    assert run.iteration == 0  # failed in its first update, without counting it
 
 
 def test_a_value_head_that_went_nan_fails_the_run_at_its_first_update():
@@ -270,7 +268,7 @@ def test_a_value_head_that_went_nan_fails_the_run_at_its_first_update():
         trainer.learner.model.value_head.bias.fill_(math.nan)
     with pytest.raises(RuntimeError, match="the model's weights are no longer finite: lower"):
         trainer.run()
-    assert trainer.state == Status.FAILED and trainer.iteration == 1  # as above
+    assert trainer.state == Status.FAILED and trainer.iteration == 0
 
 
 def test_a_policy_that_went_nan_stops_the_rollout_in_words_not_with_an_illegal_move():

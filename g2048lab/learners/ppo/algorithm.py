@@ -73,7 +73,7 @@ class PPOConfig:
     adam_eps: float = setting(1e-5, gt=0)
     # rollout.py: the update then learns from moves of the policy one update older, its
     # ratio taken against the policy that played them
-    overlap: bool = True  # play the next rollout on an actor thread beside the update
+    overlap: bool = False  # play the next rollout on an actor thread beside the update
     # update_threads.py: replicas of the model, one torch thread each; CPU only (CUDA and
     # torchrun runs use 1), and at most the cores this process may use
     update_threads: int = setting(2, ge=1)  # CPU threads that share each minibatch
