@@ -50,3 +50,21 @@ def game_record(score: int, moves: int = 5) -> GameRecord:
         iteration=score // 10,
         timestamp=1000.0 + score,
     )
+
+
+def trained_ntuple_teacher(folder, moves: int):
+    """A small n-tuple network (5x4 tuples) trained for ``moves`` moves, saved in ``folder``
+    as a run checkpoint: a teacher for kickstarting and start states. Its path."""
+    from g2048lab.checkpoint import CheckpointManager
+    from g2048lab.learners.ntuple.network import NTupleConfig
+    from g2048lab.trainer import Trainer, TrainerConfig
+
+    config = TrainerConfig(
+        learner="ntuple",
+        learner_config=NTupleConfig(tuples="5x4"),
+        device="cpu",
+        total_env_steps=moves,
+    )
+    trainer = Trainer(config)
+    trainer.run()
+    return CheckpointManager(folder).save(trainer.state_dict())

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from g2048lab.checkpoint import CheckpointManager, save_checkpoint
+from g2048lab.checkpoint import save_checkpoint
 from g2048lab.engine.env import VecEnv
-from g2048lab.learners.ntuple.network import NTupleConfig
 from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
 from g2048lab.learners.ppo.starts import NORMAL, OWN, StartConfig, StartStates
 from g2048lab.trainer import Trainer, TrainerConfig
 
+from .factories import trained_ntuple_teacher
 from .helpers import StopAfter
 
 CLI = [sys.executable, "-m", "g2048lab"]
@@ -138,16 +138,7 @@ def test_start_states_place_boards_only_from_the_buffer_and_the_teacher():
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
-    trainer = Trainer(
-        TrainerConfig(
-            learner="ntuple",
-            learner_config=NTupleConfig(tuples="5x4"),
-            device="cpu",
-            total_env_steps=100_000,
-        )
-    )
-    trainer.run()
-    return CheckpointManager(tmp_path_factory.mktemp("teacher")).save(trainer.state_dict())
+    return trained_ntuple_teacher(tmp_path_factory.mktemp("teacher"), 100_000)
 
 
 def g2048lab(*args):

@@ -27,6 +27,7 @@ from g2048lab.learners.ppo.kickstart import (
 from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
 from g2048lab.trainer import Trainer, TrainerConfig
 
+from .factories import trained_ntuple_teacher
 from .helpers import metric_trace
 
 CLI = [sys.executable, "-m", "g2048lab"]
@@ -38,17 +39,7 @@ SMALL_PPO = PPOConfig(num_envs=32, rollout_steps=32, minibatch_size=256, epochs=
 @pytest.fixture(scope="module")
 def ntuple_teacher(tmp_path_factory):
     """A small n-tuple network trained for 200k moves, saved as a run checkpoint."""
-    trainer = Trainer(
-        TrainerConfig(
-            learner="ntuple",
-            learner_config=NTupleConfig(tuples="5x4"),
-            device="cpu",
-            total_env_steps=200_000,
-        )
-    )
-    trainer.run()
-    folder = tmp_path_factory.mktemp("teacher")
-    return CheckpointManager(folder).save(trainer.state_dict())
+    return trained_ntuple_teacher(tmp_path_factory.mktemp("teacher"), 200_000)
 
 
 def test_the_weight_falls_linearly_to_zero_and_stays_there():
