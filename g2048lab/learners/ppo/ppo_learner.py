@@ -39,6 +39,7 @@ from .algorithm import (
 from .kickstart import (
     TeacherConfig,
     check_teacher_value_units,
+    load_teacher,
     repoint_teacher,
     run_teacher,
     teacher_value_targets,
@@ -272,8 +273,6 @@ class PPOLearner(Learner):
             return None
         boards = None
         if start_shares(config, self.setup.env_steps)[1] > 0:
-            from .kickstart import load_teacher
-
             teacher = self.teacher or load_teacher(self.settings.teacher.source, self.device)
             boards = teacher_starts(teacher, self.game, config.teacher_games, seed + 7)
         return StartStates(config, self.ppo.num_envs, self.game.shape, seed, 0, boards)
@@ -454,7 +453,8 @@ class PPOLearner(Learner):
             if starts is not None:
                 steps_now = env_steps + (t + 1) * ppo.num_envs * self._world
                 normal = starts.after_step(self.env, terminated, steps_now)
-                next_obs = self.env.observation()
+                if terminated.any():  # some of the new games may begin elsewhere
+                    next_obs = self.env.observation()
                 away = terminated & ~normal
                 if away.any():
                     episode = info["episode"]
