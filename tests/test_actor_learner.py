@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from g2048lab.checkpoint import save_checkpoint
+from g2048lab.device import usable_cores
 from g2048lab.engine.env import VecEnv
 from g2048lab.learners.ppo.algorithm import PPOConfig
 from g2048lab.learners.ppo.ppo_config import PPOLearnerConfig
@@ -164,6 +165,21 @@ def test_teacher_starts_and_value_from_the_command_line(teacher, tmp_path):
     assert np.isfinite(rows[-1]["teacher/value_loss"])
     config = store.get_run("kid").config
     assert config["start"]["teacher_share"] == 0.5 and config["ppo"]["overlap"] is True
+    assert config["threads"] == 1 and config["ran"]["overlap"] is True
+    assert config["ran"]["update_threads"] == min(2, usable_cores())
+
+
+def test_the_run_records_the_update_threads_that_ran_not_the_ones_asked():
+    """A run at all the cores' torch threads has no core left for a second update thread:
+    its config says 1 ran although ``ppo.update_threads`` asked for 2."""
+    cores = usable_cores()
+    ppo = PPOConfig(num_envs=8, rollout_steps=4, minibatch_size=32, update_threads=2)
+    settings = PPOLearnerConfig(preset="tiny", ppo=ppo)
+    for threads, ran in ((cores, 1), (1, min(2, cores))):
+        trainer = Trainer(TrainerConfig(device="cpu", threads=threads, learner_config=settings))
+        config = trainer.learner.config_dict()
+        assert config["ppo"]["update_threads"] == 2
+        assert config["ran"] == {"update_threads": ran, "overlap": False}
 
 
 @pytest.mark.parametrize(

@@ -233,6 +233,7 @@ def _run_config(trainer) -> dict:
         "game": trainer.game.name,
         **trainer.learner.config_dict(),
         "seed": trainer.config.seed,
+        "threads": trainer.threads,  # torch CPU threads; None on CUDA
         "total_env_steps": trainer.config.total_env_steps,
         "max_seconds": trainer.config.max_seconds,
     }

@@ -285,6 +285,9 @@ class PPOLearner(Learner):
             "reward": asdict(self.settings.reward),
             "teacher": asdict(self.settings.teacher) if self.settings.teacher else None,
             "start": asdict(self.settings.start),
+            # what ran, where it differs from what was asked: the update threads the cores
+            # held (ppo.update_threads caps it) and whether the actor thread plays
+            "ran": {"update_threads": self.update_threads, "overlap": self.overlap},
         }
 
     def agent(self) -> TransformerAgent:
