@@ -54,6 +54,55 @@ def test_the_update_learns_from_the_rollout_before_and_the_actor_plays_the_next(
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("decoupled", [True, False])
+def test_the_lagged_update_clips_around_its_own_policy_unless_told_not_to(monkeypatch, decoupled):
+    """Decoupled PPO: the update's batch carries the log-probabilities of the played moves
+    under the learner's weights at the update's start, which differ from the actor's (one
+    update older); off, the ratio is against the actor's alone."""
+    from g2048lab.learners.ppo import ppo_learner
+
+    seen = []
+
+    def spy(model, optimizer, batch, *args, **kwargs):
+        prox = None
+        if "prox_logprobs" in batch:
+            with torch.no_grad():
+                out = model(batch["boards"], batch["masks"])
+                logp = torch.log_softmax(out.logits.float(), dim=-1)
+                prox = logp.gather(1, batch["actions"][:, None]).squeeze(1)
+        seen.append((batch.get("prox_logprobs"), prox, batch["logprobs"].clone()))
+        return update(model, optimizer, batch, *args, **kwargs)
+
+    update = ppo_learner.ppo_update
+    monkeypatch.setattr(ppo_learner, "ppo_update", spy)
+    ppo = PPOConfig(num_envs=32, rollout_steps=16, minibatch_size=256, epochs=2, overlap=True)
+    ppo = dataclasses.replace(ppo, decoupled=decoupled)
+    settings = PPOLearnerConfig(preset="tiny", ppo=ppo)
+    config = TrainerConfig(device="cpu", threads=1, learner_config=settings, seed=3)
+    trainer = Trainer(dataclasses.replace(config, total_env_steps=3 * ITERATION_STEPS))
+    trainer.run()
+    assert len(seen) == 2 and ("decoupled PPO" in trainer.learner.describe()) == decoupled
+    if not decoupled:
+        assert all(given is None for given, _, _ in seen)
+        return
+    for given, now, _ in seen:
+        torch.testing.assert_close(given, now, rtol=1e-5, atol=1e-5)
+    # the first update learns from moves of the initial weights, which it still has; the
+    # second from moves of weights one update older than its own
+    torch.testing.assert_close(seen[0][0], seen[0][2], rtol=1e-5, atol=1e-5)
+    assert (seen[1][0] - seen[1][2]).abs().max() > 1e-3
+
+
+def test_a_file_from_before_decoupled_ppo_trains_as_it_did():
+    from g2048lab.learners.ppo.ppo_config import config_from_payload
+
+    trainer = Trainer(tiny(total_env_steps=ITERATION_STEPS))
+    payload = trainer.learner.state_dict()
+    del payload["ppo_config"]["decoupled"]
+    assert config_from_payload(payload).ppo.decoupled is False
+    assert trainer.learner.settings.ppo.decoupled is True
+
+
 def test_an_overlapped_run_resumes_as_the_uninterrupted_run(tmp_path):
     start = StartConfig(own_share=0.5, buffer_size=256)
     game = "2048-3x3"  # games end within a rollout, so the restart buffer fills

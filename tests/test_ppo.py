@@ -87,6 +87,44 @@ def test_clipped_policy_loss_and_value_loss():
     assert moved.approx_kl.item() == pytest.approx((2 - 1) - math.log(2))
 
 
+def test_decoupled_loss_clips_around_the_proximal_policy_and_weights_by_the_behaviour():
+    """Decoupled PPO (Hilton et al. 2021): with the proximal policy equal to the behaviour
+    one it is PPO; otherwise the clip is around the proximal policy, each move weighted by
+    pi_prox / pi_old, and the KL is the change from the proximal policy."""
+    config = PPOConfig(clip_coef=0.2, entropy_coef=0.0, aux_loss_coef=0.0)
+    logits = torch.zeros(2, 4, requires_grad=True)  # probability 1/4 each
+    actions = torch.tensor([0, 1])
+    advantages = torch.tensor([1.0, -1.0])
+    values = returns = torch.zeros(2)
+    zero = torch.tensor(0.0)
+
+    def loss(old, prox=None):
+        return ppo_loss(
+            logits, values, zero, actions, old, values, advantages, returns, config,
+            prox_logprobs=prox,
+        )  # fmt: skip
+
+    quarter, eighth = torch.full((2,), math.log(0.25)), torch.full((2,), math.log(0.125))
+    for old in (quarter, eighth):
+        plain, decoupled = loss(old), loss(old, prox=old.clone())
+        assert decoupled.policy.item() == plain.policy.item()
+        assert decoupled.approx_kl.item() == plain.approx_kl.item()
+    # played at 1/8, the proximal policy 1/4 = now: ratio 1 (no clip), weight 2
+    lagged = loss(eighth, prox=quarter)
+    assert lagged.policy.item() == pytest.approx(2 * (-1.0 + 1.0) / 2)
+    assert lagged.clip_fraction.item() == 0.0 and lagged.approx_kl.item() == 0.0
+    (grad,) = torch.autograd.grad(lagged.policy, logits)
+    (plain_grad,) = torch.autograd.grad(loss(quarter).policy, logits)
+    assert torch.allclose(grad, 2 * plain_grad)  # the weight scales the gradient
+    # played at 1/4, proximal 1/8: the ratio against it is 2, clipped for adv > 0 (no
+    # gradient there), weighted by 1/2; against the behaviour (ratio 1) nothing clips
+    ahead = loss(quarter, prox=eighth)
+    assert ahead.policy.item() == pytest.approx(0.5 * (-1.2 + 2.0) / 2)
+    assert ahead.clip_fraction.item() == 1.0
+    (grad,) = torch.autograd.grad(ahead.policy, logits)
+    assert torch.count_nonzero(grad[0]) == 0 and torch.count_nonzero(grad[1]) > 0
+
+
 def test_value_clipping_takes_the_pessimistic_error():
     config = PPOConfig(value_clip=0.1, entropy_coef=0.0, aux_loss_coef=0.0)
     zero = torch.zeros(1)

@@ -74,6 +74,10 @@ class PPOConfig:
     # rollout.py: the update then learns from moves of the policy one update older, its
     # ratio taken against the policy that played them
     overlap: bool = False  # play the next rollout on an actor thread beside the update
+    # decoupled PPO (Hilton et al. 2021): the clip is around the learner's own policy at the
+    # update's start, each move weighted by that policy's probability of it over the
+    # behaviour policy's; False: the ratio against the behaviour policy alone
+    decoupled: bool = True  # with overlap: clip around the update's start policy
     # update_threads.py: replicas of the model, one torch thread each; CPU only (CUDA and
     # torchrun runs use 1), and at most the cores this process may use
     update_threads: int = setting(2, ge=1)  # CPU threads that share each minibatch
@@ -245,6 +249,7 @@ def ppo_loss(
     distill_coef: float = 0.0,
     teacher_values: Tensor | None = None,
     value_distill_coef: float = 0.0,
+    prox_logprobs: Tensor | None = None,
 ) -> LossParts:
     """The clipped PPO loss of one minibatch, plus kickstarting's distillation terms.
 
@@ -258,14 +263,24 @@ def ppo_loss(
         teacher_values: (M,) a teacher's values of the same boards in the units of
             ``values`` (kickstart.teacher_value_targets), or None; adds
             ``value_distill_coef * 0.5 * mean (values - teacher_values)^2``.
+        prox_logprobs: (M,) the log-probabilities of ``actions`` under a proximal policy
+            (the learner's at the update's start) when the moves were played by an older
+            one (``old_logprobs``), or None. Decoupled PPO (Hilton et al. 2021): the ratio
+            and its clip are taken against the proximal policy, each move weighted by
+            pi_prox / pi_old, and ``approx_kl`` measures the change from the proximal
+            policy; None: the ratio against ``old_logprobs``, standard PPO.
     """
     logp = F.log_softmax(logits.float(), dim=-1).gather(1, actions[:, None]).squeeze(1)
-    log_ratio = logp - old_logprobs
+    anchor = old_logprobs if prox_logprobs is None else prox_logprobs
+    log_ratio = logp - anchor
     ratio = log_ratio.exp()
-    policy_loss = torch.max(
+    clipped_objective = torch.max(
         -advantages * ratio,
         -advantages * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef),
-    ).mean()
+    )
+    if prox_logprobs is not None:  # the behaviour's correction, a constant of the update
+        clipped_objective = (prox_logprobs - old_logprobs).exp().detach() * clipped_objective
+    policy_loss = clipped_objective.mean()
     values = values.float()
     if config.value_clip is None:
         value_loss = 0.5 * (values - returns).pow(2).mean()
@@ -376,8 +391,10 @@ def ppo_update(
     With ``batch["teacher_probs"]`` (B, 4) each minibatch also learns toward the teacher,
     weighted by ``distill_coef`` (kickstart.py); with ``batch["teacher_values"]`` (B,), in
     the units of ``returns``, the value head also regresses on them, weighted by
-    ``value_distill_coef``. ``threads`` (``update_threads.UpdateThreads``): each
-    minibatch's forward and backward split over its CPU threads.
+    ``value_distill_coef``; with ``batch["prox_logprobs"]`` (B,) the ratio is taken against
+    them, decoupled from the behaviour policy (``ppo_loss``). ``threads``
+    (``update_threads.UpdateThreads``): each minibatch's forward and backward split over
+    its CPU threads.
     """
     from ...device import is_out_of_memory
 
@@ -495,6 +512,7 @@ def _minibatch_step(
             distill_coef=distill_coef,
             teacher_values=batch["teacher_values"][rows] if "teacher_values" in batch else None,
             value_distill_coef=value_distill_coef,
+            prox_logprobs=batch["prox_logprobs"][rows] if "prox_logprobs" in batch else None,
         )
         return parts, out
 

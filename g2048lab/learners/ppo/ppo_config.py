@@ -36,7 +36,7 @@ FLAGS: dict[str, type] = {
 """The ``--PREFIX.*`` flag groups of the PPO learner: prefix -> the dataclass behind them."""
 
 
-PPO_BEFORE_THREADS = {"overlap": False, "update_threads": 1}
+PPO_BEFORE_THREADS = {"overlap": False, "update_threads": 1, "decoupled": False}
 """What a checkpoint's ``ppo_config`` without these fields trained with."""
 
 

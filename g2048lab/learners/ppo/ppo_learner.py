@@ -262,7 +262,8 @@ class PPOLearner(Learner):
                 f"{start.teacher_anneal_steps:,} env steps"
             )
         if self.overlap:
-            text += "; the next rollout plays beside the update (actor thread)"
+            text += "; the next rollout plays beside the update (actor thread"
+            text += ", decoupled PPO)" if self.ppo.decoupled else ")"
         if self.update_threads > 1:
             text += f"; each minibatch on {self.update_threads} threads"
         return text
@@ -538,6 +539,8 @@ class PPOLearner(Learner):
             batch["teacher_values"] = teacher_value_targets(
                 buf.teacher_values, self.settings.reward, shift, scale
             ).reshape(-1)
+        if self.overlap and ppo.decoupled:
+            batch["prox_logprobs"] = self._logprobs_now(batch)
         batch = {k: v.clone() for k, v in batch.items()}  # leave inference mode's tensors
         self.model.train()
         stats = ppo_update(
@@ -750,6 +753,18 @@ class PPOLearner(Learner):
         reward = RewardConfig(**payload["reward_config"])
         game = games.get(payload.get("game") or games.DEFAULT)
         return TransformerAgent(model, stats, ppo.gamma, reward, game)
+
+    def _logprobs_now(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B,) log-probabilities of the batch's moves under the model as it is now, as the
+        rollout computes them (eval mode, inference, one minibatch at a time)."""
+        self.model.eval()
+        parts = []
+        with torch.inference_mode(), self._autocast():
+            for rows in torch.arange(len(batch["actions"])).split(self.minibatch_size):
+                logits = self.model(batch["boards"][rows], batch["masks"][rows]).logits
+                logp = torch.log_softmax(logits.float(), dim=-1)
+                parts.append(logp.gather(1, batch["actions"][rows, None]).squeeze(1))
+        return torch.cat(parts)
 
     def _autocast(self):
         return torch.autocast(
