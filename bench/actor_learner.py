@@ -3,9 +3,11 @@
     python bench/actor_learner.py [--setups serial:1 overlap:1 overlap:2] [--iterations 6]
         [--repeats 3] [--preset cpu]
 
-Each setup is ``MODE:THREADS``: MODE ``serial``, ``overlap`` (the actor thread),
-``serial+update2`` or ``overlap+update2`` (each minibatch on two threads,
-``--ppo.update-threads 2``); THREADS the torch threads. Every setup trains ``--iterations`` PPO
+Each setup is ``MODE:THREADS``: MODE ``serial`` or ``overlap`` (the actor thread), then
+any of ``+update2`` (each minibatch on two threads, ``--ppo.update-threads 2``),
+``+coupled`` (``--ppo.decoupled false``: no proximal forward pass) and ``+own25``
+(``--start.own-share 0.25``), e.g. ``overlap+update2+coupled:1``; THREADS the torch
+threads. Every setup trains ``--iterations`` PPO
 iterations of the preset's default sizes from scratch after one warm-up iteration (an
 overlapped run's first iteration only plays); the setups take turns ``--repeats`` times
 so that the machine's noise hits them alike. Prints each run's env steps/s and one JSON
@@ -38,15 +40,21 @@ class Clock(Subscriber):
 
 
 def steps_per_s(mode: str, threads: int, preset: str, iterations: int) -> float:
+    base, *options = mode.split("+")
     ppo = PPOConfig(**ppo_sizes_for(preset, select_device("cpu")))
     if hasattr(ppo, "overlap"):  # a commit from before it ran serially
-        ppo = replace(ppo, overlap=mode.startswith("overlap"), update_threads=1)
-    if mode.endswith("+update2"):
+        ppo = replace(ppo, overlap=base == "overlap", update_threads=1)
+    if "update2" in options:
         ppo = replace(ppo, update_threads=2)
+    if "coupled" in options:
+        ppo = replace(ppo, decoupled=False)
+    settings = PPOLearnerConfig(preset=preset, ppo=ppo)
+    if "own25" in options:
+        settings = replace(settings, start=replace(settings.start, own_share=0.25))
     trainer = Trainer(
         TrainerConfig(
             learner="ppo",
-            learner_config=PPOLearnerConfig(preset=preset, ppo=ppo),
+            learner_config=settings,
             device="cpu",
             threads=threads,
             seed=0,
@@ -66,6 +74,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--preset", default="cpu")
     args = parser.parse_args()
+    for setup in args.setups:
+        mode, _, threads = setup.partition(":")
+        base, *options = mode.split("+")
+        known = base in ("serial", "overlap") and set(options) <= {"update2", "coupled", "own25"}
+        if not (known and threads.isdigit()):
+            parser.error(f"setup {setup!r}: serial|overlap[+update2][+coupled][+own25]:THREADS")
     runs: dict[str, list[float]] = {setup: [] for setup in args.setups}
     for repeat in range(args.repeats):
         for setup in args.setups:
