@@ -31,6 +31,7 @@ __all__ = [
     "PPOConfig",
     "RolloutBuffer",
     "RunningMeanStd",
+    "action_logprobs",
     "compute_gae",
     "learning_rate_at",
     "masked_entropy",
@@ -71,8 +72,7 @@ class PPOConfig:
     normalize_advantages: bool = True
     normalize_values: bool = True  # learn values in units of the returns' running std
     adam_eps: float = setting(1e-5, gt=0)
-    # rollout.py: the update then learns from moves of the policy one update older, its
-    # ratio taken against the policy that played them
+    # rollout.py: the update then learns from moves of the policy one update older
     overlap: bool = False  # play the next rollout on an actor thread beside the update
     # decoupled PPO (Hilton et al. 2021): the clip is around the learner's own policy at the
     # update's start, each move weighted by that policy's probability of it over the
@@ -173,6 +173,11 @@ def sample_actions(
     return actions, logp.gather(1, actions[:, None]).squeeze(1), logp.exp()
 
 
+def action_logprobs(logits: Tensor, actions: Tensor) -> Tensor:
+    """(M,) float32 log-probabilities of ``actions`` (M,) under (M, 4) masked logits."""
+    return F.log_softmax(logits.float(), dim=-1).gather(1, actions[:, None]).squeeze(1)
+
+
 def masked_entropy(logits: Tensor) -> Tensor:
     """(M, 4) logits with -inf for illegal actions -> (M,) entropy in nats (0 log 0 = 0)."""
     logp = F.log_softmax(logits.float(), dim=-1)
@@ -270,7 +275,7 @@ def ppo_loss(
             pi_prox / pi_old, and ``approx_kl`` measures the change from the proximal
             policy; None: the ratio against ``old_logprobs``, standard PPO.
     """
-    logp = F.log_softmax(logits.float(), dim=-1).gather(1, actions[:, None]).squeeze(1)
+    logp = action_logprobs(logits, actions)
     anchor = old_logprobs if prox_logprobs is None else prox_logprobs
     log_ratio = logp - anchor
     ratio = log_ratio.exp()

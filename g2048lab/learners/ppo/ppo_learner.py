@@ -30,6 +30,7 @@ from .algorithm import (
     RolloutBuffer,
     RunningMeanStd,
     UpdateStats,
+    action_logprobs,
     compute_gae,
     learning_rate_at,
     normalize_advantages,
@@ -762,8 +763,7 @@ class PPOLearner(Learner):
         with torch.inference_mode(), self._autocast():
             for rows in torch.arange(len(batch["actions"])).split(self.minibatch_size):
                 logits = self.model(batch["boards"][rows], batch["masks"][rows]).logits
-                logp = torch.log_softmax(logits.float(), dim=-1)
-                parts.append(logp.gather(1, batch["actions"][rows, None]).squeeze(1))
+                parts.append(action_logprobs(logits, batch["actions"][rows]))
         return torch.cat(parts)
 
     def _autocast(self):
