@@ -39,8 +39,19 @@ class Clock(Subscriber):
         self.marks.append((metrics["env_steps"], time.perf_counter()))
 
 
-def steps_per_s(mode: str, threads: int, preset: str, iterations: int) -> float:
+OPTIONS = {"update2", "coupled", "own25"}
+
+
+def parse_setup(setup: str) -> tuple[str, set[str], int] | None:
+    """``MODE:THREADS`` as (serial|overlap, its +options, threads); None if malformed."""
+    mode, _, threads = setup.partition(":")
     base, *options = mode.split("+")
+    if base not in ("serial", "overlap") or not set(options) <= OPTIONS:
+        return None
+    return (base, set(options), int(threads)) if threads.isdigit() else None
+
+
+def steps_per_s(base: str, options: set[str], threads: int, preset: str, iterations: int) -> float:
     ppo = PPOConfig(**ppo_sizes_for(preset, select_device("cpu")))
     if hasattr(ppo, "overlap"):  # a commit from before it ran serially
         ppo = replace(ppo, overlap=base == "overlap", update_threads=1)
@@ -74,17 +85,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--preset", default="cpu")
     args = parser.parse_args()
-    for setup in args.setups:
-        mode, _, threads = setup.partition(":")
-        base, *options = mode.split("+")
-        known = base in ("serial", "overlap") and set(options) <= {"update2", "coupled", "own25"}
-        if not (known and threads.isdigit()):
+    setups = {setup: parse_setup(setup) for setup in args.setups}
+    for setup, parsed in setups.items():
+        if parsed is None:
             parser.error(f"setup {setup!r}: serial|overlap[+update2][+coupled][+own25]:THREADS")
     runs: dict[str, list[float]] = {setup: [] for setup in args.setups}
     for repeat in range(args.repeats):
-        for setup in args.setups:
-            mode, threads = setup.split(":")
-            rate = steps_per_s(mode, int(threads), args.preset, args.iterations)
+        for setup, parsed in setups.items():
+            rate = steps_per_s(*parsed, args.preset, args.iterations)
             runs[setup].append(rate)
             print(f"repeat {repeat}  {setup:>10}  {rate:8.0f} env steps/s", flush=True)
     medians = {setup: statistics.median(rates) for setup, rates in runs.items()}
