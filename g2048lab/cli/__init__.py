@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from .. import __version__
+from ..affinity import pin_from_env
 from . import dashboard, evaluate, export_run, play, runs, sweep, train
 
 __all__ = ["build_parser", "main"]
@@ -45,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:  # a sweep's trial keeps to its share of the cores (python -m g2048lab pins earlier)
+        pin_from_env()
+    except ValueError as error:
+        print(f"g2048lab: error: {error}", file=sys.stderr)
+        return 2
     argv = list(sys.argv[1:] if argv is None else argv)
     argv, train_flags = sweep.split_train_flags(argv)
     args = build_parser().parse_args(argv)

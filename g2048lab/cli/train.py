@@ -228,12 +228,15 @@ def _resume_target(store, target: str) -> tuple[Path, str | None]:
 
 
 def _run_config(trainer) -> dict:
+    from ..device import usable_cores
+
     return {
         "learner": trainer.learner.name,
         "game": trainer.game.name,
         **trainer.learner.config_dict(),
         "seed": trainer.config.seed,
         "threads": trainer.threads,  # torch CPU threads; None on CUDA
+        "cores": usable_cores(),  # the CPU cores it could use (a sweep pins each trial to some)
         "total_env_steps": trainer.config.total_env_steps,
         "max_seconds": trainer.config.max_seconds,
     }

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from ..affinity import CPUS_ENV, can_pin, cpu_shares, format_cpus
 from ..status import LIVE, Status
 from ..store import RunNotFound, RunStore, StoreError
 from .spec import SweepSpec, flag_value, train_argv
@@ -68,17 +70,60 @@ class Launcher(Protocol):
 class LocalLauncher:
     """Trials as child processes of this machine, each in its own session (a Ctrl-C meant
     for the driver reaches them only through ``stop``; they outlive a killed driver, to be
-    adopted by the next)."""
+    adopted by the next).
+
+    After ``divide(parallel)`` each process is pinned to a share of this machine's cores
+    of its own (``G2048LAB_CPUS``, ``affinity.py``), so its learner sizes its threads to
+    that share as ``train`` would on a machine of that size."""
+
+    def __init__(self):
+        self.shares: list[list[int]] = []  # the cores of each slot; none: not pinned
+        self._holders: list[subprocess.Popen | int | None] = []  # a process or a pid
+
+    def divide(self, parallel: int) -> bool:
+        """Give the ``parallel`` trials at once a share of the cores each; False where this
+        OS cannot pin (trials then share every core)."""
+        if not can_pin():
+            return False
+        self.shares = cpu_shares(os.sched_getaffinity(0), parallel)
+        self._holders = [None] * parallel
+        return True
 
     def start(self, trial: Trial, argv: list[str], log: Path) -> subprocess.Popen:
+        env, slot = None, self._free_slot()
+        if slot is not None:
+            env = {**os.environ, CPUS_ENV: format_cpus(self.shares[slot])}
         with open(log, "ab") as out:
-            return subprocess.Popen(
+            process = subprocess.Popen(
                 [sys.executable, "-m", "g2048lab", *argv],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=env,
             )
+        if slot is not None:
+            self._holders[slot] = process
+        return process
+
+    def hold(self, pid: int) -> None:
+        """A trial adopted from an earlier driver trains in process ``pid``: keep its share
+        (the one its cores match) from new trials while it lives."""
+        try:
+            cores = sorted(os.sched_getaffinity(pid)) if self.shares else None
+        except OSError:  # it has ended, or is not ours to read
+            return
+        for slot, share in enumerate(self.shares):
+            if share == cores and not _alive(self._holders[slot]):
+                self._holders[slot] = pid
+                return
+
+    def _free_slot(self) -> int | None:
+        """The first share no live process holds (None: not divided, or none free)."""
+        for slot, holder in enumerate(self._holders):
+            if not _alive(holder):
+                return slot
+        return None
 
     def poll(self, handle: subprocess.Popen) -> int | None:
         return handle.poll()
@@ -97,6 +142,20 @@ class LocalLauncher:
 
     def close(self) -> None:
         pass
+
+
+def _alive(holder: subprocess.Popen | int | None) -> bool:
+    if holder is None:
+        return False
+    if isinstance(holder, int):
+        try:
+            os.kill(holder, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return holder.poll() is None
 
 
 def default_parallel(threads: int) -> int:
@@ -142,6 +201,8 @@ class Driver:
         self.threads = _threads_of(self.spec.train)
         capacity = getattr(self.launcher, "capacity", default_parallel)
         self.parallel = self.spec.parallel or capacity(self.threads or 1)
+        # pinned trials size their threads to their share; unpinned ones get --threads
+        self.pinned = bool(getattr(self.launcher, "divide", lambda _: False)(self.parallel))
 
     def interrupt(self, *_) -> None:
         """Stop the sweep (a signal handler may call it)."""
@@ -238,17 +299,18 @@ class Driver:
         if run is not None and _checkpoints(self.runs.run_dir(run.name)):
             # what a checkpoint does not keep goes with the resume: threads, device, cadence
             kept = _flags(argv, RESUMED_FLAGS)
-            if _threads_of(argv) is None:
+            if _threads_of(argv) is None and not self.pinned:
                 kept += ["--threads", str(self._threads_each())]
             return ["train", "--resume", run.name, *kept, *common]
         if run is not None:  # it died before its first checkpoint: start it again
             self.runs.delete_run(run.name)
-        if _threads_of(argv) is None:
+        if _threads_of(argv) is None and not self.pinned:
             argv += ["--threads", str(self._threads_each())]
         return ["train", *argv, "--run-name", trial.run_name, *common]
 
     def _threads_each(self) -> int:
-        """A trial's threads when its flags say none: this machine's cores over --parallel."""
+        """A trial's threads when its flags say none and it is not pinned: this machine's
+        cores over --parallel."""
         from ..device import usable_cores
 
         return max(1, usable_cores() // self.parallel)
@@ -258,6 +320,8 @@ class Driver:
         if run is not None and run.status in LIVE:
             self.say(f"trial {trial.run_name} is still training: followed")
             self.live[trial.id] = _Live(trial, None)
+            if run.writer is not None and hasattr(self.launcher, "hold"):
+                self.launcher.hold(run.writer.pid)
             if self.pruner:
                 self.pruner.begin(trial)
         else:  # it ended while no driver watched: decided as the queue is
