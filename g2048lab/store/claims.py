@@ -120,7 +120,7 @@ class WriterClaims(StoreConnection):
         try:
             fd = os.open(self.root / run.name / LOCK_NAME, os.O_RDONLY)
         except OSError:
-            return _pid_alive(writer.pid)
+            return pid_alive(writer.pid)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             return False  # nobody holds it: the writer is gone
@@ -186,7 +186,8 @@ def try_flock(path: Path) -> int | None:
     return fd
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (signal 0 probes it)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -34,6 +34,7 @@ from typing import Protocol
 from ..affinity import CPUS_ENV, can_pin, cpu_shares, format_cpus
 from ..status import LIVE, Status
 from ..store import RunNotFound, RunStore, StoreError
+from ..store.claims import pid_alive
 from .spec import SweepSpec, flag_value, train_argv
 from .sweep_store import SweepStore, Trial
 
@@ -148,13 +149,7 @@ def _alive(holder: subprocess.Popen | int | None) -> bool:
     if holder is None:
         return False
     if isinstance(holder, int):
-        try:
-            os.kill(holder, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return pid_alive(holder)
     return holder.poll() is None
 
 

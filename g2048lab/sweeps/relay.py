@@ -40,6 +40,7 @@ from ..messages import TrainingUpdate
 from ..recording import GameRecord
 from ..status import Status
 from ..store import RunClaim, RunNotFound, RunStore, StoreError
+from ..store.claims import pid_alive
 
 __all__ = [
     "NODE",
@@ -333,18 +334,8 @@ def _remove_orphans() -> None:
     (killed with its raylet, or as the driver that owned it died)."""
     for folder in Path(tempfile.gettempdir()).glob(f"{TRIAL_FOLDER}*-*"):
         pid = folder.name.removeprefix(TRIAL_FOLDER).split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's
-        return True
-    return True
 
 
 def _node_info(root: Path) -> dict:
