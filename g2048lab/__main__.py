@@ -1,12 +1,12 @@
+import contextlib
 import sys
 
 from .affinity import pin_from_env
 
-try:  # before numpy's threads start (cli imports it): they keep the mask they start with
+# pin before numpy's threads start (cli imports it): they keep the mask they start with;
+# a bad G2048LAB_CPUS is left to main, which says so in one line
+with contextlib.suppress(ValueError):
     pin_from_env()
-except ValueError as error:
-    print(f"g2048lab: error: {error}", file=sys.stderr)
-    sys.exit(2)
 
 from .cli import main  # noqa: E402
 
