@@ -110,8 +110,10 @@ class LocalLauncher:
     def hold(self, pid: int) -> None:
         """A trial adopted from an earlier driver trains in process ``pid``: keep its share
         (the one its cores match) from new trials while it lives."""
+        if not self.shares:
+            return
         try:
-            cores = sorted(os.sched_getaffinity(pid)) if self.shares else None
+            cores = sorted(os.sched_getaffinity(pid))
         except OSError:  # it has ended, or is not ours to read
             return
         for slot, share in enumerate(self.shares):
@@ -291,24 +293,23 @@ class Driver:
     def _train_command(self, trial: Trial, run) -> list[str]:
         common = ["--runs-dir", str(self.runs.root), "--quiet"]
         argv = train_argv(self.spec, trial.setting, trial.seed)
+        threads = self._threads_flag(argv)
         if run is not None and _checkpoints(self.runs.run_dir(run.name)):
             # what a checkpoint does not keep goes with the resume: threads, device, cadence
             kept = _flags(argv, RESUMED_FLAGS)
-            if _threads_of(argv) is None and not self.pinned:
-                kept += ["--threads", str(self._threads_each())]
-            return ["train", "--resume", run.name, *kept, *common]
+            return ["train", "--resume", run.name, *kept, *threads, *common]
         if run is not None:  # it died before its first checkpoint: start it again
             self.runs.delete_run(run.name)
-        if _threads_of(argv) is None and not self.pinned:
-            argv += ["--threads", str(self._threads_each())]
-        return ["train", *argv, "--run-name", trial.run_name, *common]
+        return ["train", *argv, *threads, "--run-name", trial.run_name, *common]
 
-    def _threads_each(self) -> int:
-        """A trial's threads when its flags say none and it is not pinned: this machine's
-        cores over --parallel."""
+    def _threads_flag(self, argv: list[str]) -> list[str]:
+        """``--threads`` for a trial whose flags say none and which is not pinned (a pinned
+        one sizes its threads to its share): this machine's cores over --parallel."""
+        if _threads_of(argv) is not None or self.pinned:
+            return []
         from ..device import usable_cores
 
-        return max(1, usable_cores() // self.parallel)
+        return ["--threads", str(max(1, usable_cores() // self.parallel))]
 
     def _adopt(self, trial: Trial) -> None:
         run = self._run_of(trial)
