@@ -19,11 +19,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ... import games
 from ...device import check_fits, ppo_sizes_for, resolve_preset
-from ...engine.env import Policy, RewardConfig, VecEnv
+from ...engine.env import RewardConfig, VecEnv
 from ...model import PRESETS, GameTransformer, ModelConfig
 from ...model.memory import ppo_training_bytes
 from .. import register
-from ..base import Agent, Learner, LearnerSetup, LearnerView, RunHooks, softmax_probs
+from ..base import Learner, LearnerSetup, LearnerView, RunHooks
+from .agent import TransformerAgent
 from .algorithm import (
     MIN_MINIBATCH,
     PPOConfig,
@@ -48,11 +49,11 @@ from .kickstart import (
     teacher_weight,
 )
 from .ppo_config import FLAGS, PPOLearnerConfig, config_from_flags, config_from_payload
-from .rollout import Actor, Rollout
+from .rollout import PENDING_SHAPES, Actor, Rollout, pending_rollout, pending_state
 from .starts import StartConfig, StartStates, start_shares, teacher_starts
 from .update_threads import UpdateThreads
 
-__all__ = ["PPOLearner", "TransformerAgent", "model_policy"]
+__all__ = ["PPOLearner"]
 
 MAX_ATTENTION_FLOATS = 16384  # every layer's attention in messages up to this size
 
@@ -66,21 +67,6 @@ GAME_SHAPES: dict[str, tuple[int, ...] | str] = {
     "env.max_exponent": (),
     "obs.board": "board",
     "obs.action_mask": (4,),
-}
-
-# an overlapped run's rollout not yet learned from: per-step shape of each tensor ((T, N,
-# *shape); ``last_values`` is (N,))
-PENDING_SHAPES: dict[str, tuple[int, ...] | str] = {
-    "boards": "board",
-    "masks": (4,),
-    "actions": (),
-    "logprobs": (),
-    "values": (),
-    "rewards": (),
-    "dones": (),
-    "teacher_probs": (4,),
-    "teacher_values": (),
-    "last_values": (),
 }
 
 SETTINGS = {
@@ -638,7 +624,7 @@ class PPOLearner(Learner):
             extra["starts"] = _tensors(self.starts.state_dict())
         if self.overlap:
             rng["actor"] = self._actor_rng.get_state()
-            extra["pending"] = _pending_state(self._pending)
+            extra["pending"] = pending_state(self._pending)
         return {
             **extra,
             "preset": self.preset,
@@ -693,7 +679,7 @@ class PPOLearner(Learner):
                     self._actor_rng.set_state(payload["rng"]["actor"])
                 except (RuntimeError, ValueError):  # a GPU's generator resumed on the CPU
                     self._actor_rng.manual_seed(self.setup.seed + 104_729 + payload["iteration"])
-            self._pending = _pending_rollout(payload.get("pending"), self.buffers[0])
+            self._pending = pending_rollout(payload.get("pending"), self.buffers[0])
 
     @classmethod
     def check_payload(cls, payload: dict[str, Any], bad: Callable[[str, str], Exception]) -> None:
@@ -774,51 +760,6 @@ class PPOLearner(Learner):
         )
 
 
-class TransformerAgent(Agent):
-    """A ``GameTransformer`` as a player: its policy head, and its value head (in the
-    training reward's units) for search."""
-
-    def __init__(
-        self,
-        model: GameTransformer,
-        return_stats: RunningMeanStd,
-        gamma: float,
-        reward: RewardConfig,
-        game: games.Game | None = None,
-    ):
-        """``game``: the game the model plays (its board shape, spawn rule for search)."""
-        self.model, self.return_stats, self.gamma, self.reward = model, return_stats, gamma, reward
-        self.game = game or games.get()
-
-    def policy(self, greedy: bool = True, seed: int = 0):
-        return model_policy(self.model, greedy=greedy, seed=seed)
-
-    def move_probs(self, boards, masks, temperature=None):
-        """Its policy: a softmax over the logits / ``temperature`` (1 by default)."""
-        device = next(self.model.parameters()).device
-        with torch.inference_mode():
-            logits = self.model(
-                torch.from_numpy(boards).to(device), torch.from_numpy(masks).to(device)
-            ).logits
-        return softmax_probs(logits.float().cpu().numpy(), masks, temperature or 1.0)
-
-    def value_model(self):
-        from ...engine.search import transformer_value_model
-
-        self.model.eval()
-        return transformer_value_model(
-            self.model,
-            gamma=self.gamma,
-            return_mean=self.return_stats.mean,
-            return_std=self.return_stats.std,
-            reward=self.reward,
-            game=self.game,
-        )
-
-    def describe(self) -> str:
-        return f"GameTransformer, {self.model.num_params().total / 1e6:.2f} M parameters"
-
-
 def _check_memory(model: ModelConfig, ppo: PPOConfig, device: torch.device) -> None:
     """MemoryError in one line, before anything is allocated, if even the smallest update
     (minibatches halved down to ``MIN_MINIBATCH``) cannot fit on ``device``."""
@@ -873,41 +814,6 @@ def _start_metrics(
     }
 
 
-def _pending_state(rollout: Rollout | None) -> dict[str, Any] | None:
-    """An overlapped run's rollout not yet learned from, as checkpoint tensors."""
-    if rollout is None:
-        return None
-    buf = rollout.buffer
-    state = {
-        name: getattr(buf, name).clone()
-        for name in PENDING_SHAPES
-        if name != "last_values" and getattr(buf, name) is not None
-    }
-    state["last_values"] = rollout.last_values.clone()
-    state["distill_coef"] = rollout.distill_coef
-    state["value_coef"] = rollout.value_coef
-    return state
-
-
-def _pending_rollout(state: dict[str, Any] | None, buffer: RolloutBuffer) -> Rollout | None:
-    """``_pending_state`` read back into ``buffer``."""
-    if state is None:
-        return None
-    for name in PENDING_SHAPES:
-        if name != "last_values" and getattr(buffer, name) is not None and name in state:
-            getattr(buffer, name).copy_(state[name])
-    # a teacher annealed to 0 since is not loaded: what it gave is not learned from
-    coef = float(state["distill_coef"]) if "teacher_probs" in state else 0.0
-    value_coef = float(state.get("value_coef", 0.0)) if "teacher_values" in state else 0.0
-    if buffer.teacher_probs is None:
-        coef = 0.0
-    if buffer.teacher_values is None:
-        value_coef = 0.0
-    rollout = Rollout(buffer, coef, value_coef, steps=buffer.actions.shape[0])
-    rollout.last_values = state["last_values"].to(buffer.values.device)
-    return rollout
-
-
 class _HeldHooks:
     """The run's hooks for an update beside the actor: each tick holds the actor, so a
     pause holds both."""
@@ -944,21 +850,3 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 def _describe(model_config: dict) -> str:
     keys = ("d_model", "n_heads", "n_layers", "n_experts", "top_k", "d_expert")
     return ", ".join(f"{k}={model_config.get(k)}" for k in keys)
-
-
-def model_policy(model, greedy: bool = True, seed: int = 0) -> Policy:
-    """A policy from a ``GameTransformer``: the most probable legal move (``greedy``),
-    or a move sampled from its probabilities. Runs on the model's device, in inference mode."""
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
-
-    def policy(obs: dict[str, np.ndarray]) -> np.ndarray:
-        with torch.inference_mode():
-            boards = torch.from_numpy(obs["board"]).to(device)
-            masks = torch.from_numpy(obs["action_mask"]).to(device)
-            logits = model(boards, masks).logits
-            if greedy:
-                return logits.argmax(-1).cpu().numpy()
-            return sample_actions(logits, generator)[0].cpu().numpy()
-
-    return policy

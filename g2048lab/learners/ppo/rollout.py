@@ -11,6 +11,9 @@ run's own thread: a run's hooks are not thread-safe.
 Ape-X, with one actor and a lag of one policy version): on a 2-core CPU the rollout, ~20%
 of an iteration and mostly Python and small tensors, runs beside the update instead of
 before it. Torch operations and the numba env release the GIL, so both cores work.
+
+``pending_state`` and ``pending_rollout``: a rollout played but not yet learned from (the
+actor ran one ahead), as a checkpoint's tensors and back.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from torch import Tensor
@@ -25,7 +29,22 @@ from torch import Tensor
 from ..base import RunHooks
 from .algorithm import RolloutBuffer
 
-__all__ = ["Actor", "Rollout"]
+__all__ = ["PENDING_SHAPES", "Actor", "Rollout", "pending_rollout", "pending_state"]
+
+# an overlapped run's rollout not yet learned from: per-step shape of each tensor ((T, N,
+# *shape); ``last_values`` is (N,))
+PENDING_SHAPES: dict[str, tuple[int, ...] | str] = {
+    "boards": "board",
+    "masks": (4,),
+    "actions": (),
+    "logprobs": (),
+    "values": (),
+    "rewards": (),
+    "dones": (),
+    "teacher_probs": (4,),
+    "teacher_values": (),
+    "last_values": (),
+}
 
 
 @dataclass(eq=False)  # compared by identity: it holds tensors
@@ -137,3 +156,38 @@ class Actor:
             self._error = error
         finally:
             self._parked.set()
+
+
+def pending_state(rollout: Rollout | None) -> dict[str, Any] | None:
+    """An overlapped run's rollout not yet learned from, as checkpoint tensors."""
+    if rollout is None:
+        return None
+    buf = rollout.buffer
+    state = {
+        name: getattr(buf, name).clone()
+        for name in PENDING_SHAPES
+        if name != "last_values" and getattr(buf, name) is not None
+    }
+    state["last_values"] = rollout.last_values.clone()
+    state["distill_coef"] = rollout.distill_coef
+    state["value_coef"] = rollout.value_coef
+    return state
+
+
+def pending_rollout(state: dict[str, Any] | None, buffer: RolloutBuffer) -> Rollout | None:
+    """``pending_state`` read back into ``buffer``."""
+    if state is None:
+        return None
+    for name in PENDING_SHAPES:
+        if name != "last_values" and getattr(buffer, name) is not None and name in state:
+            getattr(buffer, name).copy_(state[name])
+    # a teacher annealed to 0 since is not loaded: what it gave is not learned from
+    coef = float(state["distill_coef"]) if "teacher_probs" in state else 0.0
+    value_coef = float(state.get("value_coef", 0.0)) if "teacher_values" in state else 0.0
+    if buffer.teacher_probs is None:
+        coef = 0.0
+    if buffer.teacher_values is None:
+        value_coef = 0.0
+    rollout = Rollout(buffer, coef, value_coef, steps=buffer.actions.shape[0])
+    rollout.last_values = state["last_values"].to(buffer.values.device)
+    return rollout
