@@ -181,13 +181,12 @@ def pending_rollout(state: dict[str, Any] | None, buffer: RolloutBuffer) -> Roll
     for name in PENDING_SHAPES:
         if name != "last_values" and getattr(buffer, name) is not None and name in state:
             getattr(buffer, name).copy_(state[name])
-    # a teacher annealed to 0 since is not loaded: what it gave is not learned from
-    coef = float(state["distill_coef"]) if "teacher_probs" in state else 0.0
-    value_coef = float(state.get("value_coef", 0.0)) if "teacher_values" in state else 0.0
-    if buffer.teacher_probs is None:
-        coef = 0.0
-    if buffer.teacher_values is None:
-        value_coef = 0.0
+    # learned from only where both the file and this run's buffer hold it (a teacher
+    # annealed to 0 since is not loaded: what it gave is not learned from)
+    teaches = "teacher_probs" in state and buffer.teacher_probs is not None
+    values = "teacher_values" in state and buffer.teacher_values is not None
+    coef = float(state["distill_coef"]) if teaches else 0.0
+    value_coef = float(state.get("value_coef", 0.0)) if values else 0.0
     rollout = Rollout(buffer, coef, value_coef, steps=buffer.actions.shape[0])
     rollout.last_values = state["last_values"].to(buffer.values.device)
     return rollout
